@@ -1,0 +1,97 @@
+"""`aejax train | eval | download` — thin: parses arguments, then calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from aejax.errors import AejaxError, NonFiniteError
+
+EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def _default_workdir(experiment: str) -> str:
+    stem = os.path.splitext(os.path.basename(experiment))[0]
+    return os.path.join("runs", stem)
+
+
+def cmd_train(args) -> int:
+    from aejax.config import get_experiment_config, parse_overrides
+    from aejax.train import StopRequested, fit
+
+    config = get_experiment_config(args.experiment, parse_overrides(args.set or []))
+    if args.data_dir:
+        config.data.dir = args.data_dir
+    workdir = args.workdir or _default_workdir(args.experiment)
+    try:
+        summary = fit(config, workdir)
+    except StopRequested as stop:
+        print(f"aejax: {stop}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    shown = {k: v for k, v in summary.items() if k.startswith("test/") or k in ("wall_time_s", "steps")}
+    print(json.dumps(shown, indent=2, sort_keys=True))
+    print(f"aejax: workdir     {os.path.abspath(workdir)}")
+    for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoints", "tensorboard"):
+        print(f"aejax:   {name:<14}{os.path.join(workdir, name)}")
+    for path in summary.get("figures", []):
+        print(f"aejax:   figure        {path}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from aejax.data import download_fashion_mnist
+
+    if args.dataset != "fashion_mnist":
+        print(f"aejax: only fashion_mnist is downloadable; {args.dataset!r} ships with its package.", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"aejax: Fashion-MNIST verified in {download_fashion_mnist(args.target)}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from aejax.config import parse_overrides
+    from aejax.evaluate import evaluate_workdir
+
+    results = evaluate_workdir(args.workdir, args.task, **parse_overrides(args.option or []))
+    print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (list, dict))}, indent=2, sort_keys=True))
+    print(f"aejax: report      {os.path.join(args.workdir, 'report.md')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aejax", description="Autoencoder research framework (JAX/Flax).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train an experiment (resumes when the workdir has checkpoints)")
+    train.add_argument("experiment", help="experiment file path, or a name in experiments/")
+    train.add_argument("--workdir", help="output directory (default runs/<experiment>)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    train.add_argument("--data-dir", help="directory holding dataset files (also: AEJAX_DATA_DIR)")
+    train.set_defaults(func=cmd_train)
+    evaluate = sub.add_parser("eval", help="score a trained run; writes WORKDIR/report.md and figures")
+    evaluate.add_argument("workdir")
+    evaluate.add_argument("--task", required=True, help="evaluation task name (see aejax.evaluate.TASKS)")
+    evaluate.add_argument("--option", action="append", metavar="KEY=VALUE", help="task option (repeatable)")
+    evaluate.set_defaults(func=cmd_eval)
+    download = sub.add_parser("download", help="download a dataset into the cache, verifying checksums")
+    download.add_argument("dataset", choices=["fashion_mnist"])
+    download.add_argument("--target", help="directory to download into (default: the user cache)")
+    download.set_defaults(func=cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NonFiniteError as err:
+        print(f"aejax: error: {err}", file=sys.stderr)
+        return EXIT_NONFINITE
+    except AejaxError as err:
+        print(f"aejax: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

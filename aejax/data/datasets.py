@@ -1,0 +1,206 @@
+"""Dataset sources: scikit-learn digits (embedded, the no-network default) and Fashion-MNIST.
+
+Every source returns a `Dataset` of fixed-seed train/validation/test splits with pixels
+as float32 in [0, 1], images shaped [N, H, W, C], and integer labels kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from aejax.data.idx import read_idx
+from aejax.errors import ConfigError, DataError, DatasetNotFoundError
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split: images `x` [N, H, W, C] float32 in [0, 1] and labels `y` [N] int32."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A named dataset with fixed train/validation/test splits."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+
+def split_train_val(x: np.ndarray, y: np.ndarray, *, val_size: int, seed: int) -> tuple[Split, Split]:
+    """Splits (x, y) into train and validation with a permutation fixed by `seed`."""
+    if not 0 < val_size < len(x):
+        raise ConfigError(f"validation size must be in (0, {len(x)}), got {val_size}; change data.val_size.")
+    order = np.random.default_rng(seed).permutation(len(x))
+    val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
+    return Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx])
+
+
+def load_digits(*, val_size: int = 180, test_size: int = 360, split_seed: int = 0, **_: object) -> Dataset:
+    """scikit-learn's 8x8 handwritten digits (1797 images, shipped inside scikit-learn)."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[..., None]
+    y = bunch.target.astype(np.int32)
+    if not 0 < test_size < len(x) - 1:
+        raise ConfigError(f"test size must be in (0, {len(x) - 1}), got {test_size}; change data.test_size.")
+    order = np.random.default_rng(split_seed + 1).permutation(len(x))
+    test_idx, rest_idx = np.sort(order[:test_size]), np.sort(order[test_size:])
+    train, val = split_train_val(x[rest_idx], y[rest_idx], val_size=val_size, seed=split_seed)
+    return Dataset("digits", train, val, Split(x[test_idx], y[test_idx]), num_classes=10)
+
+
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+# SHA-256 of the *decompressed* IDX payloads: gzip re-packing (as Debian's package does)
+# changes the compressed bytes but never these.
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+SYSTEM_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def user_cache_dir() -> Path:
+    """aejax's cache directory: $XDG_CACHE_HOME/aejax or ~/.cache/aejax."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "aejax"
+
+
+def fashion_mnist_search_path(data_dir: str | None = None) -> list[Path]:
+    """The directories searched for Fashion-MNIST's IDX files, in order."""
+    places = []
+    if data_dir:
+        places.append(Path(data_dir))
+    if os.environ.get("AEJAX_DATA_DIR"):
+        places.append(Path(os.environ["AEJAX_DATA_DIR"]))
+    places.append(user_cache_dir() / "fashion-mnist")
+    places.append(Path(SYSTEM_FASHION_MNIST_DIR))
+    # Each place may hold the files directly or in a fashion-mnist/ subfolder.
+    expanded = []
+    for p in places:
+        expanded += [p, p / "fashion-mnist"] if p.name != "fashion-mnist" else [p]
+    return list(dict.fromkeys(expanded))
+
+
+def find_fashion_mnist(data_dir: str | None = None) -> Path:
+    """Returns the first searched directory holding all four Fashion-MNIST files."""
+    searched = fashion_mnist_search_path(data_dir)
+    for place in searched:
+        if all((place / f).is_file() for f in FASHION_MNIST_FILES.values()):
+            return place
+    raise DatasetNotFoundError(
+        "Fashion-MNIST was not found in " + ", ".join(str(p) for p in searched)
+        + "; install it with `apt-get install dataset-fashion-mnist`, point --data-dir or AEJAX_DATA_DIR"
+        " at its IDX files, or run `aejax download fashion_mnist` to fetch them into the cache."
+    )
+
+
+def _payload_sha256(path: Path) -> str:
+    with gzip.open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def download_fashion_mnist(target_dir: str | os.PathLike | None = None, *, base_url: str = FASHION_MNIST_URL,
+                           fetch: Callable[[str, str], None] | None = None) -> Path:
+    """Downloads Fashion-MNIST into `target_dir` (default: the user cache), verifying checksums.
+
+    Only called when a user asks (`aejax download fashion_mnist`). A file whose checksum
+    does not match is deleted and reported.
+    """
+    target = Path(target_dir) if target_dir else user_cache_dir() / "fashion-mnist"
+    target.mkdir(parents=True, exist_ok=True)
+    fetch = fetch or (lambda url, dst: urllib.request.urlretrieve(url, dst))
+    for name in FASHION_MNIST_FILES.values():
+        final = target / name
+        if final.is_file() and _payload_sha256(final) == FASHION_MNIST_SHA256[name]:
+            continue
+        with tempfile.NamedTemporaryFile(dir=target, delete=False, suffix=".part") as tmp:
+            tmp_path = Path(tmp.name)
+        try:
+            fetch(base_url + name, str(tmp_path))
+            digest = _payload_sha256(tmp_path)
+            if digest != FASHION_MNIST_SHA256[name]:
+                raise DataError(f"{name} downloaded from {base_url} has checksum {digest}, expected "
+                                f"{FASHION_MNIST_SHA256[name]}; the download is damaged, so try again.")
+            shutil.move(str(tmp_path), final)
+        finally:
+            tmp_path.unlink(missing_ok=True)
+    return target
+
+
+def load_fashion_mnist(*, data_dir: str | None = None, val_size: int = 5000, split_seed: int = 0,
+                       **_: object) -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017) from its IDX files: 55k train, 5k validation, 10k test."""
+    place = find_fashion_mnist(data_dir)
+    arrays = {k: read_idx(place / f) for k, f in FASHION_MNIST_FILES.items()}
+    to_unit = lambda a: (a.astype(np.float32) / 255.0)[..., None]
+    train, val = split_train_val(to_unit(arrays["train_images"]), arrays["train_labels"].astype(np.int32),
+                                 val_size=val_size, seed=split_seed)
+    test = Split(to_unit(arrays["test_images"]), arrays["test_labels"].astype(np.int32))
+    return Dataset("fashion_mnist", train, val, test, num_classes=10)
+
+
+SOURCES: dict[str, Callable[..., Dataset]] = {
+    "digits": load_digits,
+    "fashion_mnist": load_fashion_mnist,
+}
+
+
+def load_dataset(name: str, **kwargs: object) -> Dataset:
+    """Loads a dataset by name (see `SOURCES`), then validates its arrays."""
+    if name not in SOURCES:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {sorted(SOURCES)}.")
+    dataset = SOURCES[name](**kwargs)
+    for split_name in ("train", "val", "test"):
+        split = getattr(dataset, split_name)
+        check_images(split.x, what=f"{dataset.name} {split_name} images")
+    return dataset
+
+
+def check_images(x: np.ndarray, *, what: str = "data", unit_range: bool = False) -> None:
+    """Raises DataError unless `x` is a float array [N, H, W, C] of finite values.
+
+    With `unit_range`, values must also lie in [0, 1] (what a Bernoulli likelihood needs).
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise DataError(f"{what} must have shape [N, H, W, C], got shape {x.shape}; "
+                        "add a trailing channel axis for grayscale images.")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"{what} must be floating point, got dtype {x.dtype}; scale pixels to [0, 1] floats.")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise DataError(f"{what} contain {bad} NaN or infinite values; clean or drop those examples.")
+    if unit_range and (x.min() < 0.0 or x.max() > 1.0):
+        raise DataError(f"{what} lie in [{x.min():.4g}, {x.max():.4g}] but a Bernoulli likelihood needs "
+                        "values in [0, 1]; rescale the data or use the 'mse' or 'gaussian' likelihood.")

@@ -1,0 +1,76 @@
+"""The undercomplete autoencoder: a code narrower than the input, trained to reconstruct.
+
+References: Hinton & Salakhutdinov 2006, "Reducing the dimensionality of data with neural
+networks"; Goodfellow, Bengio & Courville 2016, Deep Learning, section 14.1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aejax.errors import ConfigError
+from aejax.models import common
+
+
+@dataclasses.dataclass(frozen=True)
+class UndercompleteAE:
+    """x -> encoder -> z [B, K] -> decoder -> logits; loss = per-pixel reconstruction term.
+
+    Attributes:
+      encoder, decoder: linen modules (see `aejax.nets`).
+      input_shape: shape of one example.
+      code_size: K; must be smaller than the number of input features.
+      likelihood: "mse" (squared error of sigmoid(logits)) or "bernoulli" (cross-entropy).
+    """
+
+    encoder: nn.Module
+    decoder: nn.Module
+    input_shape: tuple[int, ...]
+    code_size: int
+    likelihood: str = "mse"
+    name = "undercomplete"
+
+    def __post_init__(self):
+        common.check_likelihood(self.likelihood)
+        if self.code_size >= math.prod(self.input_shape):
+            raise ConfigError(
+                f"an undercomplete autoencoder needs a code narrower than its input, got code size "
+                f"{self.code_size} for {math.prod(self.input_shape)} input features; lower model.code_size.")
+
+    def init(self, key, batch):
+        k_enc, k_dec = jax.random.split(key)
+        x = batch["x"][:1]
+        enc = self.encoder.init(k_enc, x)["params"]
+        z = self.encoder.apply({"params": enc}, x)
+        dec = self.decoder.init(k_dec, z)["params"]
+        return {"encoder": enc, "decoder": dec}
+
+    def encode(self, params, batch):
+        return self.encoder.apply({"params": params["encoder"]}, batch["x"])
+
+    def decode_logits(self, params, z_BxK):
+        return self.decoder.apply({"params": params["decoder"]}, z_BxK)
+
+    def reconstruct(self, params, batch):
+        return jax.nn.sigmoid(self.decode_logits(params, self.encode(params, batch)))
+
+    def loss(self, params, batch, key, hp):
+        del key, hp  # deterministic, no kind-specific hyperparameters
+        logits = self.decode_logits(params, self.encode(params, batch))
+        recon_B = common.reconstruction_per_pixel(self.likelihood, logits, batch["x"])
+        loss = jnp.mean(recon_B)
+        return loss, {"recon": loss}
+
+    def default_hp(self):
+        return {}
+
+    def check_hp(self, hp):
+        del hp
+
+    def check_data(self, x, y=None):
+        common.check_data_for_likelihood(self.likelihood, x, y)

@@ -1,0 +1,75 @@
+"""Reconstruction terms, per example: each returns [B], summed over every non-batch axis.
+
+Callers that want a per-pixel scale divide by the number of features (see
+`per_feature_mean`). All inputs are batches [B, ...].
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+
+def _sum_features(v):
+    return jnp.sum(v.reshape(v.shape[0], -1), axis=-1)
+
+
+def num_features(x) -> int:
+    """Number of features in one example of the batch `x`."""
+    return math.prod(x.shape[1:])
+
+
+def squared_error(x_hat, x):
+    """Sum of squared differences per example: sum_i (x_hat_i - x_i)^2 -> [B]."""
+    return _sum_features(jnp.square(x_hat - x))
+
+
+def bernoulli_nll(logits, x):
+    """Negative log-likelihood of x under independent Bernoulli(sigmoid(logits)) -> [B].
+
+    Equals binary cross-entropy with logits: -x log s(l) - (1 - x) log(1 - s(l)),
+    computed stably as softplus(l) - x * l. Valid for x in [0, 1].
+    """
+    return _sum_features(jax.nn.softplus(logits) - x * logits)
+
+
+def gaussian_nll(mean, x, log_sigma):
+    """Negative log-density of x under N(mean, exp(log_sigma)^2) per feature -> [B].
+
+    `log_sigma` broadcasts against `x` (a scalar for a fixed variance, or per feature).
+    """
+    log_sigma = jnp.broadcast_to(log_sigma, x.shape)
+    z = (x - mean) * jnp.exp(-log_sigma)
+    return _sum_features(0.5 * jnp.square(z) + log_sigma + 0.5 * jnp.log(2.0 * jnp.pi))
+
+
+def continuous_bernoulli_log_norm(logits):
+    """log C(lambda) of the continuous Bernoulli with lambda = sigmoid(logits) (Loaiza-Ganem & Cunningham 2019).
+
+    C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda), and C(1/2) = 2. Near lambda = 1/2 a
+    Taylor expansion, log 2 + (4/3) d^2 with d = lambda - 1/2, avoids 0/0.
+    """
+    lam = jax.nn.sigmoid(logits)
+    d = lam - 0.5
+    near = jnp.abs(d) < 1e-2
+    safe_d = jnp.where(near, 0.1, d)
+    # 2 artanh(1 - 2 lam) = log(lam' / lam) with lam' = 1 - lam; in logits: -logits.
+    exact = jnp.log(jnp.abs(-logits / (-2.0 * safe_d)))
+    taylor = jnp.log(2.0) + (4.0 / 3.0) * jnp.square(d)
+    return jnp.where(near, taylor, exact)
+
+
+def continuous_bernoulli_nll(logits, x):
+    """Negative log-density of x in [0, 1] under the continuous Bernoulli -> [B].
+
+    References: Loaiza-Ganem & Cunningham 2019, "The continuous Bernoulli: fixing a
+    pervasive error in variational autoencoders".
+    """
+    return bernoulli_nll(logits, x) - _sum_features(continuous_bernoulli_log_norm(logits))
+
+
+def per_feature_mean(per_example_sum, x):
+    """Turns a per-example sum over features into a per-feature mean."""
+    return per_example_sum / num_features(x)

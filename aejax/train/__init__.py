@@ -1,0 +1,9 @@
+"""Training: optimizer, jitted step, scanned epoch, fit(), checkpoints, metrics."""
+
+from aejax.train.checkpoint import Checkpointer
+from aejax.train.fit import StopRequested, fit
+from aejax.train.optim import make_optimizer
+from aejax.train.step import init_train_state, make_epoch_fn, make_eval_fn, make_train_step
+
+__all__ = ["Checkpointer", "StopRequested", "fit", "init_train_state", "make_epoch_fn", "make_eval_fn",
+           "make_optimizer", "make_train_step"]

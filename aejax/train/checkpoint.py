@@ -1,0 +1,116 @@
+"""Checkpoints through orbax: atomic async saves, keep-N, fallback past damaged ones.
+
+Restores always go against an abstract target (shapes and dtypes only). Before restoring,
+the stored tree is compared with the target so that a checkpoint written by a
+structurally different configuration fails with the list of mismatching entries rather
+than an error from deep inside orbax.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from aejax.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+
+def _path_str(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+
+
+def _leaf_signature(leaf) -> tuple:
+    shape = tuple(getattr(leaf, "shape", np.shape(leaf)))
+    return shape
+
+
+def structure_mismatches(stored_tree, target_tree, limit: int = 8) -> list[str]:
+    """Entries whose presence or shape differ between a stored metadata tree and a target."""
+    stored = {_path_str(p): _leaf_signature(v) for p, v in
+              jax.tree_util.tree_flatten_with_path(stored_tree, is_leaf=lambda x: x is None)[0] if v is not None}
+    target = {_path_str(p): _leaf_signature(v) for p, v in jax.tree_util.tree_flatten_with_path(target_tree)[0]}
+    problems = []
+    for key in sorted(set(stored) | set(target)):
+        if key not in target:
+            problems.append(f"{key} is in the checkpoint but not in this configuration")
+        elif key not in stored:
+            problems.append(f"{key} is in this configuration but not in the checkpoint")
+        elif stored[key] != target[key]:
+            problems.append(f"{key} has shape {stored[key]} in the checkpoint but {target[key]} here")
+    if len(problems) > limit:
+        problems = problems[:limit] + [f"... and {len(problems) - limit} more"]
+    return problems
+
+
+class Checkpointer:
+    """Saves and restores the training tree under `directory`, one orbax step per epoch.
+
+    Args:
+      directory: where checkpoints live (created if missing).
+      keep: how many recent checkpoints to keep.
+      async_save: write in a background thread; `wait()` blocks until written.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
+        if keep < 1:
+            raise CheckpointError(f"train.keep_checkpoints must be >= 1, got {keep}.")
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
+                                               cleanup_tmp_directories=True, create=True)
+        self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                              item_handlers=ocp.StandardCheckpointHandler())
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, step: int, tree: Any) -> None:
+        self._manager.save(step, args=ocp.args.StandardSave(tree))
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()
+
+    def restore(self, step: int, target: Any) -> Any:
+        """Restores checkpoint `step` against the shapes and dtypes of `target`."""
+        try:
+            stored = self._manager.item_metadata(step)
+            stored_tree = getattr(stored, "tree", stored)
+        except Exception as err:  # unreadable metadata: treat as damage
+            raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged: {err}") from err
+        problems = structure_mismatches(stored_tree, target)
+        if problems:
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} was written by a structurally different configuration ("
+                + "; ".join(problems) + "); use a new --workdir or restore the old configuration.")
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+        try:
+            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as err:
+            raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged: {err}") from err
+
+    def restore_latest(self, target: Any, *, warn=log.warning) -> tuple[int, Any] | None:
+        """Restores the newest readable checkpoint; damaged newer ones are reported and skipped.
+
+        Returns (step, tree), or None when there is no checkpoint. A structural mismatch is
+        raised, not skipped: an older checkpoint of the same run would mismatch too.
+        """
+        steps = self.steps()
+        for step in reversed(steps):
+            try:
+                return step, self.restore(step, target)
+            except CheckpointError as err:
+                if "structurally different" in str(err):
+                    raise
+                warn(f"{err}; falling back to the previous checkpoint.")
+        if steps:
+            raise CheckpointError(f"every checkpoint in {self.directory} ({steps}) is damaged; "
+                                  "delete the directory to start afresh.")
+        return None

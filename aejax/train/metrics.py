@@ -1,0 +1,76 @@
+"""Metric logging: line-atomic `metrics.jsonl` plus optional TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Iterable
+
+
+def _clean(value: Any) -> Any:
+    value = float(value) if not isinstance(value, (int, str)) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/inf; keep them readable
+    return value
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """Reads `metrics.jsonl`, skipping a torn last line left by a crash."""
+    records = []
+    if not os.path.exists(path):
+        return records
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return records
+
+
+class MetricsWriter:
+    """Appends one JSON object per line, flushed and fsynced after each record.
+
+    On construction with `resume_step`, records with a step beyond it (and a torn final
+    line) are dropped by an atomic rewrite, so a resumed run never duplicates lines.
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, resume_step: int = 0, tensorboard: bool = True):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        kept = [r for r in read_metrics(self.path) if int(r.get("step", 0)) <= resume_step]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+
+    def write(self, record: dict[str, Any], *, extra_scalars: dict[str, float] | None = None) -> None:
+        """Appends `record` (must hold "step"); `extra_scalars` go to TensorBoard only."""
+        clean = {k: _clean(v) for k, v in record.items()}
+        self._file.write(json.dumps(clean, sort_keys=True) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        if self._tb is not None:
+            step = int(record["step"])
+            for k, v in {**record, **(extra_scalars or {})}.items():
+                if k not in ("step", "epoch") and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def mean_over(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")

@@ -1,0 +1,72 @@
+"""Optimizers from optax, with the learning rate kept out of the trace.
+
+The transformation built here returns the update *direction* times the schedule's
+multiplier; the step scales it by `-hp["learning_rate"]`. The learning rate therefore
+travels in the `hp` pytree, so one compiled step serves every value and a sweep can vmap
+over learning rates (optax's own `scale_by_learning_rate` would bake it in as a constant).
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from aejax.errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
+
+
+def make_schedule(name: str, *, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.0):
+    """A multiplier schedule in [0, 1] over steps (optax schedules with peak value 1)."""
+    if name not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}.")
+    if total_steps < 1:
+        raise ConfigError(f"the schedule needs at least one step, got {total_steps}; raise train.epochs.")
+    if not 0.0 <= final_fraction <= 1.0:
+        raise ConfigError(f"optim.final_fraction must lie in [0, 1], got {final_fraction}.")
+    if not 0 <= warmup_steps < total_steps and name == "warmup_cosine":
+        raise ConfigError(f"optim.warmup_steps must lie in [0, {total_steps}), got {warmup_steps}.")
+    if name == "constant":
+        return optax.constant_schedule(1.0)
+    if name == "cosine":
+        return optax.cosine_decay_schedule(1.0, decay_steps=total_steps, alpha=final_fraction)
+    if name == "linear":
+        return optax.linear_schedule(1.0, final_fraction, transition_steps=total_steps)
+    return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=warmup_steps, decay_steps=total_steps,
+                                              end_value=final_fraction)
+
+
+def make_optimizer(name: str, *, total_steps: int, schedule: str = "constant", warmup_steps: int = 0,
+                   final_fraction: float = 0.0, grad_clip: float = 0.0, weight_decay: float = 0.0,
+                   b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                   momentum: float = 0.0) -> optax.GradientTransformation:
+    """Builds the optax chain: [clip] -> adam/adamw/sgd direction -> schedule multiplier.
+
+    Args:
+      name: "adam", "adamw" (decoupled weight decay, Loshchilov & Hutter 2019) or "sgd".
+      total_steps: steps the schedule spans.
+      grad_clip: clip by global norm when > 0.
+    """
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
+    if grad_clip < 0 or weight_decay < 0 or momentum < 0:
+        raise ConfigError("optim.grad_clip, optim.weight_decay and optim.momentum must be >= 0.")
+    parts = []
+    if grad_clip > 0:
+        parts.append(optax.clip_by_global_norm(grad_clip))
+    if name in ("adam", "adamw"):
+        parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=eps))
+        if name == "adamw" and weight_decay > 0:
+            parts.append(optax.add_decayed_weights(weight_decay))
+    elif momentum > 0:
+        parts.append(optax.trace(decay=momentum))
+    schedule_fn = make_schedule(schedule, total_steps=total_steps, warmup_steps=warmup_steps,
+                                final_fraction=final_fraction)
+    parts.append(optax.scale_by_schedule(schedule_fn))
+    return optax.chain(*parts)
+
+
+def apply_scaled_updates(params, updates, learning_rate):
+    """params - learning_rate * updates (the descent step for a direction from `make_optimizer`)."""
+    return jax.tree_util.tree_map(lambda p, u: p - (learning_rate * u).astype(p.dtype), params, updates)

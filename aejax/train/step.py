@@ -1,0 +1,133 @@
+"""The training step and the scanned epoch.
+
+An epoch is one `jax.lax.scan` over batches of a permutation drawn on the device from
+`fold_in(data_key, epoch)`; the step's key is `fold_in(loop_key, step)`. Batch order and
+per-step randomness are therefore functions of (seed, step) alone, which is what makes a
+resumed run draw exactly the numbers an uninterrupted one would (big_vision's convention).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from aejax.train.optim import apply_scaled_updates
+
+TrainState = dict  # {"step": int32 [], "params": pytree, "opt_state": pytree}
+
+
+def default_update(model, tx, params, opt_state, batch, key, hp):
+    """One gradient step on `model.loss`: returns (params, opt_state, loss, aux, grad_norm)."""
+    (loss, aux), grads = jax.value_and_grad(model.loss, has_aux=True)(params, batch, key, hp)
+    grad_norm = optax.global_norm(grads)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = apply_scaled_updates(params, updates, hp["learning_rate"])
+    return params, opt_state, loss, aux, grad_norm
+
+
+def init_train_state(model, tx, params) -> TrainState:
+    init_opt = getattr(model, "init_opt_state", None)
+    opt_state = init_opt(tx, params) if init_opt else tx.init(params)
+    return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt_state}
+
+
+def make_train_step(model, tx, *, skip_nonfinite: bool) -> Callable:
+    """Returns step(state, batch, key, hp) -> (state, metrics, finite).
+
+    `finite` is False when the loss or the gradient norm is NaN or infinite. With
+    `skip_nonfinite` such an update is dropped (params and optimizer state kept).
+    """
+    update = getattr(model, "update", None)
+
+    def step(state, batch, key, hp):
+        if update is not None:
+            out = update(tx, state["params"], state["opt_state"], batch, key, hp)
+        else:
+            out = default_update(model, tx, state["params"], state["opt_state"], batch, key, hp)
+        params, opt_state, loss, aux, grad_norm = out
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        if skip_nonfinite:
+            keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
+            params = keep(params, state["params"])
+            opt_state = keep(opt_state, state["opt_state"])
+        new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
+        metrics = {"loss": loss, **aux, "grad_norm": grad_norm}
+        return new_state, metrics, finite
+
+    return step
+
+
+def epoch_batch_indices(data_key, epoch, *, num_examples: int, batch_size: int):
+    """The [steps, batch_size] example indices of one epoch (the last partial batch is dropped)."""
+    steps = num_examples // batch_size
+    perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
+    return perm[: steps * batch_size].reshape(steps, batch_size)
+
+
+def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int) -> Callable:
+    """Returns a jitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
+
+    `metrics` holds one value per step for every term ([steps] arrays) and `finite` is
+    [steps] bool; both stay on the device until the caller fetches them once.
+    The state argument is donated.
+    """
+
+    def epoch_fn(state, x_NxD, y_N, hp, data_key, loop_key, epoch):
+        idx_SxB = epoch_batch_indices(data_key, epoch, num_examples=num_examples, batch_size=batch_size)
+
+        def body(state, idx_B):
+            batch = {"x": jnp.take(x_NxD, idx_B, axis=0), "y": jnp.take(y_N, idx_B, axis=0)}
+            key = jax.random.fold_in(loop_key, state["step"])
+            state, metrics, finite = step(state, batch, key, hp)
+            return state, (metrics, finite)
+
+        return jax.lax.scan(body, state, idx_SxB)
+
+    return jax.jit(epoch_fn, donate_argnums=(0,))
+
+
+def make_eval_fn(model, *, batch_size: int) -> Callable:
+    """Returns evaluate(params, x, y, hp, key) -> dict of means over the split.
+
+    Terms: the model's loss and aux terms (with keys folded from `key` per batch) and
+    "mse", the mean squared error per pixel of `model.reconstruct`. Full batches run in one
+    `lax.map`; a remainder runs once more at its own size. Means are exact (weighted).
+    """
+
+    def batch_terms(params, batch, key, hp):
+        loss, aux = model.loss(params, batch, key, hp)
+        x_hat = model.reconstruct(params, batch)
+        mse = jnp.mean(jnp.square(x_hat - batch["x"]))
+        return {"loss": loss, **aux, "mse": mse}
+
+    @jax.jit
+    def full_batches(params, x_MxBx, y_MxB, hp, key):
+        def one(args):
+            i, xb, yb = args
+            return batch_terms(params, {"x": xb, "y": yb}, jax.random.fold_in(key, i), hp)
+        terms = jax.lax.map(one, (jnp.arange(x_MxBx.shape[0]), x_MxBx, y_MxB))
+        return jax.tree_util.tree_map(lambda t: jnp.sum(t, axis=0) * x_MxBx.shape[1], terms)
+
+    @jax.jit
+    def remainder(params, x, y, hp, key):
+        terms = batch_terms(params, {"x": x, "y": y}, key, hp)
+        return jax.tree_util.tree_map(lambda t: t * x.shape[0], terms)
+
+    def evaluate(params, x, y, hp, key) -> dict[str, float]:
+        n = int(x.shape[0])
+        full = (n // batch_size) * batch_size
+        sums: dict[str, Any] = {}
+        if full:
+            m = full // batch_size
+            sums = full_batches(params, x[:full].reshape(m, batch_size, *x.shape[1:]),
+                                y[:full].reshape(m, batch_size), hp, key)
+        if full < n:
+            rest = remainder(params, x[full:], y[full:], hp, jax.random.fold_in(key, 2**31 - 1))
+            sums = rest if not sums else jax.tree_util.tree_map(jnp.add, sums, rest)
+        host = jax.device_get(sums)
+        return {k: float(v) / n for k, v in host.items()}
+
+    return evaluate

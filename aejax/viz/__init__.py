@@ -1,0 +1,1 @@
+"""Figures: reconstructions, samples, interpolations, latent maps, curves."""

@@ -1,0 +1,72 @@
+"""Figures (matplotlib, Agg backend): reconstruction grids and training curves."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from aejax.train.metrics import read_metrics  # noqa: E402
+
+
+def _show(ax, image_HxWxC):
+    image = np.asarray(image_HxWxC)
+    if image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        ax.imshow(np.clip(image, 0.0, 1.0))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str], path: str, *, title: str = "") -> str:
+    """Saves a grid with one row per array of images [N, H, W, C], labelled on the left."""
+    n = min(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n, 1.2 * len(rows)), squeeze=False)
+    for i, (row, label) in enumerate(zip(rows, labels)):
+        for j in range(n):
+            _show(axes[i, j], row[j])
+        axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def training_curves(metrics_path: str, path: str) -> str:
+    """Plots train/val loss and val MSE per epoch from metrics.jsonl."""
+    records = read_metrics(metrics_path)
+    epochs = [r["epoch"] for r in records]
+    fig, (ax_loss, ax_mse) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for key in ("train/loss", "val/loss"):
+        ax_loss.plot(epochs, [float(r.get(key, np.nan)) for r in records], label=key)
+    ax_mse.plot(epochs, [float(r.get("val/mse", np.nan)) for r in records], label="val/mse", color="C2")
+    for ax, name in ((ax_loss, "loss"), (ax_mse, "MSE per pixel")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    ax_mse.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def training_figures(model, params, dataset, workdir: str, *, num_images: int = 10) -> list[str]:
+    """Writes figures/reconstructions.png (test inputs over reconstructions) and figures/curves.png."""
+    out = os.path.join(workdir, "figures")
+    os.makedirs(out, exist_ok=True)
+    x = dataset.test.x[:num_images]
+    x_hat = np.asarray(model.reconstruct(params, {"x": x, "y": dataset.test.y[:num_images]}))
+    paths = [image_rows([x, x_hat], ["input", "recon"], os.path.join(out, "reconstructions.png"),
+                        title="test inputs (top) and reconstructions (bottom)")]
+    paths.append(training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(out, "curves.png")))
+    return paths
