@@ -15,6 +15,9 @@ from aejax.evaluate.run import LoadedRun, load_run
 # task name -> "module:function"; modules are imported on first use.
 TASKS: dict[str, str] = {
     "reconstruction": "aejax.evaluate.reconstruction:reconstruction_task",
+    "denoising": "aejax.evaluate.denoising:denoising_task",
+    "likelihood": "aejax.evaluate.likelihood:likelihood_task",
+    "generation": "aejax.evaluate.generation:generation_task",
 }
 
 

@@ -15,6 +15,14 @@ from aejax.errors import ConfigError
 # kind name -> "module:function". Modules are imported on first use.
 KINDS: dict[str, str] = {
     "undercomplete": "aejax.models.builders:build_undercomplete",
+    # issue 3: regularized autoencoders
+    "sparse": "aejax.models.sparse:build_sparse",
+    "contractive": "aejax.models.contractive:build_contractive",
+    "denoising": "aejax.models.denoising:build_denoising",
+    # issue 4: generative autoencoders
+    "vae": "aejax.models.vae:build_vae",
+    "cvae": "aejax.models.vae:build_cvae",
+    "aae": "aejax.models.aae:build_aae",
 }
 
 
