@@ -1,4 +1,4 @@
-"""`aejax train | eval | download` — thin: parses arguments, then calls library functions."""
+"""`aejax train | eval | bench | download` — thin: parses arguments, then calls library functions."""
 
 from __future__ import annotations
 
@@ -60,6 +60,35 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from aejax.config import get_experiment_config, parse_overrides
+    from aejax.data import fashion_mnist_search_path
+    from aejax.errors import DatasetNotFoundError
+    from aejax.train.benchmark import benchmark_loop
+
+    experiment = args.experiment
+    if experiment is None:  # the 784-512-256-32 MLP on Fashion-MNIST when present, else digits
+        try:
+            from aejax.data import find_fashion_mnist
+
+            find_fashion_mnist(args.data_dir)
+            experiment = "fmnist_mlp_ae"
+        except DatasetNotFoundError:
+            experiment = "digits_ae"
+    config = get_experiment_config(experiment, parse_overrides(args.set or []))
+    if args.data_dir:
+        config.data.dir = args.data_dir
+    result = benchmark_loop(config, epochs=args.epochs)
+    result["experiment"] = experiment
+    print(f"{'experiment':<14}{'backend':<9}{'batch':>6}{'fit steps/s':>14}{'bare steps/s':>15}{'fit/bare':>10}")
+    print(f"{experiment:<14}{result['backend']:<9}{result['batch_size']:>6}{result['fit_steps_per_s']:>14.1f}"
+          f"{result['bare_scan_steps_per_s']:>15.1f}{result['fit_over_bare']:>10.3f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aejax", description="Autoencoder research framework (JAX/Flax).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--task", required=True, help="evaluation task name (see aejax.evaluate.TASKS)")
     evaluate.add_argument("--option", action="append", metavar="KEY=VALUE", help="task option (repeatable)")
     evaluate.set_defaults(func=cmd_eval)
+    bench = sub.add_parser("bench", help="time the training loop against a bare lax.scan of the step")
+    bench.add_argument("--experiment", help="experiment to time (default: fmnist_mlp_ae, or digits_ae without Fashion-MNIST)")
+    bench.add_argument("--epochs", type=int, default=6, help="epochs per measurement (the first compiles)")
+    bench.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    bench.add_argument("--data-dir", help="directory holding dataset files")
+    bench.add_argument("--json", help="also write the results as JSON to this file")
+    bench.set_defaults(func=cmd_bench)
     download = sub.add_parser("download", help="download a dataset into the cache, verifying checksums")
     download.add_argument("dataset", choices=["fashion_mnist"])
     download.add_argument("--target", help="directory to download into (default: the user cache)")

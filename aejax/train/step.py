@@ -22,7 +22,7 @@ TrainState = dict  # {"step": int32 [], "params": pytree, "opt_state": pytree}
 def default_update(model, tx, params, opt_state, batch, key, hp):
     """One gradient step on `model.loss`: returns (params, opt_state, loss, aux, grad_norm)."""
     (loss, aux), grads = jax.value_and_grad(model.loss, has_aux=True)(params, batch, key, hp)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = apply_scaled_updates(params, updates, hp["learning_rate"])
     return params, opt_state, loss, aux, grad_norm

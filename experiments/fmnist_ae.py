@@ -1,0 +1,33 @@
+"""Convolutional autoencoder on Fashion-MNIST with a 32-wide code.
+
+Encoder: 3x3 stride-2 convolutions (32, 64 channels) -> Dense 256 -> code 32.
+Decoder: Dense 256 -> 7x7x64 -> nearest-neighbour resize + 3x3 convolution stages.
+
+Command:
+    aejax train experiments/fmnist_ae.py --workdir runs/fmnist_ae
+
+Expected: test MSE per pixel <= 0.0070 (see README for the measured value and hardware);
+PCA on the same split: 32 components 0.0151, 64 components 0.0104. Cost: about 160 ms a
+step on a 2-core CPU (30 epochs: over an hour), about a minute on one H100.
+"""
+
+from aejax.config import base_config
+
+
+def get_config():
+    c = base_config()
+    c.data.name = "fashion_mnist"
+    c.data.val_size = 5000
+    c.model.kind = "undercomplete"
+    c.model.net = "conv"
+    c.model.channels = (32, 64)
+    c.model.hidden = (256,)
+    c.model.code_size = 32
+    c.hp.learning_rate = 2e-3
+    c.optim.schedule = "warmup_cosine"
+    c.optim.warmup_steps = 500
+    c.train.epochs = 30
+    c.train.batch_size = 128
+    c.train.checkpoint_every = 5
+    c.lock()
+    return c

@@ -1,0 +1,24 @@
+"""Shared test helpers: small configs on scikit-learn digits."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+
+import pytest  # noqa: E402
+
+from aejax.config import apply_overrides, get_experiment_config  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def digits_config(**overrides):
+    """The quick-start experiment, shortened: 3 epochs, no progress bar, no figures."""
+    base = {"train.epochs": 3, "train.progress": False, "train.figures": False, "train.tensorboard": False,
+            "train.checkpoint_every": 1}
+    base.update(overrides)
+    return get_experiment_config(os.path.join(REPO, "experiments", "digits_ae.py"), base)
+
+
+@pytest.fixture
+def small_config():
+    return digits_config

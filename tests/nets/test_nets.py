@@ -1,0 +1,52 @@
+import jax
+import jax.numpy as jnp
+import pytest
+
+from aejax.errors import ConfigError
+from aejax.nets import conv_feature_shapes, make_encoder_decoder
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (8, 8, 1), (7, 9, 3)])
+def test_encoder_decoder_shapes(net, shape):
+    enc, dec = make_encoder_decoder(net, input_shape=shape, code_size=5, hidden=(16,), channels=(4, 8))
+    x = jnp.ones((3, *shape))
+    params_e = enc.init(jax.random.key(0), x)
+    z = enc.apply(params_e, x)
+    assert z.shape == (3, 5)
+    params_d = dec.init(jax.random.key(1), z)
+    assert dec.apply(params_d, z).shape == (3, *shape)
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+def test_condition_is_used(net):
+    enc, dec = make_encoder_decoder(net, input_shape=(8, 8, 1), code_size=4, hidden=(8,), channels=(4,))
+    x, c0, c1 = jnp.ones((2, 8, 8, 1)), jnp.zeros((2, 3)), jnp.ones((2, 3))
+    pe = enc.init(jax.random.key(0), x, c0)
+    assert not jnp.allclose(enc.apply(pe, x, c0), enc.apply(pe, x, c1))
+    z = jnp.ones((2, 4))
+    pd = dec.init(jax.random.key(0), z, c0)
+    assert not jnp.allclose(dec.apply(pd, z, c0), dec.apply(pd, z, c1))
+
+
+def test_gaussian_encoder_width():
+    enc, dec = make_encoder_decoder("mlp", input_shape=(8, 8, 1), code_size=4, hidden=(8,), encoder_code_size=8)
+    x = jnp.ones((2, 8, 8, 1))
+    assert enc.apply(enc.init(jax.random.key(0), x), x).shape == (2, 8)
+
+
+def test_feature_shapes():
+    assert conv_feature_shapes((28, 28), 2) == [(28, 28), (14, 14), (7, 7)]
+    assert conv_feature_shapes((8, 8), 2) == [(8, 8), (4, 4), (2, 2)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"net": "rnn"}, "unknown net"),
+    ({"net": "mlp", "code_size": 0}, "positive integer"),
+    ({"net": "mlp", "activation": "swishy"}, "unknown activation"),
+    ({"net": "conv", "channels": ()}, "at least one channel"),
+])
+def test_bad_net_options(kwargs, message):
+    options = {"input_shape": (8, 8, 1), "code_size": 4, "hidden": (8,), "channels": (4,), **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        make_encoder_decoder(options.pop("net"), **options)
