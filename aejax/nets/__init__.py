@@ -9,6 +9,7 @@ import flax.linen as nn
 from aejax.errors import ConfigError
 from aejax.nets.common import ACTIVATIONS, activation
 from aejax.nets.conv import ConvDecoder, ConvEncoder, conv_feature_shapes
+from aejax.nets.discriminator import MLPDiscriminator
 from aejax.nets.mlp import MLPDecoder, MLPEncoder
 
 NET_KINDS = ("mlp", "conv")
@@ -50,5 +51,6 @@ def make_encoder_decoder(net: str, *, input_shape: Sequence[int], code_size: int
             ConvDecoder(channels, tuple(reversed(hidden)), tuple(input_shape), activation))
 
 
-__all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "NET_KINDS", "activation",
+__all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPDiscriminator", "MLPEncoder", "NET_KINDS",
+           "activation",
            "conv_feature_shapes", "make_encoder_decoder"]
