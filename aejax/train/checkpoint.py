@@ -8,8 +8,8 @@ than an error from deep inside orbax.
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 from typing import Any
 
 import jax
@@ -17,8 +17,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from aejax.errors import CheckpointError
-
-log = logging.getLogger(__name__)
 
 
 def _path_str(path) -> str:
@@ -36,7 +34,8 @@ def structure_mismatches(stored_tree, target_tree, limit: int = 8) -> list[str]:
               jax.tree_util.tree_flatten_with_path(stored_tree, is_leaf=lambda x: x is None)[0] if v is not None}
     target = {_path_str(p): _leaf_signature(v) for p, v in jax.tree_util.tree_flatten_with_path(target_tree)[0]}
     problems = []
-    for key in sorted(set(stored) | set(target)):
+    # parameters first: they are what a reader recognises (optimizer entries mirror them)
+    for key in sorted(set(stored) | set(target), key=lambda k: (not k.startswith("params"), k)):
         if key not in target:
             problems.append(f"{key} is in the checkpoint but not in this configuration")
         elif key not in stored:
@@ -96,12 +95,13 @@ class Checkpointer:
         except Exception as err:
             raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged: {err}") from err
 
-    def restore_latest(self, target: Any, *, warn=log.warning) -> tuple[int, Any] | None:
+    def restore_latest(self, target: Any, *, warn=None) -> tuple[int, Any] | None:
         """Restores the newest readable checkpoint; damaged newer ones are reported and skipped.
 
         Returns (step, tree), or None when there is no checkpoint. A structural mismatch is
         raised, not skipped: an older checkpoint of the same run would mismatch too.
         """
+        warn = warn or (lambda message: print(f"aejax: warning: {message}", file=sys.stderr, flush=True))
         steps = self.steps()
         for step in reversed(steps):
             try:

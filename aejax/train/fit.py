@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 
 from aejax.config import config_to_json
-from aejax.data import Dataset, load_dataset
+from aejax.data import Dataset, check_images, load_dataset
 from aejax.errors import CheckpointError, ConfigError, NonFiniteError
 from aejax.models import build_model
 from aejax.models.common import as_hp
@@ -120,6 +120,9 @@ def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | N
     dataset = dataset or load_dataset(config.data.name, data_dir=config.data.dir or None,
                                       val_size=config.data.val_size, test_size=config.data.test_size,
                                       split_seed=config.data.split_seed)
+    for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
+        split = getattr(dataset, split_name)
+        check_images(split.x, what=f"{split_name} images")
     model = build_model(**model_options(config, dataset))
     for split_name in ("train", "val", "test"):
         split = getattr(dataset, split_name)
@@ -147,7 +150,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | N
 
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints)
     start_epoch = 0
-    restored = ckpt.restore_latest(_checkpoint_tree(state, keys, 0), warn=_warn)
+    restored = ckpt.restore_latest(_checkpoint_tree(state, keys, 0))
     if restored is not None:
         start_epoch, tree = restored
         if not np.array_equal(np.asarray(tree["rng"]), np.asarray(jax.random.key_data(keys.init))):
@@ -239,10 +242,6 @@ def _nonfinite_error(metrics, finite, first_step, ckpt) -> NonFiniteError:
         f"training step {step} produced non-finite {', '.join(terms) or 'values'}; {where}. Lower hp.learning_rate, "
         "set optim.grad_clip, check the data, or set train.skip_nonfinite=True to skip such updates.",
         step=step, terms=terms)
-
-
-def _warn(message: str) -> None:
-    print(f"aejax: warning: {message}", file=sys.stderr, flush=True)
 
 
 class _progress:

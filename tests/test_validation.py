@@ -1,0 +1,97 @@
+"""Property-based checks: invalid configs and data give the documented error, before any compile."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from aejax.config import apply_overrides, get_experiment_config
+from aejax.data import Dataset, Split
+from aejax.errors import ConfigError, DataError
+from aejax.train import fit
+
+from conftest import digits_config
+
+BASE = get_experiment_config("digits_ae")
+KNOWN = set()
+
+
+def _keys(config, prefix=""):
+    for k, v in config.items():
+        KNOWN.add(prefix + k)
+        if hasattr(v, "items"):
+            _keys(v, prefix + k + ".")
+
+
+_keys(BASE)
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FAST
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_.", min_size=1, max_size=24).filter(lambda k: k not in KNOWN))
+def test_unknown_keys_are_config_errors(key):
+    with pytest.raises(ConfigError, match=f"unknown config key {key!r}"):
+        apply_overrides(BASE, {key: 1})
+
+
+@FAST
+@given(st.sampled_from(["train.epochs", "train.batch_size", "train.eval_batch_size", "train.checkpoint_every"]),
+       st.integers(-5, 0))
+def test_nonpositive_counts_are_rejected_before_compile(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=key.split(".")[1]):
+        fit(digits_config(**{key: value}), str(tmp_path / "w"))
+
+
+@FAST
+@given(st.one_of(st.floats(max_value=0.0), st.just(math.inf), st.just(math.nan)))
+def test_bad_learning_rates(tmp_path, lr):
+    with pytest.raises(ConfigError, match="learning_rate must be a positive number"):
+        fit(digits_config(**{"hp.learning_rate": lr}), str(tmp_path / "w"))
+
+
+def _dataset(x, y=None):
+    y = np.zeros(len(x), np.int32) if y is None else y
+    split = Split(x, y)
+    return Dataset("custom", split, split, split, num_classes=10)
+
+
+@FAST
+@given(st.integers(0, 15), st.integers(0, 7), st.integers(0, 7), st.sampled_from([np.nan, np.inf, -np.inf]))
+def test_non_finite_data_is_a_data_error(tmp_path, n, i, j, bad):
+    x = np.random.default_rng(0).uniform(size=(16, 8, 8, 1)).astype(np.float32)
+    x[n, i, j, 0] = bad
+    with pytest.raises(DataError, match="NaN or infinite"):
+        fit(digits_config(), str(tmp_path / "w"), dataset=_dataset(x))
+
+
+@FAST
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=3).filter(lambda s: len(s) != 3))
+def test_wrong_shapes_are_data_errors(tmp_path, shape):
+    x = np.zeros((16, *shape), np.float32)
+    with pytest.raises(DataError, match="shape \\[N, H, W, C\\]"):
+        fit(digits_config(), str(tmp_path / "w"), dataset=_dataset(x))
+
+
+@FAST
+@given(st.floats(1.0001, 1e6) | st.floats(-1e6, -0.0001))
+def test_bernoulli_needs_unit_interval(tmp_path, value):
+    x = np.full((16, 8, 8, 1), 0.5, np.float32)
+    x[3, 2, 1, 0] = value
+    with pytest.raises(DataError, match="Bernoulli likelihood needs values in \\[0, 1\\]"):
+        fit(digits_config(**{"model.likelihood": "bernoulli"}), str(tmp_path / "w"), dataset=_dataset(x))
+
+
+@FAST
+@given(st.integers(0, 40).filter(lambda n: n != 16))
+def test_label_count_must_match(tmp_path, n):
+    x = np.full((16, 8, 8, 1), 0.5, np.float32)
+    with pytest.raises(DataError, match="labels must have shape \\[16\\]"):
+        fit(digits_config(), str(tmp_path / "w"), dataset=_dataset(x, np.zeros(n, np.int32)))
+
+
+@FAST
+@given(st.integers(64, 10_000))
+def test_latent_wider_than_input(tmp_path, code_size):
+    with pytest.raises(ConfigError, match="narrower than its input"):
+        fit(digits_config(**{"model.code_size": code_size}), str(tmp_path / "w"))

@@ -1,0 +1,166 @@
+"""Preemption, divergence and damaged checkpoints: aejax loses nothing and says what went wrong."""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from aejax.errors import CheckpointError
+from aejax.evaluate import load_run
+from aejax.train import fit
+from aejax.train.metrics import read_metrics
+
+from conftest import REPO, digits_config
+
+SLOW_RUN = ["--set", "train.epochs=8", "--set", "train.batch_size=16", "--set", "train.checkpoint_every=1",
+            "--set", "train.progress=False", "--set", "train.figures=False", "--set", "train.tensorboard=False"]
+
+
+def _start(workdir, *extra):
+    return subprocess.Popen([sys.executable, "-m", "aejax.cli", "train", "digits_ae", "--workdir", str(workdir),
+                             *SLOW_RUN, *extra], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run(workdir, *extra):
+    proc = _start(workdir, *extra)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+def _leaves(workdir):
+    return jax.tree_util.tree_leaves(load_run(str(workdir)).params)
+
+
+def _assert_same_params(a, b):
+    for x, y in zip(_leaves(a), _leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def _kill_when(proc, ready, timeout=120.0):
+    """SIGKILLs `proc` as soon as `ready()` holds (polling every 0.5 ms); True if it was still running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ready():
+            proc.kill()
+            proc.wait()
+            return True
+        time.sleep(0.0005)
+    proc.wait()
+    return False
+
+
+def _tmp_checkpoints(workdir):
+    d = workdir / "checkpoints"
+    return [n for n in os.listdir(d) if "tmp" in n] if d.exists() else []
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference")
+    code, _, err = _run(workdir)
+    assert code == 0, err
+    return workdir
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, reference):
+    workdir = tmp_path / "killed"
+    rng = random.Random(0)
+    kills = 0
+    # kill while a checkpoint is being written (its temporary directory exists) ...
+    proc = _start(workdir)
+    kills += _kill_when(proc, lambda: bool(_tmp_checkpoints(workdir)))
+    # ... and after a random number of logged epochs, at once
+    for _ in range(2):
+        target = len(read_metrics(workdir / "metrics.jsonl")) + rng.randint(1, 3)
+        proc = _start(workdir)
+        kills += _kill_when(proc, lambda: len(read_metrics(workdir / "metrics.jsonl")) >= target)
+    assert kills >= 2
+    code, out, err = _run(workdir)
+    assert code == 0, err
+    _assert_same_params(reference, workdir)
+    assert (workdir / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()  # no duplicates
+    assert _tmp_checkpoints(workdir) == []
+
+
+def test_sigterm_saves_a_checkpoint_and_waits(tmp_path, reference):
+    workdir = tmp_path / "term"
+    proc = _start(workdir)
+    deadline = time.monotonic() + 120
+    while len(read_metrics(workdir / "metrics.jsonl")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopped by signal" in err and "run the same command to resume" in err
+    logged = len(read_metrics(workdir / "metrics.jsonl"))
+    assert logged < 8
+    assert load_run(str(workdir)).epoch == logged  # the checkpoint of the epoch it stopped after
+    code, _, err = _run(workdir)
+    assert code == 0, err
+    _assert_same_params(reference, workdir)
+
+
+def test_nonfinite_stops_naming_step_and_term_and_keeps_last_good_checkpoint(tmp_path):
+    workdir = tmp_path / "nan"
+    code, _, err = _run(workdir, "--set", "train.epochs=2")
+    assert code == 0, err
+    # resume with an enormous learning rate: the third epoch diverges
+    code, _, err = _run(workdir, "--set", "train.epochs=4", "--set", "hp.learning_rate=1e30")
+    assert code == 3
+    line = [l for l in err.splitlines() if l.startswith("aejax: error")]
+    assert len(line) == 1 and "Traceback" not in err
+    assert "training step 1" in line[0] and "produced non-finite" in line[0]
+    assert "the last good checkpoint (epoch 2) is kept" in line[0]
+    step = int(line[0].split("training step ")[1].split()[0])
+    assert 2 * 78 < step <= 3 * 78
+    assert "loss" in line[0] or "grad_norm" in line[0]
+    run = load_run(str(workdir))
+    assert run.epoch == 2 and all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(run.params))
+
+
+def test_skip_nonfinite_counts_skipped_updates(tmp_path):
+    config = digits_config(**{"train.skip_nonfinite": True, "hp.learning_rate": 1e30, "train.epochs": 2})
+    summary = fit(config, str(tmp_path))
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert sum(r["train/skipped_steps"] for r in records) > 0
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(summary["params"]))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path, damage, capfd):
+    fit(digits_config(**{"train.epochs": 4}), str(tmp_path / "full"))
+    workdir = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "full", workdir)
+    newest = workdir / "checkpoints" / "4"
+    files = sorted(p for p in newest.rglob("*") if p.is_file() and p.stat().st_size > 0 and "ocdbt" in str(p))
+    assert files
+    for p in files:
+        if damage == "truncate":
+            p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+        else:
+            p.unlink()
+    run = load_run(str(workdir))
+    assert run.epoch == 3
+    warning = capfd.readouterr().err
+    assert "checkpoint 4" in warning and "is damaged" in warning and "falling back to the previous" in warning
+    summary = fit(digits_config(**{"train.epochs": 4}), str(workdir))  # resumes from 3, redoes epoch 4
+    assert summary["steps"] == 4 * 19
+    for x, y in zip(_leaves(tmp_path / "full"), jax.tree_util.tree_leaves(summary["params"])):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_structurally_different_config_names_the_entries(tmp_path):
+    fit(digits_config(**{"train.epochs": 1}), str(tmp_path))
+    with pytest.raises(CheckpointError) as err:
+        fit(digits_config(**{"train.epochs": 2, "model.code_size": 8}), str(tmp_path))
+    message = str(err.value)
+    assert "structurally different configuration" in message
+    assert "params/encoder/code/kernel has shape (128, 16) in the checkpoint but (128, 8) here" in message
