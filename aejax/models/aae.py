@@ -231,7 +231,7 @@ class AAE:
         u, gen_state = tx.update(g_enc, opt_state["gen"], ae["encoder"])
         encoder = apply_scaled_updates(ae["encoder"], u, hp["adv_learning_rate"])
 
-        grad_norm = optax.global_norm((g_ae, g_disc, g_enc))
+        grad_norm = optax.tree.norm((g_ae, g_disc, g_enc))
         new_params = {"encoder": encoder, "decoder": ae["decoder"], "discriminator": disc}
         new_state = {"ae": ae_state, "disc": disc_state, "gen": gen_state}
         aux = {"recon": recon, "disc_loss": d_loss, "gen_loss": g_loss, "disc_acc": d_acc}

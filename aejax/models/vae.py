@@ -281,7 +281,7 @@ class VAE:
         kl_weight = self.kl_weight_at(opt_state["step"])
         grad_fn = jax.value_and_grad(self.loss_terms, has_aux=True)
         (loss, aux), grads = grad_fn(params, batch, key, hp, kl_weight)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, tx_state = tx.update(grads, opt_state["tx"], params)
         params = apply_scaled_updates(params, updates, hp["learning_rate"])
         return params, {"tx": tx_state, "step": opt_state["step"] + 1}, loss, aux, grad_norm

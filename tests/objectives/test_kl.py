@@ -1,0 +1,83 @@
+"""KL, free bits, reparameterization, densities, KL schedules and the adversarial terms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from aejax.objectives import adversarial, kl
+
+
+def test_analytic_kl_matches_monte_carlo_within_standard_error():
+    key = jax.random.key(0)
+    k_m, k_v, k_z = jax.random.split(key, 3)
+    mean = jax.random.normal(k_m, (5, 3)) * 1.5
+    logvar = jax.random.normal(k_v, (5, 3))
+    analytic = np.asarray(kl.gaussian_kl(mean, logvar))
+    n = 200_000
+    eps = jax.random.normal(k_z, (n, 5, 3))
+    z = mean + jnp.exp(0.5 * logvar) * eps
+    log_ratio = np.asarray(kl.gaussian_log_density(z, mean, logvar) - kl.standard_normal_log_density(z))
+    mc, se = log_ratio.mean(axis=0), log_ratio.std(axis=0) / np.sqrt(n)
+    assert np.all(np.abs(mc - analytic) < 4 * se), (mc, analytic, se)
+    assert analytic.shape == (5,)
+
+
+def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
+    assert np.allclose(kl.gaussian_kl(jnp.zeros((2, 4)), jnp.zeros((2, 4))), 0.0)
+    assert np.all(np.asarray(kl.gaussian_kl(jnp.ones((2, 4)) * 0.1, jnp.zeros((2, 4)))) > 0)
+    # closed form in one dimension: 0.5 (mu^2 + s^2 - log s^2 - 1)
+    assert np.isclose(float(kl.gaussian_kl(jnp.array([[2.0]]), jnp.log(jnp.array([[0.25]])))[0]),
+                      0.5 * (4 + 0.25 - np.log(0.25) - 1), rtol=1e-6)
+
+
+def test_gaussian_log_density_matches_scipy():
+    z, m, lv = np.random.default_rng(0).normal(size=(3, 4, 6))
+    ref = stats.norm.logpdf(z, m, np.exp(0.5 * lv)).sum(-1)
+    assert np.allclose(kl.gaussian_log_density(z, m, lv), ref, atol=1e-4)
+    assert np.allclose(kl.standard_normal_log_density(z), stats.norm.logpdf(z).sum(-1), atol=1e-4)
+
+
+def test_free_bits_clamps_the_batch_mean_per_dimension():
+    kl_BxK = jnp.array([[0.0, 1.0, 3.0], [0.2, 1.0, 1.0]])
+    fb = kl.free_bits_kl(kl_BxK, 0.5)
+    assert fb.shape == (2,)
+    assert np.isclose(float(jnp.mean(fb)), 0.5 + 1.0 + 2.0)
+    assert np.allclose(kl.free_bits_kl(kl_BxK, 0.0), kl_BxK.sum(-1))
+    grad = jax.grad(lambda k: jnp.mean(kl.free_bits_kl(k, 0.5)))(kl_BxK)
+    assert np.allclose(grad[:, 0], 0.0) and np.all(np.asarray(grad[:, 1:]) > 0)
+
+
+def test_reparameterization_is_deterministic_in_the_key_and_differentiable():
+    mean, logvar = jnp.array([[0.5, -1.0]]), jnp.array([[0.2, -0.4]])
+    z1 = kl.reparameterize(mean, logvar, key=jax.random.key(1))
+    z2 = kl.reparameterize(mean, logvar, key=jax.random.key(1))
+    z3 = kl.reparameterize(mean, logvar, key=jax.random.key(2))
+    assert np.array_equal(z1, z2) and not np.allclose(z1, z3)
+    eps = (z1 - mean) / jnp.exp(0.5 * logvar)
+    g_mean, g_logvar = jax.grad(lambda m, v: jnp.sum(kl.reparameterize(m, v, key=jax.random.key(1))),
+                                argnums=(0, 1))(mean, logvar)
+    # dz/dmean = 1 and dz/dlogvar = eps * sigma / 2 with eps held fixed: the noise is a constant.
+    assert np.allclose(g_mean, 1.0)
+    assert np.allclose(g_logvar, 0.5 * jnp.exp(0.5 * logvar) * eps, atol=1e-6)
+    with pytest.raises(TypeError):
+        kl.reparameterize(mean, logvar, jax.random.key(1))  # key is keyword-only
+
+
+def test_kl_schedules():
+    steps = jnp.array([0, 50, 100, 200])
+    assert np.allclose(kl.linear_warmup(steps, 100), [0.0, 0.5, 1.0, 1.0])
+    assert np.allclose(kl.cyclical_schedule(jnp.array([0, 25, 50, 99, 100, 125]), 100, 0.5),
+                       [0.0, 0.5, 1.0, 1.0, 0.0, 0.5])
+    assert np.allclose(kl.kl_weight_schedule("constant", steps), 1.0)
+
+
+def test_adversarial_losses_match_their_formulas():
+    real, fake = jnp.array([2.0, -1.0]), jnp.array([0.5, -3.0])
+    s = lambda v: 1 / (1 + np.exp(-np.asarray(v)))
+    assert np.allclose(adversarial.discriminator_loss(real, fake), -np.log(s(real)) - np.log(1 - s(fake)), atol=1e-6)
+    assert np.allclose(adversarial.generator_loss(fake), -np.log(s(fake)), atol=1e-6)
+    # non-saturating: the generator's gradient stays large when the discriminator rejects the codes
+    g = jax.grad(lambda f: jnp.sum(adversarial.generator_loss(f)))(jnp.array([-8.0]))
+    assert float(g[0]) < -0.99
