@@ -1,0 +1,96 @@
+"""The denoising autoencoder: reconstruct the clean input from a corrupted copy.
+
+The corruption (structural, `corruption`) is applied on the device inside the loss with the
+step's key at level hp.noise_level (an array, so a sweep can vmap over it); the
+reconstruction term compares with the clean input. `reconstruct` and `encode` see the
+input as given (no corruption): to denoise, pass a corrupted batch.
+Aux: recon (denoised against clean) and input_mse (corrupted against clean, per pixel).
+
+References: Vincent, Larochelle, Bengio & Manzagol 2008, "Extracting and composing robust
+features with denoising autoencoders" (ICML); Vincent et al. 2010, "Stacked denoising autoencoders".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from aejax.data import corruptions
+from aejax.models import common
+from aejax.nets import make_encoder_decoder
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoisingAE:
+    """corrupt(x) -> encoder -> z [B, K] -> decoder -> logits; loss against the clean x.
+
+    Attributes:
+      encoder, decoder: linen modules (see `aejax.nets`).
+      input_shape: shape of one example.
+      code_size: K (may exceed the input width: the corruption, not the bottleneck, regularizes).
+      corruption: a name in `aejax.data.corruptions.CORRUPTIONS`.
+      likelihood: "mse" or "bernoulli".
+    """
+
+    encoder: nn.Module
+    decoder: nn.Module
+    input_shape: tuple[int, ...]
+    code_size: int
+    corruption: str = "gaussian"
+    likelihood: str = "mse"
+    name = "denoising"
+
+    def __post_init__(self):
+        common.check_likelihood(self.likelihood)
+        corruptions.check_corruption(self.corruption)
+
+    def init(self, key, batch):
+        k_enc, k_dec = jax.random.split(key)
+        x = batch["x"][:1]
+        enc = self.encoder.init(k_enc, x)["params"]
+        z = self.encoder.apply({"params": enc}, x)
+        dec = self.decoder.init(k_dec, z)["params"]
+        return {"encoder": enc, "decoder": dec}
+
+    def corrupt(self, x, level, *, key):
+        return corruptions.get_corruption(self.corruption)(x, level, key=key)
+
+    def encode(self, params, batch):
+        return self.encoder.apply({"params": params["encoder"]}, batch["x"])
+
+    def decode_logits(self, params, z_BxK):
+        return self.decoder.apply({"params": params["decoder"]}, z_BxK)
+
+    def reconstruct(self, params, batch):
+        return jax.nn.sigmoid(self.decode_logits(params, self.encode(params, batch)))
+
+    def loss(self, params, batch, key, hp):
+        x = batch["x"]
+        x_tilde = self.corrupt(x, hp["noise_level"], key=key)
+        logits = self.decode_logits(params, self.encode(params, {**batch, "x": x_tilde}))
+        recon = jnp.mean(common.reconstruction_per_pixel(self.likelihood, logits, x))
+        return recon, {"recon": recon, "input_mse": jnp.mean(jnp.square(x_tilde - x))}
+
+    def default_hp(self):
+        return {"noise_level": 0.2}
+
+    def check_hp(self, hp):
+        common.check_hp_keys(hp, ("noise_level",))
+        corruptions.check_level(self.corruption, hp["noise_level"])
+
+    def check_data(self, x, y=None):
+        # Corruptions work in the [0, 1] data range.
+        common.check_data_for_likelihood("bernoulli", x, y)
+
+
+def build_denoising(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",
+                    hidden: Sequence[int] = (256, 128), channels: Sequence[int] = (32, 64), activation: str = "gelu",
+                    likelihood: str = "mse", corruption: str = "gaussian") -> DenoisingAE:
+    del num_classes
+    encoder, decoder = make_encoder_decoder(net, input_shape=input_shape, code_size=code_size, hidden=hidden,
+                                            channels=channels, activation=activation)
+    return DenoisingAE(encoder, decoder, tuple(input_shape), int(code_size), corruption, likelihood)

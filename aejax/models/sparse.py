@@ -1,0 +1,183 @@
+"""The sparse autoencoder: L1 on ReLU codes, KL to a target rate on sigmoid codes, or top-k codes.
+
+  sparsity="l1"    z = relu(e(x)); loss = recon + hp.sparsity_weight * mean_b ||z_b||_1
+  sparsity="kl"    z = sigmoid(e(x)); loss = recon + hp.sparsity_weight * sum_j KL(hp.rho || mean_b z_bj)
+  sparsity="topk"  z = top_k(e(x), k) (exactly k nonzeros); loss = recon + hp.aux_weight * AuxK,
+                   AuxK reconstructing x from the kept codes (gradient stopped) plus the `aux_k`
+                   largest pre-activations of dead units.
+
+A unit is dead when it has not fired for `dead_steps` training steps; the counters live in the
+optimizer state (checkpointed with it), so `update` is defined here. Outside training
+(`loss` alone, e.g. evaluation) a unit counts as dead when it fires for no example of the batch.
+"Fires": z != 0 for "l1" and "topk"; z > 0.5 for "kl". Metrics in aux: mean_activation
+(mean |z|), l0 (active units per example), dead_fraction.
+
+References: Ng 2011, "Sparse autoencoder" (CS294A notes); Makhzani & Frey 2013, "k-Sparse
+autoencoders"; Gao et al. 2024, "Scaling and evaluating sparse autoencoders" (AuxK, dead latents).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from aejax.errors import ConfigError
+from aejax.models import common
+from aejax.nets import make_encoder_decoder
+from aejax.objectives import sparsity as sp
+from aejax.train.optim import apply_scaled_updates
+
+SPARSITY_KINDS = ("l1", "kl", "topk")
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseAE:
+    """Encoder -> sparse code [B, K] -> decoder, with an L1, KL or top-k sparsity mechanism.
+
+    Attributes:
+      encoder, decoder: linen modules (see `aejax.nets`); the encoder outputs pre-activations.
+      input_shape: shape of one example.
+      code_size: K.
+      sparsity: "l1", "kl" or "topk".
+      k: nonzeros per code ("topk"); aux_k: dead units the AuxK term may use (0: min(2k, K)).
+      dead_steps: training steps without firing after which a unit counts as dead.
+      likelihood: "mse" or "bernoulli".
+    """
+
+    encoder: nn.Module
+    decoder: nn.Module
+    input_shape: tuple[int, ...]
+    code_size: int
+    sparsity: str = "kl"
+    k: int = 8
+    aux_k: int = 0
+    dead_steps: int = 500
+    likelihood: str = "mse"
+    name = "sparse"
+
+    def __post_init__(self):
+        common.check_likelihood(self.likelihood)
+        if self.sparsity not in SPARSITY_KINDS:
+            raise ConfigError(f"unknown sparsity {self.sparsity!r}; choose one of {list(SPARSITY_KINDS)}.")
+        if self.sparsity == "topk":
+            sp.check_k(self.k, self.code_size, "k")
+            if not 0 <= self.aux_k <= self.code_size:
+                raise ConfigError(f"aux_k must lie in [0, {self.code_size}] (the code width; 0 picks min(2k, K)), "
+                                  f"got {self.aux_k}; set model.aux_k.")
+        if self.dead_steps < 1:
+            raise ConfigError(f"dead_steps must be a positive number of steps, got {self.dead_steps}.")
+
+    # -- the contract -------------------------------------------------------------------------
+    def init(self, key, batch):
+        k_enc, k_dec = jax.random.split(key)
+        x = batch["x"][:1]
+        enc = self.encoder.init(k_enc, x)["params"]
+        z = self.encoder.apply({"params": enc}, x)
+        dec = self.decoder.init(k_dec, z)["params"]
+        return {"encoder": enc, "decoder": dec}
+
+    def pre_activations(self, params, batch):
+        return self.encoder.apply({"params": params["encoder"]}, batch["x"])
+
+    def code(self, pre_BxK):
+        if self.sparsity == "l1":
+            return jax.nn.relu(pre_BxK)
+        if self.sparsity == "kl":
+            return jax.nn.sigmoid(pre_BxK)
+        return sp.top_k(pre_BxK, self.k)
+
+    def fired(self, z_BxK):
+        """[B, K] bool: which units fire in each example."""
+        return z_BxK > 0.5 if self.sparsity == "kl" else z_BxK != 0
+
+    def encode(self, params, batch):
+        return self.code(self.pre_activations(params, batch))
+
+    def decode_logits(self, params, z_BxK):
+        return self.decoder.apply({"params": params["decoder"]}, z_BxK)
+
+    def reconstruct(self, params, batch):
+        return jax.nn.sigmoid(self.decode_logits(params, self.encode(params, batch)))
+
+    def loss(self, params, batch, key, hp):
+        loss, (aux, _) = self.loss_with_dead(params, batch, key, hp, dead_K=None)
+        return loss, aux
+
+    def loss_with_dead(self, params, batch, key, hp, *, dead_K=None):
+        """The loss, given which units are dead (None: units that fire for no example of the batch).
+
+        Returns (loss, (aux, fired_K)) where fired_K [K] says which units fired in this batch.
+        """
+        del key
+        x = batch["x"]
+        pre_BxK = self.pre_activations(params, batch)
+        z_BxK = self.code(pre_BxK)
+        recon = jnp.mean(common.reconstruction_per_pixel(self.likelihood, self.decode_logits(params, z_BxK), x))
+        fired_BxK = self.fired(z_BxK)
+        fired_K = jnp.any(fired_BxK, axis=0)
+        if dead_K is None:
+            dead_K = ~fired_K
+        if self.sparsity == "l1":
+            term = jnp.mean(sp.l1_penalty(z_BxK))
+            loss = recon + hp["sparsity_weight"] * term
+        elif self.sparsity == "kl":
+            term = sp.kl_sparsity(z_BxK, hp["rho"])
+            loss = recon + hp["sparsity_weight"] * term
+        else:
+            aux_BxK = sp.auxk_codes(pre_BxK, dead_K, self.aux_k or min(2 * self.k, self.code_size))
+            aux_logits = self.decode_logits(params, jax.lax.stop_gradient(z_BxK) + aux_BxK)
+            aux_recon = jnp.mean(common.reconstruction_per_pixel(self.likelihood, aux_logits, x))
+            term = jnp.where(jnp.any(dead_K), aux_recon, 0.0)
+            loss = recon + hp["aux_weight"] * term
+        aux = {
+            "recon": recon,
+            "sparsity": term,
+            "mean_activation": jnp.mean(jnp.abs(z_BxK)),
+            "l0": jnp.mean(jnp.sum(fired_BxK.astype(jnp.float32), axis=-1)),
+            "dead_fraction": jnp.mean(dead_K.astype(jnp.float32)),
+        }
+        return loss, (aux, fired_K)
+
+    # -- training with dead-unit tracking -----------------------------------------------------
+    def init_opt_state(self, tx, params):
+        return {"tx": tx.init(params), "steps_since_fired": jnp.zeros((self.code_size,), jnp.int32)}
+
+    def update(self, tx, params, opt_state, batch, key, hp):
+        since_K = opt_state["steps_since_fired"]
+        dead_K = since_K >= self.dead_steps
+        grad_fn = jax.value_and_grad(self.loss_with_dead, has_aux=True)
+        (loss, (aux, fired_K)), grads = grad_fn(params, batch, key, hp, dead_K=dead_K)
+        grad_norm = optax.tree.norm(grads)
+        updates, tx_state = tx.update(grads, opt_state["tx"], params)
+        params = apply_scaled_updates(params, updates, hp["learning_rate"])
+        since_K = jnp.where(fired_K, 0, since_K + 1)
+        return params, {"tx": tx_state, "steps_since_fired": since_K}, loss, aux, grad_norm
+
+    def default_hp(self):
+        return {"sparsity_weight": {"l1": 1e-3, "kl": 0.05, "topk": 0.0}[self.sparsity], "rho": 0.05,
+                "aux_weight": 1.0 / 32.0}
+
+    def check_hp(self, hp):
+        common.check_hp_keys(hp, ("sparsity_weight", "rho", "aux_weight"))
+        common.check_nonnegative(hp, "sparsity_weight", "aux_weight")
+        if self.sparsity == "kl":
+            sp.check_rate(hp["rho"])
+
+    def check_data(self, x, y=None):
+        common.check_data_for_likelihood(self.likelihood, x, y)
+
+
+def build_sparse(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",
+                 hidden: Sequence[int] = (256, 128), channels: Sequence[int] = (32, 64), activation: str = "gelu",
+                 likelihood: str = "mse", sparsity: str = "kl", k: int = 8, aux_k: int = 0,
+                 dead_steps: int = 500) -> SparseAE:
+    del num_classes
+    encoder, decoder = make_encoder_decoder(net, input_shape=input_shape, code_size=code_size, hidden=hidden,
+                                            channels=channels, activation=activation)
+    return SparseAE(encoder, decoder, tuple(input_shape), int(code_size), sparsity, int(k), int(aux_k),
+                    int(dead_steps), likelihood)
