@@ -16,6 +16,7 @@ from aejax.evaluate.run import LoadedRun, load_run
 TASKS: dict[str, str] = {
     "reconstruction": "aejax.evaluate.reconstruction:reconstruction_task",
     "denoising": "aejax.evaluate.denoising:denoising_task",
+    "sparsity": "aejax.evaluate.sparsity:sparsity_task",
     "likelihood": "aejax.evaluate.likelihood:likelihood_task",
     "generation": "aejax.evaluate.generation:generation_task",
 }

@@ -1,0 +1,105 @@
+"""PSNR and SSIM against direct numpy computations; the denoising task on a short digits run."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aejax.config import get_experiment_config
+from aejax.errors import ConfigError
+from aejax.evaluate import evaluate_workdir, load_run
+from aejax.evaluate.denoising import denoising_task, psnr, ssim
+from aejax.train import fit
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _ssim_numpy(a, b, window=11, sigma=1.5, c1=1e-4, c2=9e-4):
+    """SSIM of two single-channel images, written out position by position (Wang et al. 2004)."""
+    r = np.arange(window) - (window - 1) / 2
+    g = np.exp(-0.5 * (r / sigma) ** 2)
+    w = np.outer(g, g) / np.sum(g) ** 2
+    vals = []
+    for i in range(a.shape[0] - window + 1):
+        for j in range(a.shape[1] - window + 1):
+            pa, pb = a[i:i + window, j:j + window], b[i:i + window, j:j + window]
+            ma, mb = np.sum(w * pa), np.sum(w * pb)
+            va, vb = np.sum(w * pa * pa) - ma ** 2, np.sum(w * pb * pb) - mb ** 2
+            cov = np.sum(w * pa * pb) - ma * mb
+            vals.append(((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+    return np.mean(vals)
+
+
+def test_psnr_matches_formula():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(4, 6, 6, 1)).astype(np.float32)
+    y = np.clip(x + rng.normal(scale=0.1, size=x.shape), 0, 1).astype(np.float32)
+    mse = ((x - y) ** 2).reshape(4, -1).mean(axis=1)
+    np.testing.assert_allclose(psnr(jnp.asarray(y), jnp.asarray(x)), 10 * np.log10(1 / mse), rtol=1e-5)
+
+
+def test_ssim_matches_direct_computation():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(3, 14, 13, 1)).astype(np.float32)
+    y = np.clip(x + rng.normal(scale=0.2, size=x.shape), 0, 1).astype(np.float32)
+    got = np.asarray(ssim(jnp.asarray(y), jnp.asarray(x)))
+    expected = [_ssim_numpy(y[i, ..., 0].astype(np.float64), x[i, ..., 0].astype(np.float64)) for i in range(3)]
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_ssim_identity_symmetry_and_order():
+    x = jax.random.uniform(jax.random.key(0), (5, 16, 16, 1))
+    noisy = jnp.clip(x + 0.1 * jax.random.normal(jax.random.key(1), x.shape), 0, 1)
+    noisier = jnp.clip(x + 0.3 * jax.random.normal(jax.random.key(2), x.shape), 0, 1)
+    np.testing.assert_allclose(ssim(x, x), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(ssim(noisy, x), ssim(x, noisy), rtol=1e-6)
+    assert np.all(np.asarray(ssim(noisier, x)) < np.asarray(ssim(noisy, x)))
+    small = jax.random.uniform(jax.random.key(3), (2, 8, 8, 1))  # smaller than the 11x11 window
+    np.testing.assert_allclose(ssim(small, small), 1.0, rtol=1e-6)
+
+
+def test_ssim_shape_mismatch_is_an_error():
+    with pytest.raises(ConfigError, match="same shape"):
+        ssim(jnp.zeros((2, 8, 8, 1)), jnp.zeros((2, 8, 7, 1)))
+
+
+@pytest.fixture(scope="module")
+def denoising_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("dae"))
+    overrides = {"train.epochs": 12, "train.progress": False, "train.figures": False, "train.tensorboard": False,
+                 "train.checkpoint_every": 12}
+    fit(get_experiment_config(os.path.join(REPO, "experiments", "digits_denoising.py"), overrides), workdir)
+    return workdir
+
+
+def test_denoising_task_scores_grid_and_figures(denoising_run):
+    run = load_run(denoising_run)
+    levels = {"gaussian": (0.2, 0.4), "masking": (0.25,), "salt_and_pepper": (0.1,)}
+    results = denoising_task(run, levels=levels)
+    assert results["corruption"] == "gaussian" and results["level"] == pytest.approx(0.2)
+    # The trained denoiser beats the corrupted input at its training level.
+    assert results["test/psnr"] > results["test/input_psnr"] + 1.0
+    assert results["test/ssim"] > results["test/input_ssim"]
+    assert results["test/gaussian@0.2/psnr"] == results["test/psnr"]
+    assert results["test/gaussian@0.4/input_psnr"] < results["test/gaussian@0.2/input_psnr"]
+    assert len(results["grid"]) == 4
+    assert np.isfinite(results["test/salt_and_pepper@0.1/input_psnr"])
+    for path in results["figures"]:
+        assert os.path.isfile(path)
+
+
+def test_denoising_task_through_evaluate_workdir(denoising_run):
+    results = evaluate_workdir(denoising_run, "denoising", levels={"masking": (0.5,)}, max_examples=100)
+    assert "test/masking@0.5/psnr" in results
+    with open(os.path.join(denoising_run, "report.md"), encoding="utf-8") as f:
+        assert "test/psnr" in f.read()
+
+
+def test_denoising_task_bad_level_is_an_error(denoising_run):
+    run = load_run(denoising_run)
+    with pytest.raises(ConfigError, match="sigma must be >= 0"):
+        denoising_task(run, level=-1.0)
+    with pytest.raises(ConfigError, match=r"must lie in \[0, 1\]"):
+        denoising_task(run, levels={"masking": (1.5,)})
