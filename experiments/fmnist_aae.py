@@ -38,7 +38,8 @@ def get_config():
     c.model.mixture_radius = 4.0
     c.model.mixture_std = 0.5
     c.hp.learning_rate = 1e-3
-    c.hp.adv_learning_rate = 1e-3
+    c.hp.disc_learning_rate = 1e-3
+    c.hp.gen_learning_rate = 1e-3
     c.train.epochs = 20
     c.train.batch_size = 128
     c.train.checkpoint_every = 5

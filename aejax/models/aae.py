@@ -3,8 +3,9 @@
 One training step is three updates, all inside the one jitted step (the `update` hook),
 each with its own optax state: (1) reconstruction, on encoder and decoder; (2) the
 discriminator, telling prior samples from codes; (3) the generator, on the encoder, with
-the non-saturating loss -log D(code). The reconstruction update uses hp.learning_rate;
-the discriminator and generator updates use hp.adv_learning_rate.
+the non-saturating loss -log D(code). The reconstruction update uses hp.learning_rate,
+the discriminator update hp.disc_learning_rate and the generator update hp.gen_learning_rate
+(all arrays in `hp`, so a sweep can vmap over them).
 
 Priors: a standard Gaussian in K dimensions, or (K = 2) a mixture of 10 Gaussians with
 means evenly spaced on a circle. With `label_prior` (Makhzani et al. section 2.3, all
@@ -222,14 +223,14 @@ class AAE:
 
         (d_loss, d_acc), g_disc = jax.value_and_grad(disc_loss, has_aux=True)(params["discriminator"])
         u, disc_state = tx.update(g_disc, opt_state["disc"], params["discriminator"])
-        disc = apply_scaled_updates(params["discriminator"], u, hp["adv_learning_rate"])
+        disc = apply_scaled_updates(params["discriminator"], u, hp["disc_learning_rate"])
 
         def gen_loss(enc):
             return jnp.mean(adv.generator_loss(self._disc_logits(disc, self._sample_code(enc, x, k_gen), cond)))
 
         g_loss, g_enc = jax.value_and_grad(gen_loss)(ae["encoder"])
         u, gen_state = tx.update(g_enc, opt_state["gen"], ae["encoder"])
-        encoder = apply_scaled_updates(ae["encoder"], u, hp["adv_learning_rate"])
+        encoder = apply_scaled_updates(ae["encoder"], u, hp["gen_learning_rate"])
 
         grad_norm = optax.tree.norm((g_ae, g_disc, g_enc))
         new_params = {"encoder": encoder, "decoder": ae["decoder"], "discriminator": disc}
@@ -240,13 +241,14 @@ class AAE:
     # --- checks --------------------------------------------------------------------------
 
     def default_hp(self):
-        return {"adv_learning_rate": 1e-3}
+        return {"disc_learning_rate": 1e-3, "gen_learning_rate": 1e-3}
 
     def check_hp(self, hp):
-        common.check_hp_keys(hp, ("adv_learning_rate",))
-        value = np.asarray(hp["adv_learning_rate"])
-        if not np.all(np.isfinite(value)) or np.any(value <= 0):
-            raise ConfigError(f"hp.adv_learning_rate must be a positive number, got {value}.")
+        common.check_hp_keys(hp, ("disc_learning_rate", "gen_learning_rate"))
+        for name in ("disc_learning_rate", "gen_learning_rate"):
+            value = np.asarray(hp[name])
+            if not np.all(np.isfinite(value)) or np.any(value <= 0):
+                raise ConfigError(f"hp.{name} must be a positive number, got {value}.")
 
     def check_data(self, x, y=None):
         common.check_data_for_likelihood(self.likelihood, x, y)

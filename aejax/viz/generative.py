@@ -41,7 +41,8 @@ def code_map(codes_Nx2: np.ndarray, labels_N: np.ndarray, path: str, *, title: s
         ax.scatter(codes[sel, 0], codes[sel, 1], s=3, alpha=0.5, color=cmap(i % cmap.N), label=name)
     if centres_Cx2 is not None:
         centres = np.asarray(centres_Cx2)
-        ax.scatter(centres[:, 0], centres[:, 1], marker="x", s=60, color="black", label="prior means")
+        ax.scatter(centres[:, 0], centres[:, 1], marker="x", s=15, linewidths=1.0, color="black", label="prior means")
+        ax.scatter(centres[:, 0], centres[:, 1], marker="x", s=70, linewidths=2.0, color="black")
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
     ax.legend(markerscale=4, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))

@@ -41,13 +41,14 @@ def test_one_step_is_three_updates_with_separate_states(encoder_kind):
     step = jax.jit(make_train_step(model, tx, skip_nonfinite=False))
 
     # only the reconstruction update (adversarial learning rate ~ 0): the discriminator stays put
-    new, metrics, finite = step(state, batch, jax.random.key(2), as_hp({"learning_rate": 1e-2,
-                                                                         "adv_learning_rate": 0.0}))
+    new, metrics, finite = step(state, batch, jax.random.key(2), as_hp({"learning_rate": 1e-2, "disc_learning_rate": 0.0,
+                                                                         "gen_learning_rate": 0.0}))
     assert bool(finite) and {"recon", "disc_loss", "gen_loss", "disc_acc", "grad_norm"} <= set(metrics)
     assert _changed(new["params"]["decoder"], params["decoder"])
     assert not _changed(new["params"]["discriminator"], params["discriminator"])
     # only the adversarial updates: the decoder stays put, the discriminator and the encoder move
-    new, _, _ = step(state, batch, jax.random.key(2), as_hp({"learning_rate": 0.0, "adv_learning_rate": 1e-2}))
+    new, _, _ = step(state, batch, jax.random.key(2), as_hp({"learning_rate": 0.0, "disc_learning_rate": 1e-2,
+                                                                "gen_learning_rate": 1e-2}))
     assert not _changed(new["params"]["decoder"], params["decoder"])
     assert _changed(new["params"]["discriminator"], params["discriminator"])
     assert _changed(new["params"]["encoder"], params["encoder"])
@@ -80,8 +81,8 @@ def test_bad_options_and_data():
         _model(prior="gaussian", label_prior=True)
     with pytest.raises(ConfigError, match="encoder kind"):
         _model(encoder_kind="flow")
-    with pytest.raises(ConfigError, match="adv_learning_rate"):
-        _model().check_hp({"adv_learning_rate": -1.0})
+    with pytest.raises(ConfigError, match="gen_learning_rate"):
+        _model().check_hp({"disc_learning_rate": 1e-3, "gen_learning_rate": -1.0})
     x = np.full((4, *SHAPE), 2.0, np.float32)
     with pytest.raises(DataError, match=r"\[0, 1\]"):
         _model().check_data(x, np.zeros(4, np.int32))
@@ -100,7 +101,7 @@ def test_trained_gaussian_aae_codes_match_the_prior_moments(tmp_path):
     config = get_experiment_config("fmnist_aae", {
         "data.name": "digits", "data.val_size": 180, "model.hidden": (256, 128), "model.code_size": 2,
         "model.prior": "gaussian", "model.label_prior": False, "train.epochs": 100, "train.batch_size": 64,
-        "train.progress": False, "train.tensorboard": False, "train.figures": False, "hp.adv_learning_rate": 1e-3})
+        "train.progress": False, "train.tensorboard": False, "train.figures": False})
     fit(config, str(tmp_path))
     run = load_run(str(tmp_path))
     codes = run.model.encode(run.params, {"x": run.dataset.test.x, "y": run.dataset.test.y})
