@@ -40,6 +40,7 @@ def get_config():
     c.hp.learning_rate = 1e-3
     c.hp.disc_learning_rate = 1e-3
     c.hp.gen_learning_rate = 1e-3
+    c.hp.disc_r1 = 1.0
     c.train.epochs = 20
     c.train.batch_size = 128
     c.train.checkpoint_every = 5

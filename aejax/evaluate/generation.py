@@ -123,7 +123,7 @@ def generation_task(run: LoadedRun, *, rows: int = 6, per_row: int = 10, num_pai
         s = np.asarray(model.sample(params, c * per_row, key=k_grid, labels=labels)).reshape(c, per_row,
                                                                                              *dataset.input_shape)
         figures.append(sample_grid(list(s), [names[i] for i in range(c)], os.path.join(out_dir, "samples.png"),
-                                   title="conditional samples, one row per class"))
+                                   title="class-conditional samples, one row per class"))
     else:
         s = np.asarray(model.sample(params, rows * per_row, key=k_grid)).reshape(rows, per_row, *dataset.input_shape)
         figures.append(sample_grid(list(s), [""] * rows, os.path.join(out_dir, "samples.png"),

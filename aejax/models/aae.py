@@ -5,7 +5,8 @@ each with its own optax state: (1) reconstruction, on encoder and decoder; (2) t
 discriminator, telling prior samples from codes; (3) the generator, on the encoder, with
 the non-saturating loss -log D(code). The reconstruction update uses hp.learning_rate,
 the discriminator update hp.disc_learning_rate and the generator update hp.gen_learning_rate
-(all arrays in `hp`, so a sweep can vmap over them).
+(all arrays in `hp`, so a sweep can vmap over them). hp.disc_r1 > 0 adds the R1 gradient
+penalty on prior samples to the discriminator's loss (Mescheder et al. 2018).
 
 Priors: a standard Gaussian in K dimensions, or (K = 2) a mixture of 10 Gaussians with
 means evenly spaced on a circle. With `label_prior` (Makhzani et al. section 2.3, all
@@ -185,7 +186,6 @@ class AAE:
 
     def loss(self, params, batch, key, hp):
         """The reconstruction term, with the adversarial terms (not optimized here) in aux."""
-        del hp
         k_rec, k_code, k_prior = jax.random.split(key, 3)
         x = batch["x"]
         cond = self._disc_condition(batch)
@@ -194,9 +194,10 @@ class AAE:
         z_real = self.sample_prior(x.shape[0], key=k_prior, labels=batch.get("y"))
         real, fake = self._disc_logits(params["discriminator"], z_real, cond), self._disc_logits(
             params["discriminator"], z_fake, cond)
-        return recon, {"recon": recon, "disc_loss": jnp.mean(adv.discriminator_loss(real, fake)),
+        r1 = jnp.mean(adv.r1_penalty(lambda z: self._disc_logits(params["discriminator"], z, cond), z_real))
+        return recon, {"recon": recon, "disc_loss": jnp.mean(adv.discriminator_loss(real, fake)) + hp["disc_r1"] * r1,
                        "gen_loss": jnp.mean(adv.generator_loss(fake)),
-                       "disc_acc": 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))}
+                       "disc_acc": 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0)), "disc_r1": r1}
 
     def init_opt_state(self, tx, params):
         return {"ae": tx.init({"encoder": params["encoder"], "decoder": params["decoder"]}),
@@ -219,9 +220,11 @@ class AAE:
 
         def disc_loss(d):
             real, fake = self._disc_logits(d, z_real, cond), self._disc_logits(d, z_fake, cond)
-            return jnp.mean(adv.discriminator_loss(real, fake)), 0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0))
+            r1 = jnp.mean(adv.r1_penalty(lambda z: self._disc_logits(d, z, cond), z_real))
+            loss = jnp.mean(adv.discriminator_loss(real, fake)) + hp["disc_r1"] * r1
+            return loss, (0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0)), r1)
 
-        (d_loss, d_acc), g_disc = jax.value_and_grad(disc_loss, has_aux=True)(params["discriminator"])
+        (d_loss, (d_acc, r1)), g_disc = jax.value_and_grad(disc_loss, has_aux=True)(params["discriminator"])
         u, disc_state = tx.update(g_disc, opt_state["disc"], params["discriminator"])
         disc = apply_scaled_updates(params["discriminator"], u, hp["disc_learning_rate"])
 
@@ -235,16 +238,17 @@ class AAE:
         grad_norm = optax.tree.norm((g_ae, g_disc, g_enc))
         new_params = {"encoder": encoder, "decoder": ae["decoder"], "discriminator": disc}
         new_state = {"ae": ae_state, "disc": disc_state, "gen": gen_state}
-        aux = {"recon": recon, "disc_loss": d_loss, "gen_loss": g_loss, "disc_acc": d_acc}
+        aux = {"recon": recon, "disc_loss": d_loss, "gen_loss": g_loss, "disc_acc": d_acc, "disc_r1": r1}
         return new_params, new_state, recon, aux, grad_norm
 
     # --- checks --------------------------------------------------------------------------
 
     def default_hp(self):
-        return {"disc_learning_rate": 1e-3, "gen_learning_rate": 1e-3}
+        return {"disc_learning_rate": 1e-3, "gen_learning_rate": 1e-3, "disc_r1": 0.0}
 
     def check_hp(self, hp):
-        common.check_hp_keys(hp, ("disc_learning_rate", "gen_learning_rate"))
+        common.check_hp_keys(hp, ("disc_learning_rate", "gen_learning_rate", "disc_r1"))
+        common.check_nonnegative(hp, "disc_r1")
         for name in ("disc_learning_rate", "gen_learning_rate"):
             value = np.asarray(hp[name])
             if not np.all(np.isfinite(value)) or np.any(value <= 0):

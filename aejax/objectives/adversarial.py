@@ -26,3 +26,16 @@ def generator_loss(fake_logits_B):
     References: Goodfellow et al. 2014, "Generative Adversarial Nets", section 3.
     """
     return jax.nn.softplus(-fake_logits_B)
+
+
+def r1_penalty(logit_fn, real_BxK):
+    """Squared gradient norm of the discriminator's logit at real samples, 0.5 ||grad_z D(z)||^2 -> [B].
+
+    `logit_fn` maps codes [B, K] to logits [B]. Penalizing it on prior samples (R1) damps the
+    oscillations of simultaneous gradient play without moving the equilibrium.
+
+    References: Mescheder, Geiger & Nowozin 2018, "Which Training Methods for GANs do actually
+    Converge?".
+    """
+    grad_BxK = jax.grad(lambda z: jax.numpy.sum(logit_fn(z)))(real_BxK)
+    return 0.5 * jax.numpy.sum(jax.numpy.square(grad_BxK), axis=-1)

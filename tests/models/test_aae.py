@@ -40,15 +40,15 @@ def test_one_step_is_three_updates_with_separate_states(encoder_kind):
     assert set(state["opt_state"]) == {"ae", "disc", "gen"}
     step = jax.jit(make_train_step(model, tx, skip_nonfinite=False))
 
-    # only the reconstruction update (adversarial learning rate ~ 0): the discriminator stays put
-    new, metrics, finite = step(state, batch, jax.random.key(2), as_hp({"learning_rate": 1e-2, "disc_learning_rate": 0.0,
-                                                                         "gen_learning_rate": 0.0}))
-    assert bool(finite) and {"recon", "disc_loss", "gen_loss", "disc_acc", "grad_norm"} <= set(metrics)
+    # only the reconstruction update (adversarial learning rates 0): the discriminator stays put
+    hp = as_hp({"learning_rate": 1e-2, "disc_learning_rate": 0.0, "gen_learning_rate": 0.0, "disc_r1": 1.0})
+    new, metrics, finite = step(state, batch, jax.random.key(2), hp)
+    assert bool(finite) and {"recon", "disc_loss", "gen_loss", "disc_acc", "disc_r1", "grad_norm"} <= set(metrics)
     assert _changed(new["params"]["decoder"], params["decoder"])
     assert not _changed(new["params"]["discriminator"], params["discriminator"])
     # only the adversarial updates: the decoder stays put, the discriminator and the encoder move
-    new, _, _ = step(state, batch, jax.random.key(2), as_hp({"learning_rate": 0.0, "disc_learning_rate": 1e-2,
-                                                                "gen_learning_rate": 1e-2}))
+    hp = as_hp({"learning_rate": 0.0, "disc_learning_rate": 1e-2, "gen_learning_rate": 1e-2, "disc_r1": 0.0})
+    new, _, _ = step(state, batch, jax.random.key(2), hp)
     assert not _changed(new["params"]["decoder"], params["decoder"])
     assert _changed(new["params"]["discriminator"], params["discriminator"])
     assert _changed(new["params"]["encoder"], params["encoder"])
@@ -82,7 +82,9 @@ def test_bad_options_and_data():
     with pytest.raises(ConfigError, match="encoder kind"):
         _model(encoder_kind="flow")
     with pytest.raises(ConfigError, match="gen_learning_rate"):
-        _model().check_hp({"disc_learning_rate": 1e-3, "gen_learning_rate": -1.0})
+        _model().check_hp({"disc_learning_rate": 1e-3, "gen_learning_rate": -1.0, "disc_r1": 0.0})
+    with pytest.raises(ConfigError, match="disc_r1"):
+        _model().check_hp({"disc_learning_rate": 1e-3, "gen_learning_rate": 1e-3, "disc_r1": -1.0})
     x = np.full((4, *SHAPE), 2.0, np.float32)
     with pytest.raises(DataError, match=r"\[0, 1\]"):
         _model().check_data(x, np.zeros(4, np.int32))
@@ -92,19 +94,19 @@ def test_bad_options_and_data():
 
 @pytest.mark.slow
 def test_trained_gaussian_aae_codes_match_the_prior_moments(tmp_path):
-    """On digits (1257 training images, 100 epochs), the test codes' mean is within 0.2 of 0 and the
-    covariance within 0.35 of the identity, entry by entry (measured: about 0.07 and 0.2)."""
+    """On digits (1257 training images, 60 epochs, 2-D codes, R1 = 1), every entry of the test codes' mean
+    is within 0.15 of 0 and of their covariance within 0.3 of the identity (measured: 0.08 and 0.17)."""
     from aejax.evaluate import load_run
     from aejax.evaluate.generation import code_moments
     from aejax.train import fit
 
     config = get_experiment_config("fmnist_aae", {
         "data.name": "digits", "data.val_size": 180, "model.hidden": (256, 128), "model.code_size": 2,
-        "model.prior": "gaussian", "model.label_prior": False, "train.epochs": 100, "train.batch_size": 64,
+        "model.prior": "gaussian", "model.label_prior": False, "train.epochs": 60, "train.batch_size": 64,
         "train.progress": False, "train.tensorboard": False, "train.figures": False})
     fit(config, str(tmp_path))
     run = load_run(str(tmp_path))
     codes = run.model.encode(run.params, {"x": run.dataset.test.x, "y": run.dataset.test.y})
     moments = code_moments(np.asarray(codes), *run.model.prior_moments())
-    assert moments["code_mean_max_abs_err"] < 0.2, moments
-    assert moments["code_cov_max_abs_err"] < 0.35, moments
+    assert moments["code_mean_max_abs_err"] < 0.15, moments
+    assert moments["code_cov_max_abs_err"] < 0.3, moments

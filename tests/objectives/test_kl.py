@@ -81,3 +81,11 @@ def test_adversarial_losses_match_their_formulas():
     # non-saturating: the generator's gradient stays large when the discriminator rejects the codes
     g = jax.grad(lambda f: jnp.sum(adversarial.generator_loss(f)))(jnp.array([-8.0]))
     assert float(g[0]) < -0.99
+
+
+def test_r1_penalty_is_half_the_squared_gradient_norm():
+    w = jnp.array([1.0, -2.0, 0.5])
+    z = jnp.ones((4, 3))
+    assert np.allclose(adversarial.r1_penalty(lambda v: v @ w, z), 0.5 * float(w @ w))
+    quad = adversarial.r1_penalty(lambda v: jnp.sum(v ** 2, axis=-1), z)  # grad = 2 z
+    assert np.allclose(quad, 0.5 * 4 * 3)
