@@ -5,7 +5,9 @@ Command:
     aejax eval runs/digits_vae --task likelihood --option num_samples=1000
     aejax eval runs/digits_vae --task generation
 
-Expected: see docs/generative.md (measured on a 2-core CPU).
+Expected (measured on a 2-core CPU shared with other jobs): training about 12 s (compile
+included); test ELBO -23.9 nats (recon 20.0, KL 3.9), test MSE 0.0197; the likelihood task
+gives NLL (IWAE, k = 1000) 23.5 nats on the 360 test images in about 5 s.
 """
 
 from aejax.config import base_config

@@ -12,7 +12,8 @@ Commands:
     aejax eval runs/fmnist_beta_vae --task generation
     aejax eval runs/fmnist_beta_vae --task likelihood --option num_samples=1000
 
-Expected: see docs/generative.md for the measured numbers.
+Expected (2-core CPU): about 75-150 s; test loss (beta-weighted) 270.6, test ELBO -248.1 nats
+(recon 240.6, KL 7.5, against 15.2 for the plain VAE), test MSE 0.0163.
 """
 
 from aejax.config import base_config

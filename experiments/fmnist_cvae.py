@@ -8,7 +8,11 @@ Commands:
 
 The generation task writes figures/samples.png (one row per class) and scores 100 samples
 per class with a logistic regression trained on 10k real training images
-(test/conditional_sample_accuracy). Expected: see docs/generative.md.
+(test/conditional_sample_accuracy).
+
+Expected (2-core CPU shared with other jobs: 325 s): test ELBO -235.9 nats (recon 223.7, KL
+12.2); the classifier (82.6% on real test images) labels 75.6% of the 1000 conditional samples
+as their requested class (per class from 60% for T-shirt to 93% for Sandal).
 """
 
 from aejax.config import base_config

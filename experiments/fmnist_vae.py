@@ -8,9 +8,12 @@ Literature-style variant (trained and evaluated on dynamically binarized images)
     aejax train experiments/fmnist_vae.py --workdir runs/fmnist_vae_bin --set model.dynamic_binarization=True
     aejax eval runs/fmnist_vae_bin --task likelihood --option num_samples=1000 --option binarize=True
 
-Expected: see docs/generative.md for the measured numbers (training about 1.5-3 s per epoch
-on a 2-core CPU). Note that a Bernoulli "likelihood" of grey-level pixels is a cross-entropy,
-not a density; the binarized variant gives numbers comparable with the literature.
+Expected (measured on a 2-core CPU shared with two other jobs: 430 s for 40 epochs): test ELBO
+-237.1 nats (recon 221.9, KL 15.2, 11 of 16 dimensions active), test MSE 0.0115; NLL estimate
+(IWAE, k = 1000) 235.5 nats on the first 2000 test images (84 s; the full 10k test split takes
+about 7 min on this CPU). Binarized variant: NLL (k = 1000) 232.6 nats on the first 1000
+binarized test images, ELBO -234.5. A Bernoulli "likelihood" of grey-level pixels is a
+cross-entropy, not a density; the binarized variant gives numbers comparable with the literature.
 """
 
 from aejax.config import base_config
