@@ -150,8 +150,8 @@ def denoising_task(run: LoadedRun, *, corruption: str | None = None, level: floa
     grid = []
     for j, (name, values) in enumerate(grid_levels.items()):
         for i, value in enumerate(values):
-            s = head if (name == corruption and math.isclose(value, level)) else score(name, float(value),
-                                                                                        1 + 100 * j + i)
+            same = name == corruption and math.isclose(value, level, rel_tol=1e-6)
+            s = head if same else score(name, float(value), 1 + 100 * j + i)
             grid.append({"corruption": name, "level": float(value), **{k: float(v) for k, v in s.items()}})
             results.update({f"test/{name}@{value:g}/{k}": float(v) for k, v in s.items()})
     results["grid"] = grid
