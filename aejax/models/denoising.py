@@ -18,8 +18,10 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from aejax.data import corruptions
+from aejax.errors import DataError
 from aejax.models import common
 from aejax.nets import make_encoder_decoder
 
@@ -83,8 +85,11 @@ class DenoisingAE:
         corruptions.check_level(self.corruption, hp["noise_level"])
 
     def check_data(self, x, y=None):
-        # Corruptions work in the [0, 1] data range.
-        common.check_data_for_likelihood("bernoulli", x, y)
+        common.check_data_for_likelihood(self.likelihood, x, y)
+        x = np.asarray(x)
+        if x.min() < 0.0 or x.max() > 1.0:
+            raise DataError(f"denoising corrupts images in [0, 1] but the data lie in [{x.min():.4g}, {x.max():.4g}]; "
+                            "rescale the images to [0, 1].")
 
 
 def build_denoising(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aejax.config import get_experiment_config
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, DataError
 from aejax.models import build_model
 from aejax.models.common import as_hp
 from aejax.objectives import contractive_penalty
@@ -205,6 +205,12 @@ def test_fraction_above_one_is_an_error():
     model = _build("denoising", corruption="salt_and_pepper")
     with pytest.raises(ConfigError, match=r"must lie in \[0, 1\]"):
         model.check_hp({"noise_level": 1.5})
+
+
+def test_denoising_data_outside_unit_range_is_an_error():
+    model = _build("denoising")
+    with pytest.raises(DataError, match=r"rescale the images to \[0, 1\]"):
+        model.check_data(np.full((2, *SHAPE), 2.0, np.float32))
 
 
 def test_unknown_method_is_an_error():
