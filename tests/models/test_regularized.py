@@ -9,6 +9,8 @@ import pytest
 
 from aejax.config import get_experiment_config
 from aejax.errors import ConfigError, DataError
+from aejax.evaluate import load_run
+from aejax.evaluate.sparsity import sparsity_task
 from aejax.models import build_model
 from aejax.models.common import as_hp
 from aejax.objectives import contractive_penalty
@@ -259,11 +261,21 @@ def test_fit_sparse_kl_and_topk_on_digits(tmp_path):
     records = _records(tmp_path / "kl")
     assert records[-1]["train/loss"] < records[0]["train/loss"]
     assert abs(summary["test/mean_activation"] - 0.05) / 0.05 < 0.2
+    kl = sparsity_task(load_run(str(tmp_path / "kl")))
+    assert kl["test/mean_activation_rel_error"] < 0.2
     summary = fit(_short("digits_sparse.py", **{"model.sparsity": "topk"}), str(tmp_path / "topk"))
     records = _records(tmp_path / "topk")
     assert records[-1]["train/recon"] < 0.7 * records[0]["train/recon"]
     assert summary["test/l0"] == 8.0
     assert 0.0 <= records[-1]["train/dead_fraction"] <= 1.0
+    # A full pass over the test split: exactly k nonzeros everywhere, and the dead-unit fraction.
+    stats = sparsity_task(load_run(str(tmp_path / "topk")))
+    assert stats["test/l0_min"] == stats["test/l0_max"] == 8
+    assert 0.0 <= stats["test/dead_fraction"] < 1.0
+    firing = np.asarray(stats["firing_rate"])
+    assert firing.shape == (64,) and stats["test/dead_fraction"] == np.mean(firing == 0)
+    assert np.isclose(firing.sum(), 8.0)
+    assert os.path.isfile(stats["figures"][0])
 
 
 def test_fit_contractive_on_digits(tmp_path):
