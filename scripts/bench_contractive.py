@@ -4,8 +4,9 @@
 
 Model: a 784-512-32 sigmoid MLP encoder (sigmoid hidden layer and sigmoid code) with the mirrored
 decoder, MSE reconstruction, Adam; one jitted step = loss + gradient + update. "plain" is the
-same step with the reconstruction term alone (the penalty is not computed). Every step is compiled first, then timed as the median of
-`reps` runs of `inner` steps each (block_until_ready at the end of each run). The closed form
+same step with the reconstruction term alone (the penalty is not computed). Every step is
+compiled first, then timed as the median of `reps` runs of `inner` steps each
+(block_until_ready at the end of each run). The closed form
 does not apply to this two-layer encoder; it is timed on a 784-32 single sigmoid layer,
 relative to that model's own plain step.
 Check: "auto" must cost at most 1/5 of "jacfwd" at every batch size.

@@ -69,7 +69,8 @@ def ssim(x_hat, x, *, data_range: float = 1.0, window: int = 11, sigma: float = 
     """
     x_hat, x = jnp.asarray(x_hat, jnp.float32), jnp.asarray(x, jnp.float32)
     if x.ndim != 4 or x_hat.shape != x.shape:
-        raise ConfigError(f"ssim needs two image batches of the same shape [N, H, W, C], got {x_hat.shape} and {x.shape}.")
+        raise ConfigError(f"ssim needs two image batches of the same shape [N, H, W, C], got {x_hat.shape} "
+                          f"and {x.shape}.")
     size = min(window, x.shape[1], x.shape[2])
     size -= 1 - size % 2
     g = _gaussian_window(size, sigma * size / window)

@@ -41,7 +41,8 @@ def code_statistics(model, params, x, *, batch_size: int = 1000) -> dict[str, An
     for start in range(0, len(x), batch_size):
         f, c, lo, hi, a = jax.device_get(batch_stats(params, x[start:start + batch_size]))
         fire_counts = f if fire_counts is None else fire_counts + f
-        l0_sum, l0_min, l0_max, act_sum = l0_sum + int(c), min(l0_min, int(lo)), max(l0_max, int(hi)), act_sum + float(a)
+        l0_sum, act_sum = l0_sum + int(c), act_sum + float(a)
+        l0_min, l0_max = min(l0_min, int(lo)), max(l0_max, int(hi))
     n, k = len(x), int(fire_counts.shape[0])
     return {"dead_fraction": float(np.mean(fire_counts == 0)), "l0": l0_sum / n, "l0_min": int(l0_min),
             "l0_max": int(l0_max), "mean_activation": act_sum / (n * k),

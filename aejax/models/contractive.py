@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from aejax.errors import ConfigError
 from aejax.models import common
 from aejax.nets import ACTIVATIONS, MLPEncoder, make_encoder_decoder
-from aejax.objectives.contractive import METHODS, SigmoidLayer, check_method, contractive_penalty
+from aejax.objectives.contractive import METHODS, SigmoidLayer, contractive_penalty
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +55,10 @@ class ContractiveAE:
         common.check_likelihood(self.likelihood)
         if self.code_activation not in ACTIVATIONS:
             raise ConfigError(f"unknown code_activation {self.code_activation!r}; choose one of {sorted(ACTIVATIONS)}.")
-        check_method(self.method, key=jax.random.key(0) if self.method == "hutchinson" else None,
-                     num_probes=self.num_probes)
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown contractive method {self.method!r}; choose one of {list(METHODS)}.")
+        if self.num_probes < 1:
+            raise ConfigError(f"num_probes must be a positive integer, got {self.num_probes}; set model.num_probes.")
         if self.method == "closed_form" and not self.single_sigmoid_layer:
             raise ConfigError("method='closed_form' applies only to a single sigmoid layer (net='mlp', hidden=(), "
                               "code_activation='sigmoid'); use method='auto' for this encoder.")
