@@ -20,7 +20,6 @@ References: Makhzani et al. 2015, "Adversarial Autoencoders"; Goodfellow et al. 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Sequence
 
 import flax.linen as nn

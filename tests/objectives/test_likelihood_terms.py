@@ -38,7 +38,8 @@ def test_continuous_bernoulli_normaliser_matches_numerical_integration():
 
 def test_continuous_bernoulli_density_integrates_to_one_and_mean_matches():
     for logit in (-4.0, -0.7, 0.01, 2.5):
-        density = lambda v: float(jnp.exp(-rec.continuous_bernoulli_nll(jnp.full((1, 1), logit), jnp.full((1, 1), v)))[0])
+        density = lambda v: float(
+            jnp.exp(-rec.continuous_bernoulli_nll(jnp.full((1, 1), logit), jnp.full((1, 1), v)))[0])
         total, _ = integrate.quad(density, 0.0, 1.0)
         mean, _ = integrate.quad(lambda v: v * density(v), 0.0, 1.0)
         assert np.isclose(total, 1.0, atol=1e-4)
