@@ -40,10 +40,11 @@ def load_run(workdir: str, *, dataset: Dataset | None = None) -> LoadedRun:
         raise ConfigError(f"{workdir} has no config.json; pass the workdir of an `aejax train` run.")
     with open(path, encoding="utf-8") as f:
         config = ml_collections.ConfigDict(json.load(f))
-    for key in ("model.hidden", "model.channels"):
-        section, name = key.split(".")
-        if name in config[section] and isinstance(config[section][name], list):
-            config[section][name] = tuple(config[section][name])
+    for section in config.values():  # JSON turned the config's tuples into lists
+        if isinstance(section, ml_collections.ConfigDict):
+            for name, value in section.items():
+                if isinstance(value, list):
+                    section[name] = tuple(value)
     dataset = dataset or load_dataset(config.data.name, data_dir=config.data.dir or None,
                                       val_size=config.data.val_size, test_size=config.data.test_size,
                                       split_seed=config.data.split_seed)
