@@ -23,19 +23,28 @@ from aejax.errors import ConfigError
 
 
 def gaussian(x, level, *, key):
-    """Additive Gaussian noise with standard deviation `level`, clipped to [0, 1]."""
+    """Additive Gaussian noise with standard deviation `level`, clipped to [0, 1].
+
+    References: Vincent et al. 2010, "Stacked denoising autoencoders", section 4.1.
+    """
     noise = jax.random.normal(key, x.shape, x.dtype)
     return jnp.clip(x + jnp.asarray(level, x.dtype) * noise, 0.0, 1.0)
 
 
 def masking(x, level, *, key):
-    """Masking noise: each entry set to 0 with probability `level`."""
+    """Masking noise: each entry set to 0 with probability `level`.
+
+    References: Vincent et al. 2008, "Extracting and composing robust features with denoising autoencoders".
+    """
     drop = jax.random.uniform(key, x.shape) < level
     return jnp.where(drop, jnp.zeros_like(x), x)
 
 
 def salt_and_pepper(x, level, *, key):
-    """Salt-and-pepper noise: each entry, with probability `level`, set to 0 or 1 (equal odds)."""
+    """Salt-and-pepper noise: each entry, with probability `level`, set to 0 or 1 (equal odds).
+
+    References: Vincent et al. 2010, "Stacked denoising autoencoders", section 4.1.
+    """
     k_hit, k_salt = jax.random.split(key)
     hit = jax.random.uniform(k_hit, x.shape) < level
     salt = jax.random.bernoulli(k_salt, 0.5, x.shape)

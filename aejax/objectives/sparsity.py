@@ -33,7 +33,10 @@ def check_rate(rho) -> None:
 
 
 def bernoulli_kl(rho, rho_hat, *, eps: float = 1e-6):
-    """KL(Bernoulli(rho) || Bernoulli(rho_hat)) elementwise; rho_hat is clipped to [eps, 1 - eps]."""
+    """KL(Bernoulli(rho) || Bernoulli(rho_hat)) elementwise; rho_hat is clipped to [eps, 1 - eps].
+
+    References: Ng 2011, "Sparse autoencoder", CS294A lecture notes, section 3.
+    """
     rho_hat = jnp.clip(rho_hat, eps, 1.0 - eps)
     return rho * (jnp.log(rho) - jnp.log(rho_hat)) + (1.0 - rho) * (jnp.log1p(-rho) - jnp.log1p(-rho_hat))
 
