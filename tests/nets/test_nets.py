@@ -50,3 +50,38 @@ def test_bad_net_options(kwargs, message):
     options = {"input_shape": (8, 8, 1), "code_size": 4, "hidden": (8,), "channels": (4,), **kwargs}
     with pytest.raises(ConfigError, match=message):
         make_encoder_decoder(options.pop("net"), **options)
+
+
+@pytest.mark.parametrize("shape, strides", [((28, 28, 3), (1, 1)), ((28, 28, 3), (2, 2)), ((7, 9, 2), (2, 2)),
+                                            ((8, 8, 1), (2, 2)), ((5, 6, 4), (1, 1))])
+def test_patch_conv_equals_xla_convolution(shape, strides):
+    import flax.linen as nn
+    import numpy as np
+
+    from aejax.nets.conv import PatchConv
+
+    x = jax.random.normal(jax.random.key(0), (2, *shape))
+    reference = nn.Conv(5, (3, 3), strides=strides, padding="SAME")
+    params = reference.init(jax.random.key(1), x)
+    params = jax.tree_util.tree_map(lambda p: p + 0.1, params)  # a non-zero bias too
+    np.testing.assert_allclose(PatchConv(5, (3, 3), strides).apply(params, x), reference.apply(params, x),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_conv_nets_have_the_same_parameters_in_both_implementations():
+    from aejax.nets.conv import ConvDecoder, ConvEncoder
+
+    x = jnp.ones((2, 28, 28, 1))
+    shapes = lambda tree: jax.tree_util.tree_map(lambda a: a.shape, tree)
+    for impl in ("im2col", "xla"):
+        enc = ConvEncoder((8, 16), (32,), 4, conv_impl=impl)
+        pe = enc.init(jax.random.key(0), x)
+        dec = ConvDecoder((8, 16), (32,), (28, 28, 1), conv_impl=impl)
+        pd = dec.init(jax.random.key(0), jnp.ones((2, 4)))
+        if impl == "im2col":
+            first = (shapes(pe), shapes(pd), enc.apply(pe, x), dec.apply(pd, jnp.ones((2, 4))))
+        else:
+            assert (shapes(pe), shapes(pd)) == first[:2]
+            import numpy as np
+            np.testing.assert_allclose(enc.apply(pe, x), first[2], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(dec.apply(pd, jnp.ones((2, 4))), first[3], rtol=1e-4, atol=1e-5)
