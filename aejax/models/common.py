@@ -30,6 +30,18 @@ from aejax.objectives import reconstruction as rec
 LIKELIHOODS = ("mse", "bernoulli")
 
 
+def init_encoder_decoder(encoder, decoder, key, x_1xD) -> dict:
+    """Initializes an encoder on one example and a decoder on that example's code.
+
+    Returns {"encoder": ..., "decoder": ...}; the key is split in two, encoder first.
+    """
+    k_enc, k_dec = jax.random.split(key)
+    enc = encoder.init(k_enc, x_1xD)["params"]
+    z = encoder.apply({"params": enc}, x_1xD)
+    dec = decoder.init(k_dec, z)["params"]
+    return {"encoder": enc, "decoder": dec}
+
+
 def check_likelihood(likelihood: str, allowed=LIKELIHOODS) -> None:
     if likelihood not in allowed:
         raise ConfigError(f"unknown likelihood {likelihood!r}; choose one of {list(allowed)}.")

@@ -69,12 +69,7 @@ class ContractiveAE:
                 and self.code_activation == "sigmoid")
 
     def init(self, key, batch):
-        k_enc, k_dec = jax.random.split(key)
-        x = batch["x"][:1]
-        enc = self.encoder.init(k_enc, x)["params"]
-        z = self.encoder.apply({"params": enc}, x)
-        dec = self.decoder.init(k_dec, z)["params"]
-        return {"encoder": enc, "decoder": dec}
+        return common.init_encoder_decoder(self.encoder, self.decoder, key, batch["x"][:1])
 
     def encode_fn(self, params):
         """The encoder as a function of x alone (a `SigmoidLayer` when the closed form applies)."""

@@ -51,12 +51,7 @@ class DenoisingAE:
         corruptions.check_corruption(self.corruption)
 
     def init(self, key, batch):
-        k_enc, k_dec = jax.random.split(key)
-        x = batch["x"][:1]
-        enc = self.encoder.init(k_enc, x)["params"]
-        z = self.encoder.apply({"params": enc}, x)
-        dec = self.decoder.init(k_dec, z)["params"]
-        return {"encoder": enc, "decoder": dec}
+        return common.init_encoder_decoder(self.encoder, self.decoder, key, batch["x"][:1])
 
     def corrupt(self, x, level, *, key):
         return corruptions.get_corruption(self.corruption)(x, level, key=key)

@@ -74,12 +74,7 @@ class SparseAE:
 
     # -- the contract -------------------------------------------------------------------------
     def init(self, key, batch):
-        k_enc, k_dec = jax.random.split(key)
-        x = batch["x"][:1]
-        enc = self.encoder.init(k_enc, x)["params"]
-        z = self.encoder.apply({"params": enc}, x)
-        dec = self.decoder.init(k_dec, z)["params"]
-        return {"encoder": enc, "decoder": dec}
+        return common.init_encoder_decoder(self.encoder, self.decoder, key, batch["x"][:1])
 
     def pre_activations(self, params, batch):
         return self.encoder.apply({"params": params["encoder"]}, batch["x"])

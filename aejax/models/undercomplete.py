@@ -43,12 +43,7 @@ class UndercompleteAE:
                 f"{self.code_size} for {math.prod(self.input_shape)} input features; lower model.code_size.")
 
     def init(self, key, batch):
-        k_enc, k_dec = jax.random.split(key)
-        x = batch["x"][:1]
-        enc = self.encoder.init(k_enc, x)["params"]
-        z = self.encoder.apply({"params": enc}, x)
-        dec = self.decoder.init(k_dec, z)["params"]
-        return {"encoder": enc, "decoder": dec}
+        return common.init_encoder_decoder(self.encoder, self.decoder, key, batch["x"][:1])
 
     def encode(self, params, batch):
         return self.encoder.apply({"params": params["encoder"]}, batch["x"])
