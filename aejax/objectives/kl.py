@@ -11,6 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from aejax.errors import ConfigError
+
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -94,9 +96,16 @@ def cyclical_schedule(step, cycle_steps: int, ramp_fraction: float = 0.5):
 
 def kl_weight_schedule(name: str, step, *, warmup_steps: int = 0, cycle_steps: int = 0,
                        ramp_fraction: float = 0.5):
-    """The KL multiplier of schedule `name` ("constant", "linear" or "cyclical") at `step`."""
+    """The KL multiplier of schedule `name` ("constant", "linear" or "cyclical") at `step`.
+
+    Raises ConfigError for any other name (checked in Python, before tracing).
+
+    References: Bowman et al. 2016 (linear warm-up); Fu et al. 2019 (cyclical annealing).
+    """
     if name == "constant":
         return jnp.ones_like(jnp.asarray(step, jnp.float32))
     if name == "linear":
         return linear_warmup(step, warmup_steps)
-    return cyclical_schedule(step, cycle_steps, ramp_fraction)
+    if name == "cyclical":
+        return cyclical_schedule(step, cycle_steps, ramp_fraction)
+    raise ConfigError(f"unknown KL schedule {name!r}; choose one of {list(KL_SCHEDULES)}.")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from aejax.errors import ConfigError
 from aejax.objectives import adversarial, kl
 
 
@@ -49,6 +50,21 @@ def test_free_bits_clamps_the_batch_mean_per_dimension():
     assert np.allclose(grad[:, 0], 0.0) and np.all(np.asarray(grad[:, 1:]) > 0)
 
 
+def test_free_bits_uses_the_batch_mean_not_each_example():
+    # dim 0: batch mean 0.45 < 0.5 although example 0 is above; dim 1: mean 0.8 > 0.5 although
+    # example 0 is below; dim 2: both examples above. Clamping each example would give other values.
+    kl_BxK = np.array([[0.9, 0.1, 2.0], [0.0, 1.5, 0.7]])
+    fb = np.asarray(kl.free_bits_kl(jnp.asarray(kl_BxK, jnp.float32), 0.5))
+    # independently: per-dimension batch means, then the constant replaces each inactive dimension
+    active = kl_BxK.mean(axis=0) > 0.5
+    expected = np.where(active[None, :], kl_BxK, 0.5).sum(axis=-1)
+    np.testing.assert_allclose(fb, expected, rtol=1e-6)
+    np.testing.assert_allclose(fb, [0.5 + 0.1 + 2.0, 0.5 + 1.5 + 0.7], rtol=1e-6)
+    assert not np.allclose(fb, np.maximum(kl_BxK, 0.5).sum(-1))  # the per-example clamp
+    grad = np.asarray(jax.grad(lambda k: jnp.mean(kl.free_bits_kl(k, 0.5)))(jnp.asarray(kl_BxK, jnp.float32)))
+    np.testing.assert_allclose(grad, [[0.0, 0.5, 0.5], [0.0, 0.5, 0.5]])
+
+
 def test_reparameterization_is_deterministic_in_the_key_and_differentiable():
     mean, logvar = jnp.array([[0.5, -1.0]]), jnp.array([[0.2, -0.4]])
     z1 = kl.reparameterize(mean, logvar, key=jax.random.key(1))
@@ -71,6 +87,22 @@ def test_kl_schedules():
     assert np.allclose(kl.cyclical_schedule(jnp.array([0, 25, 50, 99, 100, 125]), 100, 0.5),
                        [0.0, 0.5, 1.0, 1.0, 0.0, 0.5])
     assert np.allclose(kl.kl_weight_schedule("constant", steps), 1.0)
+
+
+def test_linear_kl_warmup_by_value_through_the_dispatcher():
+    # 0 at the start, step / warmup on the ramp, 1 at the end and after; swapped endpoints fail.
+    steps = jnp.array([0, 1, 30, 60, 119, 120, 121, 10_000])
+    got = np.asarray(kl.kl_weight_schedule("linear", steps, warmup_steps=120))
+    np.testing.assert_allclose(got, [0.0, 1 / 120, 0.25, 0.5, 119 / 120, 1.0, 1.0, 1.0], rtol=1e-6, atol=1e-7)
+    cyc = np.asarray(kl.kl_weight_schedule("cyclical", jnp.array([0, 10, 20, 39, 40, 50]), cycle_steps=40,
+                                           ramp_fraction=0.5))
+    np.testing.assert_allclose(cyc, [0.0, 0.5, 1.0, 1.0, 0.0, 0.5], atol=1e-7)
+
+
+def test_unknown_kl_schedule_is_a_config_error_naming_the_choices():
+    for name in ("linaer", "Linear", "cosine", ""):
+        with pytest.raises(ConfigError, match=r"unknown KL schedule .*'constant', 'linear', 'cyclical'"):
+            kl.kl_weight_schedule(name, jnp.array(3), warmup_steps=10, cycle_steps=10)
 
 
 def test_adversarial_losses_match_their_formulas():
