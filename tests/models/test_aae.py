@@ -110,3 +110,28 @@ def test_trained_gaussian_aae_codes_match_the_prior_moments(tmp_path):
     moments = code_moments(np.asarray(codes), *run.model.prior_moments())
     assert moments["code_mean_max_abs_err"] < 0.15, moments
     assert moments["code_cov_max_abs_err"] < 0.3, moments
+
+
+def test_generator_updates_raise_the_discriminators_prior_logit_of_the_codes():
+    """Only the generator update runs (the other learning rates are 0): the encoder moves its codes
+    toward where the fixed discriminator says "prior", so -log D(code) falls step after step. A
+    generator that ascended its loss instead would push it up."""
+    model = _model()
+    batch = _data()
+    params = model.init(jax.random.key(1), batch)
+    tx = make_optimizer("adam", total_steps=10, schedule="constant")
+    state = init_train_state(model, tx, params)
+    step = jax.jit(make_train_step(model, tx, skip_nonfinite=False))
+    hp = as_hp({"learning_rate": 0.0, "disc_learning_rate": 0.0, "gen_learning_rate": 3e-3, "disc_r1": 0.0})
+
+    def gen_loss(p):  # -log D(encoder codes) under the current discriminator, deterministic encoder
+        return float(model.loss(p, batch, jax.random.key(9), hp)[1]["gen_loss"])
+
+    losses = [gen_loss(state["params"])]
+    for i in range(5):
+        state, _, finite = step(state, batch, jax.random.key(10 + i), hp)
+        assert bool(finite)
+        losses.append(gen_loss(state["params"]))
+    assert not _changed(state["params"]["discriminator"], params["discriminator"])
+    assert np.all(np.diff(losses) < 0), losses
+    assert losses[-1] < losses[0] - 1e-3, losses
