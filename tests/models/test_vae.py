@@ -28,6 +28,27 @@ def _hp(model, **extra):
     return as_hp({**model.default_hp(), "learning_rate": 1e-3, **extra})
 
 
+def _elbo_numpy(model, params, batch, key, hp):
+    """Batch-mean one-sample ELBO, log p(x|z) - KL, written out in float64 numpy from the posterior,
+    the noise the loss draws (the second half of split(key)) and the raw decoder output."""
+    mean, logvar = (np.asarray(a, np.float64) for a in model.posterior(params, batch))
+    eps = np.asarray(jax.random.normal(jax.random.split(key)[1], mean.shape), np.float64)
+    z = mean + np.exp(0.5 * logvar) * eps
+    out = np.asarray(model.decoder_output(params, jnp.asarray(z, jnp.float32)), np.float64).reshape(len(z), -1)
+    x = np.asarray(batch["x"], np.float64).reshape(len(z), -1)
+    if model.likelihood in ("bernoulli", "continuous_bernoulli"):
+        lam = 1.0 / (1.0 + np.exp(-out))
+        log_px = x * np.log(lam) + (1 - x) * np.log1p(-lam)
+        if model.likelihood == "continuous_bernoulli":
+            log_px += np.log(2 * np.arctanh(1 - 2 * lam) / (1 - 2 * lam))
+    else:
+        sigma = (np.full(x.shape[1:], float(hp["sigma"])) if model.likelihood == "gaussian"
+                 else np.exp(np.asarray(model.log_sigma(params), np.float64)).reshape(-1))
+        log_px = -0.5 * ((x - out) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+    kl = 0.5 * np.sum(mean ** 2 + np.exp(logvar) - logvar - 1, axis=-1)
+    return float(np.mean(log_px.sum(-1) - kl))
+
+
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian_learned", "continuous_bernoulli"])
 def test_loss_aux_and_shapes(likelihood):
     model = _model(likelihood=likelihood)
@@ -36,7 +57,8 @@ def test_loss_aux_and_shapes(likelihood):
     loss, aux = model.loss(params, batch, jax.random.key(2), _hp(model))
     assert loss.shape == () and np.isfinite(loss)
     assert {"recon", "kl", "elbo"} <= set(aux) and all(v.shape == () for v in aux.values())
-    assert np.isclose(aux["elbo"], -(aux["recon"] + aux["kl"]))
+    np.testing.assert_allclose(float(aux["elbo"]), _elbo_numpy(model, params, batch, jax.random.key(2), _hp(model)),
+                               rtol=1e-4)
     assert np.isclose(loss, aux["recon"] + aux["kl"], rtol=1e-6)  # beta = 1, no free bits
     assert model.encode(params, batch).shape == (16, 4)
     assert model.reconstruct(params, batch).shape == batch["x"].shape
@@ -221,3 +243,25 @@ def test_kl_warmup_counter_survives_a_resume_bitwise(tmp_path):
     for a, b in zip(jax.tree_util.tree_leaves(whole["params"]), jax.tree_util.tree_leaves(resumed["params"])):
         assert np.array_equal(a, b)
     assert whole["steps"] == resumed["steps"] == 4 * (1257 // 64)
+
+
+def test_importance_weights_average_to_the_elbo_when_the_posterior_is_narrow():
+    """E_q[log p(x, z) - log q(z|x)] is the ELBO: the Monte Carlo mean of the log importance weights
+    matches the mean of `elbo` (analytic KL) within Monte Carlo error. The log-variance is set near -3
+    so that sampling with a wrong standard deviation (exp(logvar) instead of exp(logvar / 2)) moves
+    the mean by more than a nat."""
+    model = _model()
+    batch = _data()
+    params = model.init(jax.random.key(1), batch)
+    code = params["encoder"]["code"]  # [hidden, 2K] head: K means, then K log-variances
+    params = {**params, "encoder": {**params["encoder"], "code": {**code, "bias": code["bias"].at[4:].set(-3.0)}}}
+    assert np.all(np.asarray(model.posterior(params, batch)[1]) < -2)
+    hp = _hp(model)
+    s, r = 2000, 400
+    lw_SxB = np.asarray(model.log_importance_weights(params, batch, key=jax.random.key(3), num_samples=s, hp=hp))
+    elbo_RxB = np.asarray(jax.vmap(lambda k: model.elbo(params, batch, key=k, hp=hp))(
+        jax.random.split(jax.random.key(4), r)))
+    d_B = lw_SxB.mean(0) - elbo_RxB.mean(0)
+    se_B = np.sqrt(lw_SxB.var(0) / s + elbo_RxB.var(0) / r)
+    assert np.all(np.abs(d_B) < 4.5 * se_B), (d_B, se_B)
+    assert abs(d_B.mean()) < 4 * np.sqrt(np.sum(se_B ** 2)) / len(d_B), (d_B.mean(), se_B)
