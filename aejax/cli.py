@@ -13,8 +13,11 @@ EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def _default_workdir(experiment: str) -> str:
-    stem = os.path.splitext(os.path.basename(experiment))[0]
-    return os.path.join("runs", stem)
+    from aejax.config import split_variant
+
+    name, variant = split_variant(experiment)
+    stem = os.path.splitext(os.path.basename(name))[0]
+    return os.path.join("runs", f"{stem}_{variant}" if variant else stem)
 
 
 def cmd_train(args) -> int:
@@ -62,7 +65,6 @@ def cmd_eval(args) -> int:
 
 def cmd_bench(args) -> int:
     from aejax.config import get_experiment_config, parse_overrides
-    from aejax.data import fashion_mnist_search_path
     from aejax.errors import DatasetNotFoundError
     from aejax.train.benchmark import benchmark_loop
 
@@ -90,18 +92,23 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aejax.evaluate import TASKS, describe_options
+
     parser = argparse.ArgumentParser(prog="aejax", description="Autoencoder research framework (JAX/Flax).")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train an experiment (resumes when the workdir has checkpoints)")
-    train.add_argument("experiment", help="experiment file path, or a name in experiments/")
+    train.add_argument("experiment", help="experiment file path, or a name in experiments/; NAME:VARIANT picks "
+                       "a variant of get_config(variant)")
     train.add_argument("--workdir", help="output directory (default runs/<experiment>)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
     train.add_argument("--data-dir", help="directory holding dataset files (also: AEJAX_DATA_DIR)")
     train.set_defaults(func=cmd_train)
     evaluate = sub.add_parser("eval", help="score a trained run; writes WORKDIR/report.md and figures")
     evaluate.add_argument("workdir")
-    evaluate.add_argument("--task", required=True, help="evaluation task name (see aejax.evaluate.TASKS)")
-    evaluate.add_argument("--option", action="append", metavar="KEY=VALUE", help="task option (repeatable)")
+    evaluate.add_argument("--task", required=True, help="evaluation task: " + ", ".join(sorted(TASKS)))
+    evaluate.add_argument("--option", action="append", metavar="KEY=VALUE",
+                          help="task option (repeatable); unknown options and wrong types are errors. Options: "
+                          + "; ".join(f"{t}: {describe_options(t)}" for t in sorted(TASKS)))
     evaluate.set_defaults(func=cmd_eval)
     bench = sub.add_parser("bench", help="time the training loop against a bare lax.scan of the step")
     bench.add_argument("--experiment", help="experiment to time (default: fmnist_mlp_ae, or digits_ae without Fashion-MNIST)")

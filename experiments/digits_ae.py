@@ -11,16 +11,9 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
-    c.data.name = "digits"
-    c.model.kind = "undercomplete"
-    c.model.net = "mlp"
-    c.model.hidden = (256, 128)
-    c.model.code_size = 16
-    c.model.likelihood = "mse"
+    c = base_config(kind="undercomplete", net="mlp")  # hidden (256, 128), code 16, MSE: the defaults
     c.hp.learning_rate = 3e-3
     c.train.epochs = 60
     c.train.batch_size = 64
     c.train.checkpoint_every = 20
-    c.lock()
     return c

@@ -16,19 +16,10 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
-    c.data.name = "digits"
-    c.model.kind = "contractive"
-    c.model.net = "mlp"
+    c = base_config(kind="contractive", net="mlp")  # sigmoid codes, method "auto", lambda 0.1: the defaults
     c.model.hidden = (128,)
-    c.model.code_size = 16
-    c.model.code_activation = "sigmoid"
-    c.model.method = "auto"  # "auto" | "jacfwd" | "jacrev" | "hutchinson" | "closed_form"
-    c.model.num_probes = 1   # random projections per example (hutchinson)
     c.hp.learning_rate = 3e-3
-    c.hp.contractive_weight = 0.1
     c.train.epochs = 60
     c.train.batch_size = 64
     c.train.checkpoint_every = 20
-    c.lock()
     return c

@@ -12,17 +12,10 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
-    c.data.name = "digits"
-    c.model.kind = "denoising"
-    c.model.net = "mlp"
-    c.model.hidden = (256, 128)
+    c = base_config(kind="denoising", net="mlp")  # Gaussian corruption at level 0.2: the defaults
     c.model.code_size = 32
-    c.model.corruption = "gaussian"  # "gaussian" | "masking" | "salt_and_pepper"
     c.hp.learning_rate = 3e-3
-    c.hp.noise_level = 0.2
     c.train.epochs = 60
     c.train.batch_size = 64
     c.train.checkpoint_every = 20
-    c.lock()
     return c

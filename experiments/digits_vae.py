@@ -14,23 +14,12 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
-    c.data.name = "digits"
-    c.model.kind = "vae"
-    c.model.net = "mlp"
-    c.model.hidden = (256, 128)
+    c = base_config(kind="vae", net="mlp")  # Bernoulli likelihood, beta 1: the defaults
     c.model.code_size = 8
-    c.model.likelihood = "bernoulli"
     c.model.kl_schedule = "linear"
     c.model.kl_warmup_steps = 500
-    c.model.kl_cycle_steps = 0
-    c.model.kl_ramp_fraction = 0.5
-    c.model.dynamic_binarization = False
     c.hp.learning_rate = 2e-3
-    c.hp.beta = 1.0
-    c.hp.free_bits = 0.0
     c.train.epochs = 100
     c.train.batch_size = 64
     c.train.checkpoint_every = 25
-    c.lock()
     return c

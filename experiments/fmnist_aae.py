@@ -30,27 +30,12 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
+    c = base_config(kind="aae", net="mlp")  # deterministic encoder, Bernoulli likelihood: the defaults
     c.data.name = "fashion_mnist"
     c.data.val_size = 5000
-    c.model.kind = "aae"
-    c.model.net = "mlp"
     c.model.hidden = (512, 256)
     c.model.code_size = 2
-    c.model.likelihood = "bernoulli"
-    c.model.encoder_kind = "deterministic"
     c.model.prior = "mixture"
     c.model.label_prior = True
-    c.model.disc_hidden = (256, 256)
-    c.model.disc_activation = "relu"
-    c.model.mixture_radius = 4.0
-    c.model.mixture_std = 0.5
-    c.hp.learning_rate = 1e-3
-    c.hp.disc_learning_rate = 1e-3
-    c.hp.gen_learning_rate = 1e-3
     c.hp.disc_r1 = 1.0
-    c.train.epochs = 20
-    c.train.batch_size = 128
-    c.train.checkpoint_every = 5
-    c.lock()
     return c

@@ -16,19 +16,13 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
+    c = base_config(kind="undercomplete", net="conv")  # channels (32, 64): the default
     c.data.name = "fashion_mnist"
     c.data.val_size = 5000
-    c.model.kind = "undercomplete"
-    c.model.net = "conv"
-    c.model.channels = (32, 64)
     c.model.hidden = (256,)
     c.model.code_size = 32
     c.hp.learning_rate = 2e-3
     c.optim.schedule = "warmup_cosine"
     c.optim.warmup_steps = 500
     c.train.epochs = 30
-    c.train.batch_size = 128
-    c.train.checkpoint_every = 5
-    c.lock()
     return c

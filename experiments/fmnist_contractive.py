@@ -19,21 +19,10 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
+    c = base_config(kind="contractive", net="mlp")  # sigmoid codes, method "auto", lambda 0.1: the defaults
     c.data.name = "fashion_mnist"
     c.data.val_size = 5000
-    c.model.kind = "contractive"
-    c.model.net = "mlp"
     c.model.hidden = ()
     c.model.code_size = 256
-    c.model.code_activation = "sigmoid"
-    c.model.method = "auto"  # "auto" | "jacfwd" | "jacrev" | "hutchinson" | "closed_form"
-    c.model.num_probes = 1   # random projections per example (hutchinson)
     c.hp.learning_rate = 2e-3
-    c.hp.contractive_weight = 0.1
-    c.optim.schedule = "cosine"
-    c.train.epochs = 20
-    c.train.batch_size = 128
-    c.train.checkpoint_every = 5
-    c.lock()
     return c

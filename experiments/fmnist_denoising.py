@@ -18,21 +18,13 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
+    c = base_config(kind="denoising", net="conv")  # Gaussian corruption at level 0.2: the defaults
     c.data.name = "fashion_mnist"
     c.data.val_size = 5000
-    c.model.kind = "denoising"
-    c.model.net = "conv"
-    c.model.channels = (32, 64)
     c.model.hidden = ()
     c.model.code_size = 512
-    c.model.corruption = "gaussian"  # "gaussian" | "masking" | "salt_and_pepper"
     c.hp.learning_rate = 2e-3
-    c.hp.noise_level = 0.2           # sigma for gaussian; the fraction for masking / salt_and_pepper
     c.optim.schedule = "warmup_cosine"
     c.optim.warmup_steps = 500
     c.train.epochs = 30
-    c.train.batch_size = 128
-    c.train.checkpoint_every = 5
-    c.lock()
     return c

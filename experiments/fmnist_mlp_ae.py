@@ -11,17 +11,9 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
+    c = base_config(kind="undercomplete", net="mlp")
     c.data.name = "fashion_mnist"
     c.data.val_size = 5000
-    c.model.kind = "undercomplete"
-    c.model.net = "mlp"
     c.model.hidden = (512, 256)
     c.model.code_size = 32
-    c.hp.learning_rate = 1e-3
-    c.optim.schedule = "cosine"
-    c.train.epochs = 20
-    c.train.batch_size = 128
-    c.train.checkpoint_every = 5
-    c.lock()
     return c

@@ -17,24 +17,12 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
+    c = base_config(kind="sparse", net="mlp")
     c.data.name = "fashion_mnist"
     c.data.val_size = 5000
-    c.model.kind = "sparse"
-    c.model.net = "mlp"
     c.model.hidden = (512, 256)
     c.model.code_size = 128
-    c.model.sparsity = "topk"  # "l1" | "kl" | "topk"
+    c.model.sparsity = "topk"
     c.model.k = 16
     c.model.aux_k = 32
-    c.model.dead_steps = 500
-    c.hp.learning_rate = 1e-3
-    c.hp.sparsity_weight = 0.0  # unused by topk
-    c.hp.rho = 0.05             # unused by topk
-    c.hp.aux_weight = 1.0 / 32.0
-    c.optim.schedule = "cosine"
-    c.train.epochs = 20
-    c.train.batch_size = 128
-    c.train.checkpoint_every = 5
-    c.lock()
     return c

@@ -6,7 +6,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 
 import pytest  # noqa: E402
 
-from aejax.config import apply_overrides, get_experiment_config  # noqa: E402
+from aejax.config import get_experiment_config  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

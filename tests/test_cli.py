@@ -1,5 +1,4 @@
 import json
-import os
 import subprocess
 import sys
 
@@ -38,6 +37,14 @@ def test_train_end_to_end_then_resume_then_eval(tmp_path):
     (["train", "digits_ae", "--set", "model.code_size=100"], "narrower than its input"),
     (["eval", "/nonexistent", "--task", "reconstruction"], "has no config.json"),
     (["eval", "/nonexistent", "--task", "nope"], "unknown evaluation task"),
+    # options are checked against the task's signature before anything loads (no config.json error)
+    (["eval", "/nonexistent", "--task", "likelihood", "--option", "num_sample=10"],
+     "task 'likelihood' has no option 'num_sample'; did you mean 'num_samples'?"),
+    (["eval", "/nonexistent", "--task", "likelihood", "--option", "num_samples=many"],
+     "option 'num_samples' of task 'likelihood' takes int, got 'many'"),
+    (["eval", "/nonexistent", "--task", "generation", "--option", "seed=3"], "has no option 'seed'"),
+    (["train", "digits_vae", "--set", "hp.sigmaa=0.1"], "did you mean 'hp.sigma'"),
+    (["train", "fmnist_vae:beta5"], "unknown variant 'beta5'"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
     out = aejax(*args, "--workdir", str(tmp_path / "w")) if args[0] == "train" else aejax(*args)

@@ -1,13 +1,22 @@
-"""Tasks that score a trained model. Each task is `task(run: LoadedRun, **options) -> dict`
-and writes its figures under run.workdir/figures; `evaluate_workdir` writes report.md.
+"""Tasks that score a trained model, and `evaluate_workdir`, which runs one on a workdir.
+
+Every task is a plain function
+`task(model, params, dataset, hp, *, seed, out_dir, **options) -> dict`: no config, no
+workdir. Its options are its other keyword-only parameters, with defaults and types;
+`check_options` validates `--option KEY=VALUE` against them before anything loads, and
+`seed` is always the run's own seed.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import json
 import os
-from typing import Any
+import types
+import typing
+from typing import Any, Callable, Mapping
 
 from aejax.errors import ConfigError
 from aejax.evaluate.run import LoadedRun, load_run
@@ -21,18 +30,79 @@ TASKS: dict[str, str] = {
     "generation": "aejax.evaluate.generation:generation_task",
 }
 
+_SUPPLIED = ("seed", "out_dir")  # keyword arguments the caller supplies, not options
+
+
+def task_function(task: str) -> Callable[..., dict]:
+    if task not in TASKS:
+        close = difflib.get_close_matches(task, list(TASKS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown evaluation task {task!r}; choose one of {sorted(TASKS)}.{hint}")
+    module_name, fn_name = TASKS[task].split(":")
+    return getattr(importlib.import_module(module_name), fn_name)
+
+
+def _option_types(annotation) -> tuple[type, ...]:
+    """The types an option accepts, from its annotation (`float | None` -> (float, NoneType))."""
+    if annotation is inspect.Parameter.empty:
+        return ()
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return tuple(t for a in typing.get_args(annotation) for t in _option_types(a))
+    if annotation is None:
+        return (type(None),)
+    if origin is not None:
+        return (dict,) if origin in (dict, Mapping, typing.Mapping) or issubclass(origin, Mapping) else (origin,)
+    return (annotation,)
+
+
+def task_options(task: str) -> dict[str, inspect.Parameter]:
+    """The task's options: keyword-only parameters other than the ones the caller supplies."""
+    signature = inspect.signature(task_function(task), eval_str=True)
+    return {name: p for name, p in signature.parameters.items()
+            if p.kind is p.KEYWORD_ONLY and name not in _SUPPLIED}
+
+
+def describe_options(task: str) -> str:
+    """`name=default (type), ...` for messages and --help."""
+    parts = []
+    for name, p in task_options(task).items():
+        kinds = "|".join(t.__name__ for t in _option_types(p.annotation) if t is not type(None)) or "value"
+        parts.append(f"{name}={p.default!r} ({kinds})")
+    return ", ".join(parts)
+
+
+def check_options(task: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validates options against the task's signature; ints are accepted where floats are."""
+    known = task_options(task)
+    checked = {}
+    for name, value in options.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"task {task!r} has no option {name!r}; {hint}its options: {describe_options(task)}.")
+        allowed = _option_types(known[name].annotation)
+        if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        ok = not allowed or any(isinstance(value, t) and not (t is int and isinstance(value, bool))
+                                for t in allowed)
+        if not ok:
+            names = " or ".join(t.__name__ for t in allowed if t is not type(None))
+            raise ConfigError(f"option {name!r} of task {task!r} takes {names}, got {value!r}.")
+        checked[name] = value
+    return checked
+
 
 def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
-    """Runs `task` on the run in `workdir`, writes WORKDIR/report.md (appending a section) and returns results."""
-    if task not in TASKS:
-        raise ConfigError(f"unknown evaluation task {task!r}; choose one of {sorted(TASKS)}.")
-    module_name, fn_name = TASKS[task].split(":")
-    fn = getattr(importlib.import_module(module_name), fn_name)
+    """Runs `task` on the run in `workdir` (options checked first), writes eval_TASK.json, appends to report.md."""
+    fn = task_function(task)
+    options = check_options(task, options)
     run = load_run(workdir)
-    results = fn(run, **options)
+    results = fn(run.model, run.params, run.dataset, run.hp, seed=run.seed,
+                 out_dir=os.path.join(workdir, "figures"), **options)
     with open(os.path.join(workdir, "report.md"), "a", encoding="utf-8") as f:
         f.write(f"## {task}\n\n")
-        f.write(f"Run: `{workdir}` (epoch {run.epoch}, model kind `{run.config.model.kind}`)\n\n")
+        f.write(f"Run: `{workdir}` (epoch {run.epoch}, model kind `{run.model.name}`)\n\n")
         f.write("| metric | value |\n|---|---|\n")
         for k, v in results.items():
             if not isinstance(v, (list, dict)):
@@ -43,4 +113,4 @@ def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
     return results
 
 
-__all__ = ["LoadedRun", "TASKS", "evaluate_workdir", "load_run"]
+__all__ = ["LoadedRun", "TASKS", "check_options", "describe_options", "evaluate_workdir", "load_run", "task_options"]

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax.errors import ConfigError
-from aejax.evaluate.run import LoadedRun
+from aejax.models import Sampler
 
 FASHION_MNIST_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Boot")
@@ -45,11 +45,6 @@ def spherical_interpolation(z0_K, z1_K, num: int):
     safe_sin = jnp.where(degenerate, 1.0, sin)
     slerp = (jnp.sin((1.0 - t) * omega) * z0_K[None] + jnp.sin(t * omega) * z1_K[None]) / safe_sin
     return jnp.where(degenerate, linear_interpolation(z0_K, z1_K, num), slerp)
-
-
-def label_conditional(model) -> bool:
-    """True when the model's `sample` takes class labels (a CVAE, or an AAE with label_prior)."""
-    return bool(getattr(model, "conditional", False) or getattr(model, "label_prior", False))
 
 
 def code_moments(codes_NxK: np.ndarray, prior_mean_K: np.ndarray, prior_cov_KxK: np.ndarray) -> dict[str, float]:
@@ -86,9 +81,9 @@ def conditional_sample_accuracy(model, params, classifier, num_classes: int, *, 
             "conditional_sample_accuracy_per_class": [float(v) for v in per]}
 
 
-def generation_task(run: LoadedRun, *, rows: int = 6, per_row: int = 10, num_pairs: int = 4, steps: int = 10,
-                    map_examples: int = 5000, per_class: int = 100, classifier_examples: int = 10000,
-                    seed: int | None = None) -> dict[str, Any]:
+def generation_task(model, params, dataset, hp, *, seed: int, out_dir: str, rows: int = 6, per_row: int = 10,
+                    num_pairs: int = 4, steps: int = 10, map_examples: int = 5000, per_class: int = 100,
+                    classifier_examples: int = 10000) -> dict[str, Any]:
     """Writes figures/samples.png, interpolation.png and code_map.png; returns code and sample statistics.
 
     Args:
@@ -97,22 +92,20 @@ def generation_task(run: LoadedRun, *, rows: int = 6, per_row: int = 10, num_pai
       map_examples: test examples in the code map and the moment check.
       per_class: conditional samples per class for the classifier check (0: skip it).
       classifier_examples: real training images the classifier is fitted on.
-      seed: key seed (default: the run's seed).
+      seed: key seed (the run's seed); out_dir: where the figures go.
     """
     from aejax.viz.generative import code_map, interpolation_figure, sample_grid
 
     if min(rows, per_row, steps) < 1 or num_pairs < 0 or map_examples < 2 or per_class < 0:
         raise ConfigError("rows, per_row and steps must be >= 1, num_pairs and per_class >= 0, map_examples >= 2.")
-    model, params, dataset = run.model, run.params, run.dataset
-    if not hasattr(model, "sample"):
-        raise ConfigError(f"model kind {run.config.model.kind!r} cannot sample; the generation task needs a "
-                          "VAE, CVAE or AAE.")
-    key = jax.random.key(run.config.seed if seed is None else seed)
+    del hp
+    if not isinstance(model, Sampler):
+        raise ConfigError(f"model kind {model.name!r} cannot sample; the generation task needs a VAE, CVAE or AAE.")
+    key = jax.random.key(seed)
     k_grid, k_cls, k_codes = jax.random.split(key, 3)
-    out_dir = os.path.join(run.workdir, "figures")
     os.makedirs(out_dir, exist_ok=True)
     names = FASHION_MNIST_CLASSES if dataset.name == "fashion_mnist" else tuple(str(i) for i in range(100))
-    conditional = label_conditional(model)
+    conditional = model.label_conditional
     results: dict[str, Any] = {}
     figures = []
 
@@ -150,9 +143,8 @@ def generation_task(run: LoadedRun, *, rows: int = 6, per_row: int = 10, num_pai
     n = min(map_examples, len(test))
     batch = {"x": test.x[:n], "y": test.y[:n]}
     means = np.asarray(model.encode(params, batch))
-    sampled = np.asarray(model.sample_codes(params, batch, key=k_codes)) if hasattr(model, "sample_codes") else means
-    prior_mean, prior_cov = (model.prior_moments() if hasattr(model, "prior_moments")
-                             else (np.zeros(means.shape[1]), np.eye(means.shape[1])))
+    sampled = np.asarray(model.sample_codes(params, batch, key=k_codes))
+    prior_mean, prior_cov = model.prior_moments()
     results.update({f"test/{k}": v for k, v in code_moments(sampled, prior_mean, prior_cov).items()})
     if means.shape[1] == 2:
         xy, axes = means, ("z1", "z2")
@@ -160,14 +152,11 @@ def generation_task(run: LoadedRun, *, rows: int = 6, per_row: int = 10, num_pai
         from sklearn.decomposition import PCA
 
         xy, axes = PCA(n_components=2, random_state=0).fit_transform(means), ("PC 1 of codes", "PC 2 of codes")
-    centres = None
-    if getattr(model, "prior", None) == "mixture":
-        from aejax.models.aae import mixture_means
-
-        centres = np.asarray(mixture_means(model.mixture_components, model.mixture_radius))
+    centres = model.prior_centres()
+    if centres is not None:
         nearest = np.argmin(np.linalg.norm(means[:, None, :] - centres[None], axis=-1), axis=1)
         results["test/code_cluster_purity"] = _purity(nearest, test.y[:n])
-        if getattr(model, "label_prior", False):
+        if conditional:
             results["test/code_component_accuracy"] = float(np.mean(nearest == test.y[:n]))
     results["test/code_map_knn_accuracy"] = _knn_accuracy(xy, test.y[:n])
     figures.append(code_map(xy, test.y[:n], os.path.join(out_dir, "code_map.png"), class_names=names,

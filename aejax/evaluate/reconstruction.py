@@ -7,7 +7,6 @@ import os
 import numpy as np
 from sklearn.decomposition import PCA
 
-from aejax.evaluate.run import LoadedRun
 
 
 def pca_reconstruction_mse(train_x: np.ndarray, test_x: np.ndarray, num_components: int) -> float:
@@ -19,20 +18,22 @@ def pca_reconstruction_mse(train_x: np.ndarray, test_x: np.ndarray, num_componen
     return float(np.mean(np.square(recon - flat_test)))
 
 
-def reconstruction_task(run: LoadedRun, *, batch_size: int = 1000) -> dict[str, float]:
+def reconstruction_task(model, params, dataset, hp, *, seed: int, out_dir: str,
+                        batch_size: int = 1000) -> dict[str, float]:
     """Test MSE per pixel of the model and of PCA with the model's code size."""
     from aejax.viz.figures import image_rows
 
-    x = run.dataset.test.x
+    del hp, seed  # deterministic
+    x, y = dataset.test.x, dataset.test.y
     errors = []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
-        x_hat = np.asarray(run.model.reconstruct(run.params, {"x": xb, "y": run.dataset.test.y[start:start + batch_size]}))
+        x_hat = np.asarray(model.reconstruct(params, {"x": xb, "y": y[start:start + batch_size]}))
         errors.append(np.sum(np.square(x_hat - xb)))
-    k = int(run.config.model.code_size)
+    k = int(model.code_size)
     results = {"test/mse": float(np.sum(errors) / x.size),
-               f"test/pca{k}_mse": pca_reconstruction_mse(run.dataset.train.x, x, k)}
-    os.makedirs(os.path.join(run.workdir, "figures"), exist_ok=True)
-    recon = np.asarray(run.model.reconstruct(run.params, {"x": x[:10], "y": run.dataset.test.y[:10]}))
-    image_rows([x[:10], recon], ["input", "recon"], os.path.join(run.workdir, "figures", "eval_reconstruction.png"))
+               f"test/pca{k}_mse": pca_reconstruction_mse(dataset.train.x, x, k)}
+    os.makedirs(out_dir, exist_ok=True)
+    recon = np.asarray(model.reconstruct(params, {"x": x[:10], "y": y[:10]}))
+    image_rows([x[:10], recon], ["input", "recon"], os.path.join(out_dir, "eval_reconstruction.png"))
     return results

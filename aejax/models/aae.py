@@ -20,7 +20,6 @@ References: Makhzani et al. 2015, "Adversarial Autoencoders"; Goodfellow et al. 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
 
 import flax.linen as nn
 import jax
@@ -31,11 +30,11 @@ import optax
 from aejax.errors import ConfigError, DataError
 from aejax.models import common
 from aejax.models.vae import check_labels
-from aejax.nets import ACTIVATIONS, make_encoder_decoder
+from aejax.models.updates import gradient_step
+from aejax.nets import ACTIVATIONS
 from aejax.nets.discriminator import MLPDiscriminator
 from aejax.objectives import adversarial as adv
 from aejax.objectives import kl as klo
-from aejax.train.optim import apply_scaled_updates
 
 PRIORS = ("gaussian", "mixture")
 ENCODER_KINDS = ("deterministic", "gaussian")
@@ -71,6 +70,7 @@ class AAE:
       label_prior: match class-c codes to mixture component c (needs labels).
       num_classes: the dataset's class count (used with `label_prior`).
       mixture_components, mixture_radius, mixture_std: the mixture's shape.
+      disc_hidden, disc_activation: the discriminator MLP's widths and activation.
     """
 
     encoder: nn.Module
@@ -86,6 +86,8 @@ class AAE:
     mixture_components: int = 10
     mixture_radius: float = 4.0
     mixture_std: float = 0.5
+    disc_hidden: tuple[int, ...] = (256, 256)
+    disc_activation: str = "relu"
     name = "aae"
 
     def __post_init__(self):
@@ -105,6 +107,28 @@ class AAE:
         if self.mixture_components < 1 or self.mixture_std <= 0 or self.mixture_radius < 0:
             raise ConfigError("the mixture needs >= 1 component, a std > 0 and a radius >= 0.")
 
+    @classmethod
+    def build(cls, net, *, input_shape, num_classes: int, code_size: int, encoder_kind: str = "deterministic",
+              disc_hidden=(256, 256), disc_activation: str = "relu", **options):
+        """An AAE from a NetSpec; the discriminator is an MLP with `disc_hidden` widths."""
+        if encoder_kind not in ENCODER_KINDS:
+            raise ConfigError(f"unknown encoder kind {encoder_kind!r}; choose one of {list(ENCODER_KINDS)}.")
+        if disc_activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {disc_activation!r}; choose one of {sorted(ACTIVATIONS)}.")
+        if any(int(w) < 1 for w in disc_hidden):
+            raise ConfigError("model.disc_hidden widths must be positive integers.")
+        disc_hidden = tuple(int(w) for w in disc_hidden)
+        width = 2 * int(code_size) if encoder_kind == "gaussian" else int(code_size)
+        encoder, decoder = net.encoder_decoder(input_shape, int(code_size), encoder_width=width)
+        return cls(encoder, decoder, MLPDiscriminator(disc_hidden, disc_activation), tuple(input_shape),
+                   int(code_size), encoder_kind=encoder_kind, num_classes=int(num_classes), disc_hidden=disc_hidden,
+                   disc_activation=disc_activation, **options)
+
+    @property
+    def label_conditional(self) -> bool:
+        """True when `sample` takes class labels (the label prior picks component c for class c)."""
+        return self.label_prior
+
     # --- prior ---------------------------------------------------------------------------
 
     def sample_prior(self, num: int, *, key, labels=None):
@@ -123,6 +147,12 @@ class AAE:
         centred = means - mu
         cov = centred.T @ centred / len(means) + self.mixture_std ** 2 * np.eye(2)
         return mu, cov
+
+    def prior_centres(self):
+        """The mixture's component means [C, 2], or None for the Gaussian prior."""
+        if self.prior != "mixture":
+            return None
+        return np.asarray(mixture_means(self.mixture_components, self.mixture_radius))
 
     # --- nets ----------------------------------------------------------------------------
 
@@ -183,8 +213,9 @@ class AAE:
 
     # --- objective -----------------------------------------------------------------------
 
-    def loss(self, params, batch, key, hp):
+    def loss(self, params, batch, key, hp, *, step=None):
         """The reconstruction term, with the adversarial terms (not optimized here) in aux."""
+        del step
         k_rec, k_code, k_prior = jax.random.split(key, 3)
         x = batch["x"]
         cond = self._disc_condition(batch)
@@ -203,16 +234,18 @@ class AAE:
                 "disc": tx.init(params["discriminator"]),
                 "gen": tx.init(params["encoder"])}
 
-    def update(self, tx, params, opt_state, batch, key, hp):
+    def update(self, tx, params, opt_state, batch, key, hp, *, step):
         """Reconstruction, discriminator and generator updates, in that order, each with its own optax state."""
+        del step
         k_rec, k_code, k_prior, k_gen = jax.random.split(key, 4)
         x = batch["x"]
         cond = self._disc_condition(batch)
 
+        def recon_loss(ae):
+            return self._recon(ae, x, k_rec), ()
+
         ae = {"encoder": params["encoder"], "decoder": params["decoder"]}
-        recon, g_ae = jax.value_and_grad(self._recon)(ae, x, k_rec)
-        u, ae_state = tx.update(g_ae, opt_state["ae"], ae)
-        ae = apply_scaled_updates(ae, u, hp["learning_rate"])
+        ae, ae_state, recon, _, g_ae = gradient_step(recon_loss, tx, ae, opt_state["ae"], hp["learning_rate"])
 
         z_fake = jax.lax.stop_gradient(self._sample_code(ae["encoder"], x, k_code))
         z_real = self.sample_prior(x.shape[0], key=k_prior, labels=batch.get("y"))
@@ -223,16 +256,14 @@ class AAE:
             loss = jnp.mean(adv.discriminator_loss(real, fake)) + hp["disc_r1"] * r1
             return loss, (0.5 * (jnp.mean(real > 0) + jnp.mean(fake < 0)), r1)
 
-        (d_loss, (d_acc, r1)), g_disc = jax.value_and_grad(disc_loss, has_aux=True)(params["discriminator"])
-        u, disc_state = tx.update(g_disc, opt_state["disc"], params["discriminator"])
-        disc = apply_scaled_updates(params["discriminator"], u, hp["disc_learning_rate"])
+        disc, disc_state, d_loss, (d_acc, r1), g_disc = gradient_step(
+            disc_loss, tx, params["discriminator"], opt_state["disc"], hp["disc_learning_rate"])
 
         def gen_loss(enc):
-            return jnp.mean(adv.generator_loss(self._disc_logits(disc, self._sample_code(enc, x, k_gen), cond)))
+            return jnp.mean(adv.generator_loss(self._disc_logits(disc, self._sample_code(enc, x, k_gen), cond))), ()
 
-        g_loss, g_enc = jax.value_and_grad(gen_loss)(ae["encoder"])
-        u, gen_state = tx.update(g_enc, opt_state["gen"], ae["encoder"])
-        encoder = apply_scaled_updates(ae["encoder"], u, hp["gen_learning_rate"])
+        encoder, gen_state, g_loss, _, g_enc = gradient_step(
+            gen_loss, tx, ae["encoder"], opt_state["gen"], hp["gen_learning_rate"])
 
         grad_norm = optax.tree.norm((g_ae, g_disc, g_enc))
         new_params = {"encoder": encoder, "decoder": ae["decoder"], "discriminator": disc}
@@ -242,7 +273,11 @@ class AAE:
 
     # --- checks --------------------------------------------------------------------------
 
-    def default_hp(self):
+    default_hp = common.default_hp
+
+    @staticmethod
+    def hp_defaults(options):
+        del options
         return {"disc_learning_rate": 1e-3, "gen_learning_rate": 1e-3, "disc_r1": 0.0}
 
     def check_hp(self, hp):
@@ -258,22 +293,3 @@ class AAE:
         if self.label_prior:
             check_labels(y, int(np.asarray(x).shape[0]), self.num_classes)
 
-
-def build_aae(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",
-              hidden: Sequence[int] = (512, 256), channels: Sequence[int] = (32, 64), activation: str = "gelu",
-              likelihood: str = "bernoulli", encoder_kind: str = "deterministic", prior: str = "gaussian",
-              label_prior: bool = False, disc_hidden: Sequence[int] = (256, 256), disc_activation: str = "relu",
-              mixture_radius: float = 4.0, mixture_std: float = 0.5) -> AAE:
-    """An adversarial autoencoder (see `AAE`); the discriminator is an MLP with `disc_hidden` widths."""
-    if encoder_kind not in ENCODER_KINDS:
-        raise ConfigError(f"unknown encoder kind {encoder_kind!r}; choose one of {list(ENCODER_KINDS)}.")
-    if disc_activation not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {disc_activation!r}; choose one of {sorted(ACTIVATIONS)}.")
-    if any(int(w) < 1 for w in disc_hidden):
-        raise ConfigError("model.disc_hidden widths must be positive integers.")
-    out = 2 * int(code_size) if encoder_kind == "gaussian" else int(code_size)
-    encoder, decoder = make_encoder_decoder(net, input_shape=input_shape, code_size=code_size, hidden=hidden,
-                                            channels=channels, activation=activation, encoder_code_size=out)
-    discriminator = MLPDiscriminator(tuple(int(w) for w in disc_hidden), disc_activation)
-    return AAE(encoder, decoder, discriminator, tuple(input_shape), int(code_size), likelihood, encoder_kind, prior,
-               bool(label_prior), int(num_classes), 10, float(mixture_radius), float(mixture_std))

@@ -1,17 +1,15 @@
-"""Pieces every autoencoder kind composes: parameter init, reconstruction likelihoods, checks.
+"""Pieces every autoencoder kind composes: the deterministic encode/decode block, likelihoods, checks.
 
-The contract every kind follows (see DESIGN.md):
+The contract itself is `aejax.models.protocols.Autoencoder`. Kinds whose code is a plain
+function of x (undercomplete, sparse, denoising, contractive) share the block below by
+assigning its functions as methods (`encode = common.encode`), not by inheriting:
 
-    init(key, batch) -> params
-    loss(params, batch, key, hp) -> (scalar, aux)   # aux: every term by name, scalars
-    encode(params, batch) -> codes [B, K]           # deterministic (the mean for a VAE)
-    reconstruct(params, batch) -> x_hat             # deterministic, in data space
-    default_hp() -> dict of float hyperparameters   # travel as arrays in `hp`
-    check_hp(hp) / check_data(x, y)                 # raise ConfigError / DataError
+    init(key, batch)              encoder on one example, decoder on its code
+    encode(params, batch)         encoder output [B, K]
+    decode_logits(params, z_BxK)  decoder output (logits) [B, *input_shape]
+    reconstruct(params, batch)    sigmoid(decode_logits(encode(x))) -- uses the kind's own `encode`
+    build(net, ...)               the kind from a `NetSpec` and its options
 
-A kind may also define `init_opt_state(tx, params)` and
-`update(tx, params, opt_state, batch, key, hp) -> (params, opt_state, loss, aux, grad_norm)`
-when one step is more than one gradient update (the adversarial autoencoder).
 `batch` is a dict with "x" [B, H, W, C] float32 and "y" [B] int32.
 """
 
@@ -30,16 +28,54 @@ from aejax.objectives import reconstruction as rec
 LIKELIHOODS = ("mse", "bernoulli")
 
 
-def init_encoder_decoder(encoder, decoder, key, x_1xD) -> dict:
+def init_encoder_decoder(encoder, decoder, key, x_1) -> dict:
     """Initializes an encoder on one example and a decoder on that example's code.
 
     Returns {"encoder": ..., "decoder": ...}; the key is split in two, encoder first.
     """
     k_enc, k_dec = jax.random.split(key)
-    enc = encoder.init(k_enc, x_1xD)["params"]
-    z = encoder.apply({"params": enc}, x_1xD)
+    enc = encoder.init(k_enc, x_1)["params"]
+    z = encoder.apply({"params": enc}, x_1)
     dec = decoder.init(k_dec, z)["params"]
     return {"encoder": enc, "decoder": dec}
+
+
+def init(model, key, batch) -> dict:
+    """The deterministic block's parameters: {"encoder": ..., "decoder": ...}."""
+    return init_encoder_decoder(model.encoder, model.decoder, key, batch["x"][:1])
+
+
+def encode(model, params, batch):
+    """Encoder output [B, K]."""
+    return model.encoder.apply({"params": params["encoder"]}, batch["x"])
+
+
+def decode_logits(model, params, z_BxK):
+    """Decoder output (logits) [B, *input_shape]."""
+    return model.decoder.apply({"params": params["decoder"]}, z_BxK)
+
+
+def reconstruct(model, params, batch):
+    """sigmoid(logits) of the code the kind's own `encode` gives (deterministic)."""
+    return jax.nn.sigmoid(model.decode_logits(params, model.encode(params, batch)))
+
+
+def build(cls, net, *, input_shape, num_classes: int, code_size: int, **options):
+    """A kind made of one encoder and one decoder from `net` (a NetSpec); options go to the dataclass."""
+    del num_classes
+    encoder, decoder = net.encoder_decoder(input_shape, int(code_size))
+    return cls(encoder, decoder, tuple(input_shape), int(code_size), **options)
+
+
+def default_hp(model) -> dict:
+    """The kind's hp defaults for its own options (its `hp_defaults(options)` at its fields)."""
+    return model.hp_defaults(vars(model))
+
+
+def no_hp(options) -> dict:
+    """hp_defaults of a kind with no continuous hyperparameters of its own."""
+    del options
+    return {}
 
 
 def check_likelihood(likelihood: str, allowed=LIKELIHOODS) -> None:

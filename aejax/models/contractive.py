@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from aejax.errors import ConfigError
 from aejax.models import common
-from aejax.nets import ACTIVATIONS, MLPEncoder, make_encoder_decoder
+from aejax.nets import ACTIVATIONS, MLPEncoder
 from aejax.objectives.contractive import METHODS, SigmoidLayer, contractive_penalty
 
 
@@ -68,8 +66,11 @@ class ContractiveAE:
         return (isinstance(self.encoder, MLPEncoder) and len(tuple(self.encoder.hidden)) == 0
                 and self.code_activation == "sigmoid")
 
-    def init(self, key, batch):
-        return common.init_encoder_decoder(self.encoder, self.decoder, key, batch["x"][:1])
+    init = common.init
+    decode_logits = common.decode_logits
+    reconstruct = common.reconstruct
+    build = classmethod(common.build)
+    default_hp = common.default_hp
 
     def encode_fn(self, params):
         """The encoder as a function of x alone (a `SigmoidLayer` when the closed form applies)."""
@@ -82,13 +83,8 @@ class ContractiveAE:
     def encode(self, params, batch):
         return self.encode_fn(params)(batch["x"])
 
-    def decode_logits(self, params, z_BxK):
-        return self.decoder.apply({"params": params["decoder"]}, z_BxK)
-
-    def reconstruct(self, params, batch):
-        return jax.nn.sigmoid(self.decode_logits(params, self.encode(params, batch)))
-
-    def loss(self, params, batch, key, hp):
+    def loss(self, params, batch, key, hp, *, step=None):
+        del step
         x = batch["x"]
         encode = self.encode_fn(params)
         recon_B = common.reconstruction_per_pixel(self.likelihood, self.decode_logits(params, encode(x)), x)
@@ -97,7 +93,9 @@ class ContractiveAE:
         loss = recon + hp["contractive_weight"] * jac / math.prod(self.input_shape)
         return loss, {"recon": recon, "jacobian_fro2": jac}
 
-    def default_hp(self):
+    @staticmethod
+    def hp_defaults(options):
+        del options
         return {"contractive_weight": 0.1}
 
     def check_hp(self, hp):
@@ -107,13 +105,3 @@ class ContractiveAE:
     def check_data(self, x, y=None):
         common.check_data_for_likelihood(self.likelihood, x, y)
 
-
-def build_contractive(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",
-                      hidden: Sequence[int] = (256, 128), channels: Sequence[int] = (32, 64),
-                      activation: str = "gelu", likelihood: str = "mse", code_activation: str = "sigmoid",
-                      method: str = "auto", num_probes: int = 1) -> ContractiveAE:
-    del num_classes
-    encoder, decoder = make_encoder_decoder(net, input_shape=input_shape, code_size=code_size, hidden=hidden,
-                                            channels=channels, activation=activation)
-    return ContractiveAE(encoder, decoder, tuple(input_shape), int(code_size), code_activation, method,
-                         int(num_probes), likelihood)

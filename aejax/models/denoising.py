@@ -13,17 +13,14 @@ features with denoising autoencoders" (ICML); Vincent et al. 2010, "Stacked deno
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from aejax.data import corruptions
 from aejax.errors import DataError
 from aejax.models import common
-from aejax.nets import make_encoder_decoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,29 +47,27 @@ class DenoisingAE:
         common.check_likelihood(self.likelihood)
         corruptions.check_corruption(self.corruption)
 
-    def init(self, key, batch):
-        return common.init_encoder_decoder(self.encoder, self.decoder, key, batch["x"][:1])
+    init = common.init
+    encode = common.encode
+    decode_logits = common.decode_logits
+    reconstruct = common.reconstruct
+    build = classmethod(common.build)
+    default_hp = common.default_hp
 
     def corrupt(self, x, level, *, key):
         return corruptions.get_corruption(self.corruption)(x, level, key=key)
 
-    def encode(self, params, batch):
-        return self.encoder.apply({"params": params["encoder"]}, batch["x"])
-
-    def decode_logits(self, params, z_BxK):
-        return self.decoder.apply({"params": params["decoder"]}, z_BxK)
-
-    def reconstruct(self, params, batch):
-        return jax.nn.sigmoid(self.decode_logits(params, self.encode(params, batch)))
-
-    def loss(self, params, batch, key, hp):
+    def loss(self, params, batch, key, hp, *, step=None):
+        del step
         x = batch["x"]
         x_tilde = self.corrupt(x, hp["noise_level"], key=key)
         logits = self.decode_logits(params, self.encode(params, {**batch, "x": x_tilde}))
         recon = jnp.mean(common.reconstruction_per_pixel(self.likelihood, logits, x))
         return recon, {"recon": recon, "input_mse": jnp.mean(jnp.square(x_tilde - x))}
 
-    def default_hp(self):
+    @staticmethod
+    def hp_defaults(options):
+        del options
         return {"noise_level": 0.2}
 
     def check_hp(self, hp):
@@ -86,11 +81,3 @@ class DenoisingAE:
             raise DataError(f"denoising corrupts images in [0, 1] but the data lie in [{x.min():.4g}, {x.max():.4g}]; "
                             "rescale the images to [0, 1].")
 
-
-def build_denoising(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",
-                    hidden: Sequence[int] = (256, 128), channels: Sequence[int] = (32, 64), activation: str = "gelu",
-                    likelihood: str = "mse", corruption: str = "gaussian") -> DenoisingAE:
-    del num_classes
-    encoder, decoder = make_encoder_decoder(net, input_shape=input_shape, code_size=code_size, hidden=hidden,
-                                            channels=channels, activation=activation)
-    return DenoisingAE(encoder, decoder, tuple(input_shape), int(code_size), corruption, likelihood)

@@ -19,7 +19,7 @@ autoencoders"; Gao et al. 2024, "Scaling and evaluating sparse autoencoders" (Au
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import functools
 
 import flax.linen as nn
 import jax
@@ -28,9 +28,8 @@ import optax
 
 from aejax.errors import ConfigError
 from aejax.models import common
-from aejax.nets import make_encoder_decoder
+from aejax.models.updates import gradient_step
 from aejax.objectives import sparsity as sp
-from aejax.train.optim import apply_scaled_updates
 
 SPARSITY_KINDS = ("l1", "kl", "topk")
 
@@ -73,11 +72,12 @@ class SparseAE:
             raise ConfigError(f"dead_steps must be a positive number of steps, got {self.dead_steps}.")
 
     # -- the contract -------------------------------------------------------------------------
-    def init(self, key, batch):
-        return common.init_encoder_decoder(self.encoder, self.decoder, key, batch["x"][:1])
-
-    def pre_activations(self, params, batch):
-        return self.encoder.apply({"params": params["encoder"]}, batch["x"])
+    init = common.init
+    pre_activations = common.encode  # the encoder's output, before the sparse code function
+    decode_logits = common.decode_logits
+    reconstruct = common.reconstruct
+    build = classmethod(common.build)
+    default_hp = common.default_hp
 
     def code(self, pre_BxK):
         if self.sparsity == "l1":
@@ -93,13 +93,8 @@ class SparseAE:
     def encode(self, params, batch):
         return self.code(self.pre_activations(params, batch))
 
-    def decode_logits(self, params, z_BxK):
-        return self.decoder.apply({"params": params["decoder"]}, z_BxK)
-
-    def reconstruct(self, params, batch):
-        return jax.nn.sigmoid(self.decode_logits(params, self.encode(params, batch)))
-
-    def loss(self, params, batch, key, hp):
+    def loss(self, params, batch, key, hp, *, step=None):
+        del step
         loss, (aux, _) = self.loss_with_dead(params, batch, key, hp, dead_K=None)
         return loss, aux
 
@@ -142,19 +137,19 @@ class SparseAE:
     def init_opt_state(self, tx, params):
         return {"tx": tx.init(params), "steps_since_fired": jnp.zeros((self.code_size,), jnp.int32)}
 
-    def update(self, tx, params, opt_state, batch, key, hp):
+    def update(self, tx, params, opt_state, batch, key, hp, *, step):
+        """One gradient step given which units are dead; then the counters advance."""
+        del step
         since_K = opt_state["steps_since_fired"]
-        dead_K = since_K >= self.dead_steps
-        grad_fn = jax.value_and_grad(self.loss_with_dead, has_aux=True)
-        (loss, (aux, fired_K)), grads = grad_fn(params, batch, key, hp, dead_K=dead_K)
-        grad_norm = optax.tree.norm(grads)
-        updates, tx_state = tx.update(grads, opt_state["tx"], params)
-        params = apply_scaled_updates(params, updates, hp["learning_rate"])
+        loss_fn = functools.partial(self.loss_with_dead, dead_K=since_K >= self.dead_steps)
+        params, tx_state, loss, (aux, fired_K), grads = gradient_step(
+            loss_fn, tx, params, opt_state["tx"], hp["learning_rate"], batch, key, hp)
         since_K = jnp.where(fired_K, 0, since_K + 1)
-        return params, {"tx": tx_state, "steps_since_fired": since_K}, loss, aux, grad_norm
+        return params, {"tx": tx_state, "steps_since_fired": since_K}, loss, aux, optax.tree.norm(grads)
 
-    def default_hp(self):
-        return {"sparsity_weight": {"l1": 1e-3, "kl": 0.05, "topk": 0.0}[self.sparsity], "rho": 0.05,
+    @staticmethod
+    def hp_defaults(options):
+        return {"sparsity_weight": {"l1": 1e-3, "kl": 0.05, "topk": 0.0}[options["sparsity"]], "rho": 0.05,
                 "aux_weight": 1.0 / 32.0}
 
     def check_hp(self, hp):
@@ -166,13 +161,3 @@ class SparseAE:
     def check_data(self, x, y=None):
         common.check_data_for_likelihood(self.likelihood, x, y)
 
-
-def build_sparse(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",
-                 hidden: Sequence[int] = (256, 128), channels: Sequence[int] = (32, 64), activation: str = "gelu",
-                 likelihood: str = "mse", sparsity: str = "kl", k: int = 8, aux_k: int = 0,
-                 dead_steps: int = 500) -> SparseAE:
-    del num_classes
-    encoder, decoder = make_encoder_decoder(net, input_shape=input_shape, code_size=code_size, hidden=hidden,
-                                            channels=channels, activation=activation)
-    return SparseAE(encoder, decoder, tuple(input_shape), int(code_size), sparsity, int(k), int(aux_k),
-                    int(dead_steps), likelihood)

@@ -10,7 +10,6 @@ import dataclasses
 import math
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from aejax.errors import ConfigError
@@ -42,27 +41,21 @@ class UndercompleteAE:
                 f"an undercomplete autoencoder needs a code narrower than its input, got code size "
                 f"{self.code_size} for {math.prod(self.input_shape)} input features; lower model.code_size.")
 
-    def init(self, key, batch):
-        return common.init_encoder_decoder(self.encoder, self.decoder, key, batch["x"][:1])
+    init = common.init
+    encode = common.encode
+    decode_logits = common.decode_logits
+    reconstruct = common.reconstruct
+    build = classmethod(common.build)
+    hp_defaults = staticmethod(common.no_hp)
+    default_hp = common.default_hp
 
-    def encode(self, params, batch):
-        return self.encoder.apply({"params": params["encoder"]}, batch["x"])
-
-    def decode_logits(self, params, z_BxK):
-        return self.decoder.apply({"params": params["decoder"]}, z_BxK)
-
-    def reconstruct(self, params, batch):
-        return jax.nn.sigmoid(self.decode_logits(params, self.encode(params, batch)))
-
-    def loss(self, params, batch, key, hp):
-        del key, hp  # deterministic, no kind-specific hyperparameters
+    def loss(self, params, batch, key, hp, *, step=None):
+        del key, hp, step  # deterministic, no kind-specific hyperparameters
         logits = self.decode_logits(params, self.encode(params, batch))
         recon_B = common.reconstruction_per_pixel(self.likelihood, logits, batch["x"])
         loss = jnp.mean(recon_B)
         return loss, {"recon": loss}
 
-    def default_hp(self):
-        return {}
 
     def check_hp(self, hp):
         del hp

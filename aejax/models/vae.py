@@ -1,16 +1,13 @@
 """The variational autoencoder, its beta-weighted form, and the conditional VAE.
 
 One `VAE` object serves three kinds: "vae" (beta = 1 by default), beta-VAE (set hp.beta,
-a KL warm-up schedule and free bits) and "cvae" (num_classes > 0: one-hot labels are
-concatenated to the encoder's and the decoder's features).
+a KL warm-up schedule and free bits) and "cvae" (built with conditional=True: one-hot
+labels of the dataset's classes are concatenated to the encoder's and the decoder's features).
 
-KL warm-up needs the update step, which `loss(params, batch, key, hp)` does not receive.
-The model therefore owns a step counter in its optimizer state (`init_opt_state` returns
-{"tx": ..., "step": 0}) and its `update` hook evaluates the schedule at that counter and
-passes the multiplier to `loss_terms`. `loss` itself always uses the full weight, so the
-numbers the trainer reports for validation and test are the true (beta-weighted) objective.
-A counter in the optimizer state is checkpointed and restored with it, and a skipped
-non-finite update leaves it unchanged, exactly like optax's own counts.
+The KL multiplier of a warm-up or cyclical schedule is a function of the trainer's global
+step, which the trainer passes to `loss(..., step=step)`. Outside training (`step=None`)
+the loss uses the full weight, so the numbers reported for validation and test are the
+true (beta-weighted) objective.
 
 References: Kingma & Welling 2013, "Auto-Encoding Variational Bayes"; Higgins et al. 2017,
 "beta-VAE: Learning Basic Visual Concepts with a Constrained Variational Framework"; Sohn et
@@ -21,20 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from aejax.errors import ConfigError, DataError
 from aejax.models import common
-from aejax.nets import make_encoder_decoder
 from aejax.objectives import kl as klo
 from aejax.objectives import reconstruction as rec
-from aejax.train.optim import apply_scaled_updates
 
 VAE_LIKELIHOODS = ("bernoulli", "gaussian", "gaussian_learned", "continuous_bernoulli")
 UNIT_RANGE_LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
@@ -131,6 +124,20 @@ class VAE:
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    @property
+    def label_conditional(self) -> bool:
+        """True when `sample` and `decode` take class labels (a CVAE)."""
+        return self.conditional
+
+    @classmethod
+    def build(cls, net, *, input_shape, num_classes: int, code_size: int, conditional: bool = False, **options):
+        """A VAE from a NetSpec; `conditional` conditions on the dataset's `num_classes` one-hot labels."""
+        if conditional and int(num_classes) < 2:
+            raise ConfigError(f"a conditional VAE needs at least 2 classes, got num_classes={num_classes}.")
+        encoder, decoder = net.encoder_decoder(input_shape, int(code_size), encoder_width=2 * int(code_size))
+        return cls(encoder, decoder, tuple(input_shape), int(code_size),
+                   num_classes=int(num_classes) if conditional else 0, **options)
+
     # --- nets ----------------------------------------------------------------------------
 
     def _condition(self, y, num: int):
@@ -206,8 +213,9 @@ class VAE:
         """Decoder mean at the posterior mean (deterministic)."""
         return self.decode(params, self.encode(params, batch), batch.get("y"))
 
-    def sample_prior(self, num: int, *, key):
-        """z ~ N(0, I) -> [num, K]."""
+    def sample_prior(self, num: int, *, key, labels=None):
+        """z ~ N(0, I) -> [num, K] (labels do not change a VAE's prior)."""
+        del labels
         return jax.random.normal(key, (num, self.code_size))
 
     def sample(self, params, num: int, *, key, labels=None):
@@ -215,6 +223,14 @@ class VAE:
         if not self.conditional and labels is not None:
             raise ConfigError("this VAE is unconditional; sample without labels or build a 'cvae'.")
         return self.decode(params, self.sample_prior(num, key=key), labels)
+
+    def prior_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The prior's mean [K] and covariance [K, K]: N(0, I)."""
+        return np.zeros(self.code_size), np.eye(self.code_size)
+
+    def prior_centres(self):
+        """A unimodal prior has no mixture components."""
+        return None
 
     # --- objective ---------------------------------------------------------------------
 
@@ -238,9 +254,11 @@ class VAE:
                "active_dims": jnp.sum(jnp.mean(kl_BxK, axis=0) > 0.01).astype(jnp.float32)}
         return loss, aux
 
-    def loss(self, params, batch, key, hp):
-        """Negative beta-ELBO averaged over the batch (in nats per example), full KL weight."""
-        return self.loss_terms(params, batch, key, hp, 1.0)
+    def loss(self, params, batch, key, hp, *, step=None):
+        """Negative beta-ELBO averaged over the batch (nats per example); the KL weight follows the
+        schedule at the training `step`, and is full when `step` is None."""
+        kl_weight = 1.0 if step is None else self.kl_weight_at(step)
+        return self.loss_terms(params, batch, key, hp, kl_weight)
 
     def elbo(self, params, batch, *, key, hp=None):
         """Per-example ELBO [B] with one posterior sample and the analytic KL (beta = 1)."""
@@ -267,32 +285,21 @@ class VAE:
         log_px_z = -self.nll(params, out, x_rep, hp).reshape(num_samples, b)
         return log_px_z + klo.standard_normal_log_density(z_SxBxK) - klo.gaussian_log_density(z_SxBxK, mean, logvar)
 
-    # --- training hooks: a step counter for the KL schedule ------------------------------
-
     def kl_weight_at(self, step):
+        """The KL schedule's multiplier at a global training step."""
         return klo.kl_weight_schedule(self.kl_schedule, step, warmup_steps=self.kl_warmup_steps,
                                       cycle_steps=self.kl_cycle_steps, ramp_fraction=self.kl_ramp_fraction)
 
-    def init_opt_state(self, tx, params):
-        return {"tx": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-
-    def update(self, tx, params, opt_state, batch, key, hp):
-        """One gradient step on the loss with the KL multiplier of the schedule at this model's step."""
-        kl_weight = self.kl_weight_at(opt_state["step"])
-        grad_fn = jax.value_and_grad(self.loss_terms, has_aux=True)
-        (loss, aux), grads = grad_fn(params, batch, key, hp, kl_weight)
-        grad_norm = optax.tree.norm(grads)
-        updates, tx_state = tx.update(grads, opt_state["tx"], params)
-        params = apply_scaled_updates(params, updates, hp["learning_rate"])
-        return params, {"tx": tx_state, "step": opt_state["step"] + 1}, loss, aux, grad_norm
-
     # --- checks -------------------------------------------------------------------------
 
-    def default_hp(self):
-        hp = {"beta": 1.0, "free_bits": 0.0}
-        if self.likelihood == "gaussian":
-            hp["sigma"] = 0.1
-        return hp
+    default_hp = common.default_hp
+
+    @staticmethod
+    def hp_defaults(options):
+        """beta (KL weight), free_bits (nats per dimension), sigma (the fixed std of the
+        "gaussian" likelihood; unused by the others)."""
+        del options
+        return {"beta": 1.0, "free_bits": 0.0, "sigma": 0.1}
 
     def check_hp(self, hp):
         common.check_hp_keys(hp, tuple(self.default_hp()))
@@ -311,36 +318,3 @@ class VAE:
             raise DataError(f"images must have shape [N, {', '.join(map(str, self.input_shape))}] for this model, "
                             f"got {np.asarray(x).shape}.")
 
-
-def _build(*, input_shape, code_size, net, hidden, channels, activation, likelihood, num_classes, kl_schedule,
-           kl_warmup_steps, kl_cycle_steps, kl_ramp_fraction, dynamic_binarization) -> VAE:
-    encoder, decoder = make_encoder_decoder(net, input_shape=input_shape, code_size=code_size, hidden=hidden,
-                                            channels=channels, activation=activation,
-                                            encoder_code_size=2 * int(code_size))
-    return VAE(encoder, decoder, tuple(input_shape), int(code_size), likelihood, int(num_classes), kl_schedule,
-               int(kl_warmup_steps), int(kl_cycle_steps), float(kl_ramp_fraction), bool(dynamic_binarization))
-
-
-def build_vae(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",
-              hidden: Sequence[int] = (512, 256), channels: Sequence[int] = (32, 64), activation: str = "gelu",
-              likelihood: str = "bernoulli", kl_schedule: str = "constant", kl_warmup_steps: int = 0,
-              kl_cycle_steps: int = 0, kl_ramp_fraction: float = 0.5, dynamic_binarization: bool = False) -> VAE:
-    """An unconditional VAE (beta-VAE with hp.beta != 1, a KL schedule or free bits)."""
-    del num_classes
-    return _build(input_shape=input_shape, code_size=code_size, net=net, hidden=hidden, channels=channels,
-                  activation=activation, likelihood=likelihood, num_classes=0, kl_schedule=kl_schedule,
-                  kl_warmup_steps=kl_warmup_steps, kl_cycle_steps=kl_cycle_steps, kl_ramp_fraction=kl_ramp_fraction,
-                  dynamic_binarization=dynamic_binarization)
-
-
-def build_cvae(*, input_shape: Sequence[int], num_classes: int, code_size: int, net: str = "mlp",
-               hidden: Sequence[int] = (512, 256), channels: Sequence[int] = (32, 64), activation: str = "gelu",
-               likelihood: str = "bernoulli", kl_schedule: str = "constant", kl_warmup_steps: int = 0,
-               kl_cycle_steps: int = 0, kl_ramp_fraction: float = 0.5, dynamic_binarization: bool = False) -> VAE:
-    """A conditional VAE on `num_classes` one-hot labels (the dataset's class count)."""
-    if int(num_classes) < 2:
-        raise ConfigError(f"a conditional VAE needs at least 2 classes, got num_classes={num_classes}.")
-    return _build(input_shape=input_shape, code_size=code_size, net=net, hidden=hidden, channels=channels,
-                  activation=activation, likelihood=likelihood, num_classes=num_classes, kl_schedule=kl_schedule,
-                  kl_warmup_steps=kl_warmup_steps, kl_cycle_steps=kl_cycle_steps, kl_ramp_fraction=kl_ramp_fraction,
-                  dynamic_binarization=dynamic_binarization)

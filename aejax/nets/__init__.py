@@ -1,56 +1,87 @@
-"""Flax linen networks: encoders and decoders. No losses here."""
+"""Flax linen networks: encoders, decoders and discriminators. No losses here.
+
+`NetSpec` is the one description of a network that every autoencoder kind receives: the
+net kind and its options, with one set of defaults. `NetSpec.encoder_decoder` turns it into
+a matching (encoder, decoder) pair for a given input shape and code width.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import flax.linen as nn
 
 from aejax.errors import ConfigError
 from aejax.nets.common import ACTIVATIONS, activation
-from aejax.nets.conv import ConvDecoder, ConvEncoder, conv_feature_shapes
+from aejax.nets.conv import CONV_IMPLS, ConvDecoder, ConvEncoder, conv_feature_shapes
 from aejax.nets.discriminator import MLPDiscriminator
 from aejax.nets.mlp import MLPDecoder, MLPEncoder
 
 NET_KINDS = ("mlp", "conv")
 
 
-def make_encoder_decoder(net: str, *, input_shape: Sequence[int], code_size: int, hidden: Sequence[int] = (),
-                         channels: Sequence[int] = (), activation: str = "gelu",
-                         encoder_code_size: int | None = None) -> tuple[nn.Module, nn.Module]:
-    """Builds a matching (encoder, decoder) pair.
+@dataclasses.dataclass(frozen=True)
+class NetSpec:
+    """Which network and how wide: the options every builder receives.
 
-    Args:
+    Attributes:
       net: "mlp" or "conv".
-      input_shape: shape of one example, (H, W, C).
-      code_size: width of the code the decoder reads.
-      hidden: Dense widths on the input side (the decoder mirrors them).
-      channels: conv channels (conv only).
-      activation: activation name.
-      encoder_code_size: width the encoder outputs, when it differs from `code_size`
-        (a Gaussian encoder outputs 2 * code_size: mean and log-variance).
+      hidden: Dense widths on the input side (the decoder mirrors them); for "conv" the Dense
+        layers between the flattened convolution features and the code.
+      channels: output channels of each stride-2 convolution ("conv" only).
+      activation: hidden-layer activation name (see `ACTIVATIONS`).
+      conv_impl: "auto" (im2col on CPU, XLA's convolution elsewhere), "im2col" or "xla" ("conv" only).
     """
-    if net not in NET_KINDS:
-        raise ConfigError(f"unknown net {net!r}; choose one of {list(NET_KINDS)}.")
-    if code_size < 1:
-        raise ConfigError(f"code size must be a positive integer, got {code_size}; set model.code_size >= 1.")
-    if any(int(w) < 1 for w in hidden) or any(int(c) < 1 for c in channels):
-        raise ConfigError("hidden widths and channels must be positive integers; fix model.hidden / model.channels.")
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}.")
-    out = encoder_code_size or code_size
-    hidden, channels = tuple(int(w) for w in hidden), tuple(int(c) for c in channels)
-    if net == "mlp":
-        return (MLPEncoder(hidden, out, activation),
-                MLPDecoder(tuple(reversed(hidden)), tuple(input_shape), activation))
-    if len(input_shape) != 3:
-        raise ConfigError(f"conv nets need images shaped (H, W, C), got {tuple(input_shape)}; use net='mlp'.")
-    if not channels:
-        raise ConfigError("conv nets need at least one channel width; set model.channels, e.g. (32, 64).")
-    return (ConvEncoder(channels, hidden, out, activation),
-            ConvDecoder(channels, tuple(reversed(hidden)), tuple(input_shape), activation))
+
+    net: str = "mlp"
+    hidden: tuple[int, ...] = (256, 128)
+    channels: tuple[int, ...] = (32, 64)
+    activation: str = "gelu"
+    conv_impl: str = "auto"
+
+    def __post_init__(self):
+        if self.net not in NET_KINDS:
+            raise ConfigError(f"unknown net {self.net!r}; choose one of {list(NET_KINDS)}.")
+        if any(int(w) < 1 for w in self.hidden) or any(int(c) < 1 for c in self.channels):
+            raise ConfigError("hidden widths and channels must be positive integers; fix model.hidden / model.channels.")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}.")
+        if self.conv_impl not in CONV_IMPLS:
+            raise ConfigError(f"unknown conv_impl {self.conv_impl!r}; choose one of {list(CONV_IMPLS)}.")
+        object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+
+    def encoder_decoder(self, input_shape: Sequence[int], code_size: int, *,
+                        encoder_width: int | None = None) -> tuple[nn.Module, nn.Module]:
+        """A matching (encoder, decoder) pair.
+
+        Args:
+          input_shape: shape of one example, e.g. (H, W, C).
+          code_size: width of the code the decoder reads.
+          encoder_width: width the encoder outputs when it differs from `code_size`
+            (a Gaussian encoder outputs 2 * code_size: mean and log-variance).
+        """
+        if code_size < 1:
+            raise ConfigError(f"code size must be a positive integer, got {code_size}; set model.code_size >= 1.")
+        out = encoder_width or code_size
+        input_shape = tuple(input_shape)
+        if self.net == "mlp":
+            return (MLPEncoder(self.hidden, out, self.activation),
+                    MLPDecoder(tuple(reversed(self.hidden)), input_shape, self.activation))
+        if len(input_shape) != 3:
+            raise ConfigError(f"conv nets need images shaped (H, W, C), got {input_shape}; use net='mlp'.")
+        if not self.channels:
+            raise ConfigError("conv nets need at least one channel width; set model.channels, e.g. (32, 64).")
+        return (ConvEncoder(self.channels, self.hidden, out, self.activation, self.conv_impl),
+                ConvDecoder(self.channels, tuple(reversed(self.hidden)), input_shape, self.activation,
+                            self.conv_impl))
+
+
+def net_options() -> dict:
+    """Every net option with its default (the keys `model.*` accepts for the network)."""
+    return {f.name: f.default for f in dataclasses.fields(NetSpec)}
 
 
 __all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPDiscriminator", "MLPEncoder", "NET_KINDS",
-           "activation",
-           "conv_feature_shapes", "make_encoder_decoder"]
+           "NetSpec", "activation", "conv_feature_shapes", "net_options"]

@@ -16,7 +16,6 @@ gradients are fast in both. `PatchConv` holds the same parameters as `flax.linen
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import flax.linen as nn

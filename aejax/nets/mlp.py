@@ -6,7 +6,6 @@ import math
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from aejax.nets.common import activation, append_condition
 

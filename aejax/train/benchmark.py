@@ -1,4 +1,9 @@
-"""Throughput of aejax's training loop against a bare `lax.scan` of the same step, in one run."""
+"""Throughput of aejax's training loop against a bare `lax.scan` of the same step, in one run.
+
+Both sides come from one `setup_run`: the same model, hp, optimizer (warm-up, clipping,
+weight decay and all) and the same step function; the bare side only drops what `fit` adds
+around the scanned epoch (validation, logging, checkpoints).
+"""
 
 from __future__ import annotations
 
@@ -11,41 +16,39 @@ import jax.numpy as jnp
 import ml_collections
 
 from aejax.config import apply_overrides
-from aejax.data import load_dataset
-from aejax.models import build_model
-from aejax.train.fit import RunKeys, build_hp, fit, model_options
-from aejax.train.optim import make_optimizer
-from aejax.train.step import epoch_batch_indices, init_train_state, make_train_step
+from aejax.train.fit import fit
+from aejax.train.setup import RunSetup, setup_run
+from aejax.train.step import epoch_batch_indices
 
 
-def bare_scan_steps_per_s(config: ml_collections.ConfigDict, dataset, *, epochs: int) -> float:
-    """Steps/s of `jit(lax.scan(step))` over pre-drawn batch indices: no validation, logging or checkpoints."""
-    model = build_model(**model_options(config, dataset))
-    hp = build_hp(model, config)
-    steps_per_epoch = len(dataset.train) // config.train.batch_size
-    tx = make_optimizer(config.optim.name, total_steps=steps_per_epoch * epochs, schedule=config.optim.schedule)
-    keys = RunKeys.from_seed(config.seed)
-    x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
-    state = init_train_state(model, tx, model.init(keys.init, {"x": x[:1], "y": y[:1]}))
-    step = make_train_step(model, tx, skip_nonfinite=False)
+def make_bare_scan(run: RunSetup):
+    """jit(lax.scan(step)) over given [S, B] batch indices of the training split: run(state, idx) -> (state, loss_S)."""
+    step = run.train_step()
+    x, y = jax.device_put(run.dataset.train.x), jax.device_put(run.dataset.train.y)
 
     @jax.jit
-    def run(state, idx_SxB):
+    def bare(state, idx_SxB):
         def body(state, idx_B):
             batch = {"x": jnp.take(x, idx_B, axis=0), "y": jnp.take(y, idx_B, axis=0)}
-            state, metrics, finite = step(state, batch, jax.random.fold_in(keys.loop, state["step"]), hp)
+            state, metrics, finite = step(state, batch, jax.random.fold_in(run.keys.loop, state["step"]), run.hp)
             return state, (metrics["loss"], finite)
         return jax.lax.scan(body, state, idx_SxB)
 
-    indices = [epoch_batch_indices(keys.data, e, num_examples=len(x), batch_size=config.train.batch_size)
-               for e in range(epochs + 1)]
-    state, out = run(state, indices[0])  # compile and warm up
+    return bare
+
+
+def bare_scan_steps_per_s(run: RunSetup, *, epochs: int) -> float:
+    """Steps/s of the bare scan over `epochs` epochs after one warm-up (compiling) epoch."""
+    bare = make_bare_scan(run)
+    indices = [epoch_batch_indices(run.keys.data, e, num_examples=len(run.dataset.train),
+                                   batch_size=run.train.batch_size) for e in range(epochs + 1)]
+    state, out = bare(run.init_state(), indices[0])  # compile and warm up
     jax.block_until_ready(out)
     start = time.perf_counter()
     for idx in indices[1:]:
-        state, out = run(state, idx)
+        state, out = bare(state, idx)
     jax.block_until_ready((state, out))
-    return steps_per_epoch * epochs / (time.perf_counter() - start)
+    return run.steps_per_epoch * epochs / (time.perf_counter() - start)
 
 
 def benchmark_loop(config: ml_collections.ConfigDict, *, epochs: int = 6) -> dict[str, Any]:
@@ -56,11 +59,10 @@ def benchmark_loop(config: ml_collections.ConfigDict, *, epochs: int = 6) -> dic
     metrics.jsonl and TensorBoard writes and checkpoint saves.
     """
     config = apply_overrides(config, {"train.epochs": epochs, "train.progress": False, "train.figures": False})
-    dataset = load_dataset(config.data.name, data_dir=config.data.dir or None, val_size=config.data.val_size,
-                           test_size=config.data.test_size, split_seed=config.data.split_seed)
-    bare = bare_scan_steps_per_s(config, dataset, epochs=epochs - 1)
+    run = setup_run(config)
+    bare = bare_scan_steps_per_s(run, epochs=epochs - 1)
     with tempfile.TemporaryDirectory() as workdir:
-        summary = fit(config, workdir, dataset=dataset)
+        summary = fit(config, workdir, dataset=run.dataset)
     ours = summary["perf/steps_per_s"]
     return {"dataset": config.data.name, "model": f"{config.model.kind}/{config.model.net}",
             "batch_size": config.train.batch_size, "epochs": epochs, "backend": jax.default_backend(),

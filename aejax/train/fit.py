@@ -1,18 +1,19 @@
-"""`fit(config, workdir)`: data + model -> trained params, metrics, checkpoints, figures, summary.
+"""`fit(config, workdir)`: a config -> trained params, metrics, checkpoints, figures, summary.
 
-This is the entry point that unpacks the config; everything it calls takes plain arguments.
+Three parts: `setup_run` (aejax.train.setup) builds the run from the config; `train_epochs`
+runs the epoch loop on arrays and functions (no config); `final_report` evaluates every
+split and writes summary.json and figures.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -20,32 +21,148 @@ import ml_collections
 import numpy as np
 
 from aejax.config import config_to_json
-from aejax.data import Dataset, check_images, load_dataset
-from aejax.errors import CheckpointError, ConfigError, NonFiniteError
-from aejax.models import build_model
-from aejax.models.common import as_hp
+from aejax.data import Dataset
+from aejax.errors import CheckpointError, NonFiniteError
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.metrics import MetricsWriter
-from aejax.train.optim import make_optimizer
-from aejax.train.step import init_train_state, make_epoch_fn, make_eval_fn, make_train_step
+from aejax.train.setup import RunKeys, RunSetup, setup_run
 
 log = logging.getLogger("aejax")
 
 EXIT_INTERRUPTED = 130
 
 
-@dataclasses.dataclass
-class RunKeys:
-    """The run's keys, all derived from the seed: init, data order, per-step loop, evaluation."""
+def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | None = None) -> dict[str, Any]:
+    """Trains the configured model in `workdir`, resuming from its newest good checkpoint.
 
-    init: jax.Array
-    data: jax.Array
-    loop: jax.Array
-    eval: jax.Array
+    Writes config.json, metrics.jsonl, tensorboard/, checkpoints/, figures/*.png and
+    summary.json. Returns the summary dict (flat `split/metric` keys and timings) with the
+    final "params" and the "model" added. Raises NonFiniteError when a loss or gradient goes
+    non-finite (unless train.skip_nonfinite), StopRequested after SIGTERM/SIGINT (a
+    checkpoint is saved first).
+    """
+    wall_start = time.perf_counter()
+    run = setup_run(config, dataset=dataset)  # everything is checked here, before any compile
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+        f.write(config_to_json(config))
+    opts = run.train
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=opts.keep_checkpoints)
+    try:
+        state, start_epoch = restore_or_init(run, ckpt, workdir)
+        writer = MetricsWriter(workdir, resume_step=int(state["step"]), tensorboard=opts.tensorboard)
+        try:
+            state, epoch_times = train_epochs(
+                state, epoch_fn=run.epoch_fn(), evaluate=run.eval_fn(), data=_device_splits(run.dataset)[:2],
+                hp=run.hp, keys=run.keys, start_epoch=start_epoch, epochs=opts.epochs,
+                steps_per_epoch=run.steps_per_epoch, batch_size=opts.batch_size,
+                save=lambda epoch, s: ckpt.save(epoch, run.checkpoint_tree(s, epoch)), checkpointer=ckpt,
+                writer=writer, checkpoint_every=opts.checkpoint_every, skip_nonfinite=opts.skip_nonfinite,
+                progress=opts.progress)
+        finally:
+            writer.close()
+    finally:
+        ckpt.wait()
+        ckpt.close()
+    return final_report(run, state, workdir, epoch_times=epoch_times, wall_start=wall_start)
 
-    @classmethod
-    def from_seed(cls, seed: int) -> "RunKeys":
-        return cls(*jax.random.split(jax.random.key(seed), 4))
+
+def restore_or_init(run: RunSetup, ckpt: Checkpointer, workdir: str):
+    """(state, first epoch to train): from the newest good checkpoint, or the initial state."""
+    target = run.restore_target()
+    restored = ckpt.restore_latest(target)
+    if restored is None:
+        return {"step": target["step"], "params": target["params"], "opt_state": target["opt_state"]}, 0
+    start_epoch, tree = restored
+    if not np.array_equal(np.asarray(tree["rng"]), np.asarray(jax.random.key_data(run.keys.init))):
+        raise CheckpointError(f"the checkpoints in {ckpt.directory} come from a run with another seed; "
+                              "use the original seed or a new --workdir.")
+    state = {"step": tree["step"], "params": tree["params"], "opt_state": tree["opt_state"]}
+    print(f"aejax: resuming from epoch {start_epoch} (step {int(state['step'])}) in {workdir}", flush=True)
+    return state, int(start_epoch)
+
+
+def _device_splits(dataset: Dataset):
+    """((train_x, train_y), (val_x, val_y), (test_x, test_y)) on the device."""
+    return tuple((jax.device_put(s.x), jax.device_put(s.y)) for s in (dataset.train, dataset.val, dataset.test))
+
+
+def train_epochs(state, *, epoch_fn: Callable, evaluate: Callable, data, hp, keys: RunKeys, start_epoch: int,
+                 epochs: int, steps_per_epoch: int, batch_size: int, save: Callable[[int, Any], None],
+                 checkpointer: Checkpointer, writer: MetricsWriter, checkpoint_every: int, skip_nonfinite: bool,
+                 progress: bool):
+    """The epoch loop: one scanned device call per epoch, one host transfer, validation, logs, saves.
+
+    Args:
+      state: the train state to continue from (step `start_epoch * steps_per_epoch`).
+      epoch_fn: epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
+      evaluate: evaluate(params, x, y, hp, key) -> dict of means.
+      data: ((train_x, train_y), (val_x, val_y)) on the device.
+      save: save(epoch, state) writes a checkpoint (after the last epoch, every
+        `checkpoint_every`, and when a stop signal arrived).
+    Returns:
+      (final state, wall seconds of each epoch trained here).
+    """
+    (train_x, train_y), (val_x, val_y) = data
+    bar = _progress(progress, start_epoch, epochs)
+    epoch_times = []
+    first_step = int(state["step"])
+    try:
+        with _SignalFlag() as stop:
+            for epoch in range(start_epoch, epochs):
+                t0 = time.perf_counter()
+                state, (metrics, finite) = epoch_fn(state, train_x, train_y, hp, keys.data, keys.loop,
+                                                    jnp.asarray(epoch, jnp.int32))
+                metrics, finite = jax.device_get((metrics, finite))  # the epoch's one host transfer
+                if not finite.all() and not skip_nonfinite:
+                    raise _nonfinite_error(metrics, finite, first_step, checkpointer)
+                val = evaluate(state["params"], val_x, val_y, hp, jax.random.fold_in(keys.eval, epoch))
+                record = {"epoch": epoch + 1, "step": first_step + steps_per_epoch}
+                record.update({f"train/{k}": float(np.mean(v[finite])) if finite.any() else float("nan")
+                               for k, v in metrics.items()})
+                if skip_nonfinite:
+                    record["train/skipped_steps"] = int((~finite).sum())
+                record.update({f"val/{k}": v for k, v in val.items()})
+                dt = time.perf_counter() - t0
+                epoch_times.append(dt)
+                writer.write(record, extra_scalars={"perf/examples_per_s": steps_per_epoch * batch_size / dt})
+                last = epoch + 1 == epochs
+                if last or (epoch + 1) % checkpoint_every == 0 or stop.signum is not None:
+                    save(epoch + 1, state)
+                bar.update(record["train/loss"], record["val/mse"], steps_per_epoch * batch_size / dt)
+                first_step += steps_per_epoch
+                if stop.signum is not None and not last:
+                    checkpointer.wait()
+                    raise StopRequested(f"stopped by signal {stop.signum} after epoch {epoch + 1}; "
+                                        f"a checkpoint is in {checkpointer.directory}; run the same command to resume.")
+    finally:
+        bar.close()
+    return state, epoch_times
+
+
+def final_report(run: RunSetup, state, workdir: str, *, epoch_times: list[float], wall_start: float) -> dict:
+    """Evaluates the final params on every split; writes summary.json and the figures."""
+    evaluate = run.eval_fn()
+    summary: dict[str, Any] = {}
+    for split_name, (x, y) in zip(("train", "val", "test"), _device_splits(run.dataset)):
+        terms = evaluate(state["params"], x, y, run.hp, jax.random.fold_in(run.keys.eval, 10**6))
+        summary.update({f"{split_name}/{k}": v for k, v in terms.items()})
+    steady = epoch_times[1:] or epoch_times
+    summary.update({
+        "epochs": run.train.epochs,
+        "steps": int(state["step"]),
+        "wall_time_s": time.perf_counter() - wall_start,
+        "perf/steps_per_s": run.steps_per_epoch / (sum(steady) / len(steady)) if steady else float("nan"),
+    })
+    if run.train.figures:
+        from aejax.viz.figures import training_figures
+
+        summary["figures"] = training_figures(run.model, state["params"], run.dataset, workdir)
+    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+    summary["params"] = state["params"]
+    summary["model"] = run.model
+    return summary
 
 
 class StopRequested(Exception):
@@ -80,155 +197,6 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def model_options(config: ml_collections.ConfigDict, dataset: Dataset) -> dict[str, Any]:
-    options = config.model.to_dict()
-    kind = options.pop("kind")
-    return {"kind": kind, "input_shape": dataset.input_shape, "num_classes": dataset.num_classes, **options}
-
-
-def build_hp(model, config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-    """The `hp` pytree: the model's defaults updated by config.hp; validated by the model."""
-    values = {**model.default_hp(), **config.hp.to_dict()}
-    if not np.isfinite(values["learning_rate"]) or values["learning_rate"] <= 0:
-        raise ConfigError(f"hp.learning_rate must be a positive number, got {values['learning_rate']}.")
-    model.check_hp(values)
-    return as_hp(values)
-
-
-def check_train_options(train: ml_collections.ConfigDict, num_train: int) -> None:
-    if train.epochs < 1:
-        raise ConfigError(f"train.epochs must be >= 1, got {train.epochs}.")
-    if not 1 <= train.batch_size <= num_train:
-        raise ConfigError(f"train.batch_size must lie in [1, {num_train}] (the training split's size), "
-                          f"got {train.batch_size}.")
-    if train.eval_batch_size < 1 or train.checkpoint_every < 1:
-        raise ConfigError("train.eval_batch_size and train.checkpoint_every must be >= 1.")
-
-
-def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | None = None) -> dict[str, Any]:
-    """Trains the configured model in `workdir`, resuming from its newest good checkpoint.
-
-    Writes config.json, metrics.jsonl, tensorboard/, checkpoints/, figures/*.png and
-    summary.json. Returns the summary dict (flat `split/metric` keys and timings).
-    Raises NonFiniteError when a loss or gradient goes non-finite (unless
-    train.skip_nonfinite), StopRequested after SIGTERM/SIGINT (a checkpoint is saved first).
-    """
-    wall_start = time.perf_counter()
-    # Everything that can be checked is checked before any compile.
-    dataset = dataset or load_dataset(config.data.name, data_dir=config.data.dir or None,
-                                      val_size=config.data.val_size, test_size=config.data.test_size,
-                                      split_seed=config.data.split_seed)
-    for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
-        split = getattr(dataset, split_name)
-        check_images(split.x, what=f"{split_name} images")
-    model = build_model(**model_options(config, dataset))
-    for split_name in ("train", "val", "test"):
-        split = getattr(dataset, split_name)
-        model.check_data(split.x, split.y)
-    hp = build_hp(model, config)
-    train_cfg = config.train
-    check_train_options(train_cfg, len(dataset.train))
-    steps_per_epoch = len(dataset.train) // train_cfg.batch_size
-    total_steps = steps_per_epoch * train_cfg.epochs
-    tx = make_optimizer(config.optim.name, total_steps=total_steps, schedule=config.optim.schedule,
-                        warmup_steps=config.optim.warmup_steps, final_fraction=config.optim.final_fraction,
-                        grad_clip=config.optim.grad_clip, weight_decay=config.optim.weight_decay,
-                        momentum=config.optim.momentum)
-
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-        f.write(config_to_json(config))
-
-    keys = RunKeys.from_seed(config.seed)
-    # Arrays go to the device once.
-    train_x, train_y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
-    val_x, val_y = jax.device_put(dataset.val.x), jax.device_put(dataset.val.y)
-    sample = {"x": train_x[:1], "y": train_y[:1]}
-    state = init_train_state(model, tx, model.init(keys.init, sample))
-
-    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints)
-    start_epoch = 0
-    restored = ckpt.restore_latest(_checkpoint_tree(state, keys, 0))
-    if restored is not None:
-        start_epoch, tree = restored
-        if not np.array_equal(np.asarray(tree["rng"]), np.asarray(jax.random.key_data(keys.init))):
-            raise CheckpointError(f"the checkpoints in {ckpt.directory} come from a run with another seed; "
-                                  "use the original seed or a new --workdir.")
-        state = {"step": tree["step"], "params": tree["params"], "opt_state": tree["opt_state"]}
-        print(f"aejax: resuming from epoch {start_epoch} (step {int(state['step'])}) in {workdir}", flush=True)
-    writer = MetricsWriter(workdir, resume_step=int(state["step"]), tensorboard=train_cfg.tensorboard)
-
-    step_fn = make_train_step(model, tx, skip_nonfinite=train_cfg.skip_nonfinite)
-    epoch_fn = make_epoch_fn(step_fn, num_examples=len(dataset.train), batch_size=train_cfg.batch_size)
-    evaluate = make_eval_fn(model, batch_size=train_cfg.eval_batch_size)
-
-    progress = _progress(train_cfg.progress, start_epoch, train_cfg.epochs)
-    epoch_times = []
-    try:
-        with _SignalFlag() as stop:
-            for epoch in range(start_epoch, train_cfg.epochs):
-                t0 = time.perf_counter()
-                first_step = int(state["step"]) if epoch == start_epoch else first_step + steps_per_epoch
-                state, (metrics, finite) = epoch_fn(state, train_x, train_y, hp, keys.data, keys.loop,
-                                                    jnp.asarray(epoch, jnp.int32))
-                metrics, finite = jax.device_get((metrics, finite))  # the epoch's one host transfer
-                if not finite.all() and not train_cfg.skip_nonfinite:
-                    raise _nonfinite_error(metrics, finite, first_step, ckpt)
-                val = evaluate(state["params"], val_x, val_y, hp, jax.random.fold_in(keys.eval, epoch))
-                record = {"epoch": epoch + 1, "step": first_step + steps_per_epoch}
-                record.update({f"train/{k}": float(np.mean(v[finite])) if finite.any() else float("nan")
-                               for k, v in metrics.items()})
-                if train_cfg.skip_nonfinite:
-                    record["train/skipped_steps"] = int((~finite).sum())
-                record.update({f"val/{k}": v for k, v in val.items()})
-                dt = time.perf_counter() - t0
-                epoch_times.append(dt)
-                writer.write(record, extra_scalars={"perf/examples_per_s": steps_per_epoch * train_cfg.batch_size / dt})
-                last = epoch + 1 == train_cfg.epochs
-                if last or (epoch + 1) % train_cfg.checkpoint_every == 0 or stop.signum is not None:
-                    ckpt.save(epoch + 1, _checkpoint_tree(state, keys, epoch + 1))
-                progress.update(record["train/loss"], record["val/mse"],
-                                steps_per_epoch * train_cfg.batch_size / dt)
-                if stop.signum is not None and not last:
-                    ckpt.wait()
-                    raise StopRequested(f"stopped by signal {stop.signum} after epoch {epoch + 1}; "
-                                        f"a checkpoint is in {ckpt.directory}; run the same command to resume.")
-        ckpt.wait()
-    finally:
-        progress.close()
-        writer.close()
-        ckpt.wait()
-        ckpt.close()
-
-    test_x, test_y = jax.device_put(dataset.test.x), jax.device_put(dataset.test.y)
-    summary: dict[str, Any] = {}
-    for split_name, (x, y) in {"train": (train_x, train_y), "val": (val_x, val_y), "test": (test_x, test_y)}.items():
-        terms = evaluate(state["params"], x, y, hp, jax.random.fold_in(keys.eval, 10**6))
-        summary.update({f"{split_name}/{k}": v for k, v in terms.items()})
-    steady = epoch_times[1:] or epoch_times
-    summary.update({
-        "epochs": train_cfg.epochs,
-        "steps": int(state["step"]),
-        "wall_time_s": time.perf_counter() - wall_start,
-        "perf/steps_per_s": steps_per_epoch / (sum(steady) / len(steady)) if steady else float("nan"),
-    })
-    if train_cfg.figures:
-        from aejax.viz.figures import training_figures
-
-        summary["figures"] = training_figures(model, state["params"], dataset, workdir)
-    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
-    summary["params"] = state["params"]
-    summary["model"] = model
-    return summary
-
-
-def _checkpoint_tree(state, keys: RunKeys, epoch: int) -> dict[str, Any]:
-    # The data cursor is (epoch, step): batch order and step keys are functions of them and the seed.
-    return {"step": state["step"], "params": state["params"], "opt_state": state["opt_state"],
-            "rng": jax.random.key_data(keys.init), "epoch": np.asarray(epoch, np.int32)}
 
 
 def _nonfinite_error(metrics, finite, first_step, ckpt) -> NonFiniteError:

@@ -1,14 +1,13 @@
 """Optimizers from optax, with the learning rate kept out of the trace.
 
 The transformation built here returns the update *direction* times the schedule's
-multiplier; the step scales it by `-hp["learning_rate"]`. The learning rate therefore
+multiplier; the step (`aejax.models.updates.gradient_step`) scales it by `-hp["learning_rate"]`. The learning rate therefore
 travels in the `hp` pytree, so one compiled step serves every value and a sweep can vmap
 over learning rates (optax's own `scale_by_learning_rate` would bake it in as a constant).
 """
 
 from __future__ import annotations
 
-import jax
 import optax
 
 from aejax.errors import ConfigError
@@ -65,8 +64,3 @@ def make_optimizer(name: str, *, total_steps: int, schedule: str = "constant", w
                                 final_fraction=final_fraction)
     parts.append(optax.scale_by_schedule(schedule_fn))
     return optax.chain(*parts)
-
-
-def apply_scaled_updates(params, updates, learning_rate):
-    """params - learning_rate * updates (the descent step for a direction from `make_optimizer`)."""
-    return jax.tree_util.tree_map(lambda p, u: p - (learning_rate * u).astype(p.dtype), params, updates)

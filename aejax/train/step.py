@@ -8,46 +8,43 @@ resumed run draw exactly the numbers an uninterrupted one would (big_vision's co
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from aejax.train.optim import apply_scaled_updates
+from aejax.models.protocols import CustomUpdate
+from aejax.models.updates import gradient_step
 
 TrainState = dict  # {"step": int32 [], "params": pytree, "opt_state": pytree}
 
 
-def default_update(model, tx, params, opt_state, batch, key, hp):
-    """One gradient step on `model.loss`: returns (params, opt_state, loss, aux, grad_norm)."""
-    (loss, aux), grads = jax.value_and_grad(model.loss, has_aux=True)(params, batch, key, hp)
-    grad_norm = optax.tree.norm(grads)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = apply_scaled_updates(params, updates, hp["learning_rate"])
-    return params, opt_state, loss, aux, grad_norm
-
-
 def init_train_state(model, tx, params) -> TrainState:
-    init_opt = getattr(model, "init_opt_state", None)
-    opt_state = init_opt(tx, params) if init_opt else tx.init(params)
+    """Step 0: `params` and the optimizer state (the kind's own when it is a CustomUpdate)."""
+    opt_state = model.init_opt_state(tx, params) if isinstance(model, CustomUpdate) else tx.init(params)
     return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": opt_state}
 
 
 def make_train_step(model, tx, *, skip_nonfinite: bool) -> Callable:
-    """Returns step(state, batch, key, hp) -> (state, metrics, finite).
+    """Returns step(state, batch, key, hp) -> (state, metrics, finite): the one update path.
 
-    `finite` is False when the loss or the gradient norm is NaN or infinite. With
-    `skip_nonfinite` such an update is dropped (params and optimizer state kept).
+    The global step goes to the loss (`loss(..., step=state["step"])`, for KL warm-up and any
+    other schedule) or to a CustomUpdate kind's `update`. `finite` is False when the loss or
+    the gradient norm is NaN or infinite; with `skip_nonfinite` such an update is dropped
+    (params and optimizer state kept, the step still advances).
     """
-    update = getattr(model, "update", None)
 
     def step(state, batch, key, hp):
-        if update is not None:
-            out = update(tx, state["params"], state["opt_state"], batch, key, hp)
+        if isinstance(model, CustomUpdate):
+            params, opt_state, loss, aux, grad_norm = model.update(
+                tx, state["params"], state["opt_state"], batch, key, hp, step=state["step"])
         else:
-            out = default_update(model, tx, state["params"], state["opt_state"], batch, key, hp)
-        params, opt_state, loss, aux, grad_norm = out
+            loss_fn = functools.partial(model.loss, step=state["step"])
+            params, opt_state, loss, aux, grads = gradient_step(
+                loss_fn, tx, state["params"], state["opt_state"], hp["learning_rate"], batch, key, hp)
+            grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         if skip_nonfinite:
             keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
@@ -75,11 +72,11 @@ def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int) -> Call
     The state argument is donated.
     """
 
-    def epoch_fn(state, x_NxD, y_N, hp, data_key, loop_key, epoch):
+    def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch):
         idx_SxB = epoch_batch_indices(data_key, epoch, num_examples=num_examples, batch_size=batch_size)
 
         def body(state, idx_B):
-            batch = {"x": jnp.take(x_NxD, idx_B, axis=0), "y": jnp.take(y_N, idx_B, axis=0)}
+            batch = {"x": jnp.take(x_N, idx_B, axis=0), "y": jnp.take(y_N, idx_B, axis=0)}
             key = jax.random.fold_in(loop_key, state["step"])
             state, metrics, finite = step(state, batch, key, hp)
             return state, (metrics, finite)
@@ -98,18 +95,18 @@ def make_eval_fn(model, *, batch_size: int) -> Callable:
     """
 
     def batch_terms(params, batch, key, hp):
-        loss, aux = model.loss(params, batch, key, hp)
+        loss, aux = model.loss(params, batch, key, hp)  # step=None: every term at its full weight
         x_hat = model.reconstruct(params, batch)
         mse = jnp.mean(jnp.square(x_hat - batch["x"]))
         return {"loss": loss, **aux, "mse": mse}
 
     @jax.jit
-    def full_batches(params, x_MxBx, y_MxB, hp, key):
+    def full_batches(params, x_MxB, y_MxB, hp, key):
         def one(args):
             i, xb, yb = args
             return batch_terms(params, {"x": xb, "y": yb}, jax.random.fold_in(key, i), hp)
-        terms = jax.lax.map(one, (jnp.arange(x_MxBx.shape[0]), x_MxBx, y_MxB))
-        return jax.tree_util.tree_map(lambda t: jnp.sum(t, axis=0) * x_MxBx.shape[1], terms)
+        terms = jax.lax.map(one, (jnp.arange(x_MxB.shape[0]), x_MxB, y_MxB))
+        return jax.tree_util.tree_map(lambda t: jnp.sum(t, axis=0) * x_MxB.shape[1], terms)
 
     @jax.jit
     def remainder(params, x, y, hp, key):

@@ -44,8 +44,18 @@ def cvae_run(tmp_path_factory):
     return load_run(workdir)
 
 
+def _pieces(run):
+    """The task's positional arguments from a loaded run, and its seed and figure directory."""
+    return run.model, run.params, run.dataset, run.hp
+
+
+def _where(run):
+    return {"seed": run.seed, "out_dir": os.path.join(run.workdir, "figures")}
+
+
 def test_generation_task_on_a_conditional_vae(cvae_run):
-    res = generation_task(cvae_run, num_pairs=2, steps=5, per_class=30, classifier_examples=1000)
+    res = generation_task(*_pieces(cvae_run), **_where(cvae_run), num_pairs=2, steps=5, per_class=30,
+                          classifier_examples=1000)
     for name in ("samples.png", "interpolation.png", "code_map.png"):
         assert os.path.isfile(os.path.join(cvae_run.workdir, "figures", name))
     assert len(res["conditional_sample_accuracy_per_class"]) == 10
@@ -53,7 +63,8 @@ def test_generation_task_on_a_conditional_vae(cvae_run):
     # chance is 0.1; a CVAE trained for 40 epochs on digits makes most samples of the requested class
     assert res["test/conditional_sample_accuracy"] > 0.6, res
     assert res["test/code_cov_max_abs_err"] < 1.0
-    again = generation_task(cvae_run, num_pairs=0, per_class=30, classifier_examples=1000)
+    again = generation_task(*_pieces(cvae_run), **_where(cvae_run), num_pairs=0, per_class=30,
+                            classifier_examples=1000)
     assert again["test/conditional_sample_accuracy"] == res["test/conditional_sample_accuracy"]  # same seed
     with pytest.raises(ConfigError):
-        generation_task(cvae_run, steps=0)
+        generation_task(*_pieces(cvae_run), **_where(cvae_run), steps=0)

@@ -7,7 +7,7 @@ import pytest
 
 from aejax.config import get_experiment_config
 from aejax.errors import ConfigError, DataError
-from aejax.models import build_model
+from aejax.models import model_from_options
 from aejax.models.aae import mixture_means
 from aejax.models.common import as_hp
 from aejax.train.optim import make_optimizer
@@ -23,7 +23,7 @@ def _data(n=32):
 
 def _model(**options):
     options = {"code_size": 2, "hidden": (32,), "disc_hidden": (16,), **options}
-    return build_model("aae", input_shape=SHAPE, num_classes=10, **options)
+    return model_from_options("aae", input_shape=SHAPE, num_classes=10, **options)
 
 
 def _changed(a, b):

@@ -11,7 +11,7 @@ from aejax.config import get_experiment_config
 from aejax.errors import ConfigError, DataError
 from aejax.evaluate import load_run
 from aejax.evaluate.sparsity import sparsity_task
-from aejax.models import build_model
+from aejax.models import model_from_options
 from aejax.models.common import as_hp
 from aejax.objectives import contractive_penalty
 from aejax.train import fit, make_optimizer
@@ -23,7 +23,7 @@ SHAPE = (8, 8, 1)
 
 def _build(kind, **options):
     base = {"input_shape": SHAPE, "num_classes": 10, "code_size": 12, "hidden": (16,)}
-    return build_model(kind, **{**base, **options})
+    return model_from_options(kind, **{**base, **options})
 
 
 def _batch(n=16, seed=0):
@@ -257,13 +257,17 @@ def _records(workdir):
     return read_metrics(os.path.join(workdir, "metrics.jsonl"))
 
 
+def _sparsity(run):
+    return sparsity_task(run.model, run.params, run.dataset, run.hp, seed=run.seed,
+                         out_dir=os.path.join(run.workdir, "figures"))
+
+
 def test_fit_sparse_kl_and_topk_on_digits(tmp_path):
     summary = fit(_short("digits_sparse.py", **{"train.epochs": 15}), str(tmp_path / "kl"))
     records = _records(tmp_path / "kl")
     assert records[-1]["train/loss"] < records[0]["train/loss"]
     assert abs(summary["test/mean_activation"] - 0.05) / 0.05 < 0.2
-    run = load_run(str(tmp_path / "kl"))
-    kl = sparsity_task(run.model, run.params, run.dataset, run.hp, seed=0, out_dir=str(tmp_path / "kl_eval"))
+    kl = _sparsity(load_run(str(tmp_path / "kl")))
     assert kl["test/mean_activation_rel_error"] < 0.2
     summary = fit(_short("digits_sparse.py", **{"model.sparsity": "topk"}), str(tmp_path / "topk"))
     records = _records(tmp_path / "topk")
@@ -273,8 +277,7 @@ def test_fit_sparse_kl_and_topk_on_digits(tmp_path):
     assert records[0]["train/dead_fraction"] == 0.0
     assert records[-1]["train/dead_fraction"] < 0.5
     # A full pass over the test split: exactly k nonzeros everywhere, and the dead-unit fraction.
-    run = load_run(str(tmp_path / "topk"))
-    stats = sparsity_task(run.model, run.params, run.dataset, run.hp, seed=0, out_dir=str(tmp_path / "topk_eval"))
+    stats = _sparsity(load_run(str(tmp_path / "topk")))
     assert stats["test/l0_min"] == stats["test/l0_max"] == 8
     assert 0.0 <= stats["test/dead_fraction"] < 1.0
     firing = np.asarray(stats["firing_rate"])

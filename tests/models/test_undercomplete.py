@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from aejax.errors import ConfigError, DataError
-from aejax.models import build_model
+from aejax.models import model_from_options
 from aejax.objectives import bernoulli_nll, squared_error
 
 
 def _model(likelihood="mse", net="mlp"):
-    return build_model("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=4, net=net,
+    return model_from_options("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=4, net=net,
                        hidden=(16,), channels=(4, 8), likelihood=likelihood)
 
 
@@ -59,14 +59,14 @@ def test_reconstruct_is_in_unit_range_and_shaped():
 
 def test_code_wider_than_input_is_rejected():
     with pytest.raises(ConfigError, match="narrower than its input"):
-        build_model("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=64)
+        model_from_options("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=64)
 
 
 def test_unknown_option_and_kind():
     with pytest.raises(ConfigError, match="does not take option"):
-        build_model("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=4, beta=2.0)
+        model_from_options("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=4, beta=2.0)
     with pytest.raises(ConfigError, match="unknown model kind"):
-        build_model("sparse_typo", input_shape=(8, 8, 1), num_classes=10, code_size=4)
+        model_from_options("sparse_typo", input_shape=(8, 8, 1), num_classes=10, code_size=4)
 
 
 def test_bernoulli_rejects_data_outside_unit_interval():

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from aejax.errors import ConfigError, DataError
-from aejax.models import build_model
+from aejax.models import model_from_options
 from aejax.models.common import as_hp
 from aejax.train.step import init_train_state, make_train_step
 
@@ -21,7 +21,7 @@ def _data(n=16, seed=0):
 
 def _model(kind="vae", **options):
     options = {"code_size": 4, "hidden": (32,), **options}
-    return build_model(kind, input_shape=SHAPE, num_classes=10, **options)
+    return model_from_options(kind, input_shape=SHAPE, num_classes=10, **options)
 
 
 def _hp(model, **extra):
@@ -126,13 +126,13 @@ def test_beta_is_an_array_hyperparameter_that_vmaps():
     assert np.isclose(vm[2], aux["recon"] + 4.0 * aux["kl"], rtol=1e-5)
 
 
-def test_linear_warmup_uses_the_models_step_counter():
+def test_linear_warmup_follows_the_trainers_global_step():
     model = _model(kl_schedule="linear", kl_warmup_steps=4)
     batch = _data()
     params = model.init(jax.random.key(0), batch)
     tx = optax.scale_by_adam()
     state = init_train_state(model, tx, params)
-    assert int(state["opt_state"]["step"]) == 0
+    assert jax.tree_util.tree_structure(state["opt_state"]) == jax.tree_util.tree_structure(tx.init(params))
     step = jax.jit(make_train_step(model, tx, skip_nonfinite=False))
     weights = []
     for i in range(6):
@@ -140,7 +140,10 @@ def test_linear_warmup_uses_the_models_step_counter():
         weights.append(float(metrics["kl_weight"]))
         assert bool(finite)
     assert np.allclose(weights, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
-    assert int(state["opt_state"]["step"]) == 6
+    assert int(state["step"]) == 6
+    # the weight is a function of the global step the trainer passes, not of a counter of the model's
+    later = {**state, "step": jnp.asarray(2, jnp.int32)}
+    assert float(step(later, batch, jax.random.key(0), _hp(model))[1]["kl_weight"]) == 0.5
     # the loss the trainer evaluates (validation/test) always uses the full KL weight
     assert float(model.loss(state["params"], batch, jax.random.key(0), _hp(model))[1]["kl_weight"]) == 1.0
 
@@ -219,15 +222,15 @@ def test_bad_structural_options_are_config_errors():
     with pytest.raises(ConfigError, match="binarization"):
         _model(likelihood="gaussian", dynamic_binarization=True)
     with pytest.raises(ConfigError, match="2 classes"):
-        build_model("cvae", input_shape=SHAPE, num_classes=1, code_size=4)
+        model_from_options("cvae", input_shape=SHAPE, num_classes=1, code_size=4)
     with pytest.raises(ConfigError, match="unconditional"):
         m = _model()
         m.sample(m.init(jax.random.key(0), _data()), 2, key=jax.random.key(0), labels=jnp.arange(2))
 
 
 def test_kl_warmup_counter_survives_a_resume_bitwise(tmp_path):
-    """The schedule's step counter lives in the checkpointed optimizer state: resuming from epoch 2
-    reaches the same parameters after epoch 4 as an uninterrupted run."""
+    """The schedule follows the checkpointed global step: resuming from epoch 2 reaches the same
+    parameters after epoch 4 as an uninterrupted run."""
     import shutil
 
     from aejax.config import get_experiment_config

@@ -3,13 +3,13 @@ import jax.numpy as jnp
 import pytest
 
 from aejax.errors import ConfigError
-from aejax.nets import conv_feature_shapes, make_encoder_decoder
+from aejax.nets import NetSpec, conv_feature_shapes
 
 
 @pytest.mark.parametrize("net", ["mlp", "conv"])
 @pytest.mark.parametrize("shape", [(28, 28, 1), (8, 8, 1), (7, 9, 3)])
 def test_encoder_decoder_shapes(net, shape):
-    enc, dec = make_encoder_decoder(net, input_shape=shape, code_size=5, hidden=(16,), channels=(4, 8))
+    enc, dec = NetSpec(net, hidden=(16,), channels=(4, 8)).encoder_decoder(shape, 5)
     x = jnp.ones((3, *shape))
     params_e = enc.init(jax.random.key(0), x)
     z = enc.apply(params_e, x)
@@ -20,7 +20,7 @@ def test_encoder_decoder_shapes(net, shape):
 
 @pytest.mark.parametrize("net", ["mlp", "conv"])
 def test_condition_is_used(net):
-    enc, dec = make_encoder_decoder(net, input_shape=(8, 8, 1), code_size=4, hidden=(8,), channels=(4,))
+    enc, dec = NetSpec(net, hidden=(8,), channels=(4,)).encoder_decoder((8, 8, 1), 4)
     x, c0, c1 = jnp.ones((2, 8, 8, 1)), jnp.zeros((2, 3)), jnp.ones((2, 3))
     pe = enc.init(jax.random.key(0), x, c0)
     assert not jnp.allclose(enc.apply(pe, x, c0), enc.apply(pe, x, c1))
@@ -30,7 +30,7 @@ def test_condition_is_used(net):
 
 
 def test_gaussian_encoder_width():
-    enc, dec = make_encoder_decoder("mlp", input_shape=(8, 8, 1), code_size=4, hidden=(8,), encoder_code_size=8)
+    enc, dec = NetSpec("mlp", hidden=(8,)).encoder_decoder((8, 8, 1), 4, encoder_width=8)
     x = jnp.ones((2, 8, 8, 1))
     assert enc.apply(enc.init(jax.random.key(0), x), x).shape == (2, 8)
 
@@ -45,11 +45,25 @@ def test_feature_shapes():
     ({"net": "mlp", "code_size": 0}, "positive integer"),
     ({"net": "mlp", "activation": "swishy"}, "unknown activation"),
     ({"net": "conv", "channels": ()}, "at least one channel"),
+    ({"net": "conv", "conv_impl": "fft"}, "unknown conv_impl"),
+    ({"net": "conv", "hidden": (8, -1)}, "positive integers"),
 ])
 def test_bad_net_options(kwargs, message):
-    options = {"input_shape": (8, 8, 1), "code_size": 4, "hidden": (8,), "channels": (4,), **kwargs}
+    options = {"code_size": 4, "hidden": (8,), "channels": (4,), **kwargs}
+    code_size = options.pop("code_size")
     with pytest.raises(ConfigError, match=message):
-        make_encoder_decoder(options.pop("net"), **options)
+        NetSpec(**options).encoder_decoder((8, 8, 1), code_size)
+
+
+@pytest.mark.parametrize("impl", ["im2col", "xla"])
+def test_conv_impl_reaches_the_net_from_config(impl):
+    from aejax.config import get_experiment_config
+    from aejax.train.setup import setup_run
+
+    config = get_experiment_config("digits_ae", {"model.net": "conv", "model.channels": (4,), "model.hidden": (8,),
+                                                 "model.conv_impl": impl, "train.epochs": 1})
+    model = setup_run(config).model
+    assert model.encoder.conv_impl == impl and model.decoder.conv_impl == impl
 
 
 @pytest.mark.parametrize("shape, strides", [((28, 28, 3), (1, 1)), ((28, 28, 3), (2, 2)), ((7, 9, 2), (2, 2)),

@@ -4,7 +4,6 @@ import shutil
 
 import jax
 import numpy as np
-import pytest
 
 from aejax.evaluate import load_run
 from aejax.train import fit

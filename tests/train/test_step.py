@@ -5,7 +5,7 @@ import pytest
 
 from aejax.data import load_dataset
 from aejax.errors import ConfigError
-from aejax.models import build_model
+from aejax.models import model_from_options
 from aejax.train import init_train_state, make_epoch_fn, make_eval_fn, make_optimizer, make_train_step
 
 
@@ -15,7 +15,7 @@ def digits():
 
 
 def _setup(digits, optimizer="adam", schedule="constant", **kwargs):
-    model = build_model("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=8, hidden=(32,))
+    model = model_from_options("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=8, hidden=(32,))
     tx = make_optimizer(optimizer, total_steps=100, schedule=schedule, **kwargs)
     x = jnp.asarray(digits.train.x)
     params = model.init(jax.random.key(0), {"x": x[:1]})
@@ -102,3 +102,44 @@ def test_schedules_and_bad_optimizer_options():
         updates, state = tx.update({"w": jnp.ones(())}, state, params)
         sizes.append(float(updates["w"]))
     assert sizes[0] == pytest.approx(1.0) and sizes[-1] < 0.05 and all(np.diff(sizes) <= 0)
+
+
+def _recording_step(state, batch, key, hp):
+    """A stand-in step that records what the epoch hands it: the batch's labels and the step key."""
+    del hp
+    metrics = {"y": batch["y"], "key": jax.random.key_data(key)}
+    return {**state, "step": state["step"] + 1}, metrics, jnp.bool_(True)
+
+
+def test_each_step_gets_fold_in_loop_key_step_and_each_epoch_its_own_order():
+    n, b = 50, 10
+    x, y = jnp.zeros((n, 2, 2, 1)), jnp.arange(n, dtype=jnp.int32)  # labels = example indices
+    data_key, loop_key = jax.random.key(3), jax.random.key(4)
+    epoch = make_epoch_fn(_recording_step, num_examples=n, batch_size=b)
+    state = {"step": jnp.zeros((), jnp.int32)}
+    orders, keys = [], []
+    for e in range(2):
+        state, (metrics, _) = epoch(state, x, y, {}, data_key, loop_key, e)
+        orders.append(np.asarray(metrics["y"]))
+        keys.append(np.asarray(metrics["key"]))
+    for e in range(2):
+        expected = np.asarray(jax.random.permutation(jax.random.fold_in(data_key, e), n)).reshape(n // b, b)
+        np.testing.assert_array_equal(orders[e], expected)
+    assert not np.array_equal(orders[0], orders[1])
+    steps = np.arange(2 * n // b)
+    expected_keys = np.stack([np.asarray(jax.random.key_data(jax.random.fold_in(loop_key, s))) for s in steps])
+    np.testing.assert_array_equal(np.concatenate(keys), expected_keys)
+
+
+@pytest.mark.parametrize("name, kwargs, expected", [
+    ("constant", {}, [1.0, 1.0, 1.0, 1.0]),
+    ("linear", {"final_fraction": 0.1}, [1.0, 0.775, 0.55, 0.1]),
+    ("cosine", {"final_fraction": 0.0}, [1.0, 0.8535534, 0.5, 0.0]),
+    ("warmup_cosine", {"warmup_steps": 2, "final_fraction": 0.0}, [0.0, 0.5, 1.0, 0.0]),
+])
+def test_schedule_values(name, kwargs, expected):
+    from aejax.train.optim import make_schedule
+
+    schedule = make_schedule(name, total_steps=4 if name == "warmup_cosine" else 8, **kwargs)
+    steps = [0, 1, 2, 4] if name == "warmup_cosine" else [0, 2, 4, 8]
+    np.testing.assert_allclose([float(schedule(s)) for s in steps], expected, rtol=1e-6, atol=1e-7)

@@ -1,0 +1,162 @@
+"""One run setup: a config becomes everything a run needs, built in one place.
+
+`setup_run(config)` loads the dataset, builds the model from its NetSpec and options, the
+`hp` pytree, the optimizer, the run's keys and the training options, and checks them all
+before anything compiles. `fit`, `load_run` (evaluation), the benchmark and the sweep call
+it; nothing else unpacks a config, and nothing below it receives one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from aejax.data import Dataset, check_images, load_dataset
+from aejax.errors import ConfigError
+from aejax.models import Autoencoder, model_from_options
+from aejax.models.common import as_hp
+from aejax.train.optim import make_optimizer
+from aejax.train.step import TrainState, init_train_state, make_epoch_fn, make_eval_fn, make_train_step
+
+
+@dataclasses.dataclass(frozen=True)
+class RunKeys:
+    """The run's keys, all derived from the seed: init, data order, per-step loop, evaluation."""
+
+    init: jax.Array
+    data: jax.Array
+    loop: jax.Array
+    eval: jax.Array
+
+    @classmethod
+    def from_seed(cls, seed: int) -> "RunKeys":
+        return cls(*jax.random.split(jax.random.key(seed), 4))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """config.train as plain values (see `aejax.config.TRAIN_DEFAULTS`)."""
+
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    skip_nonfinite: bool
+    tensorboard: bool
+    figures: bool
+    progress: bool
+
+    def check(self, num_train: int) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}.")
+        if not 1 <= self.batch_size <= num_train:
+            raise ConfigError(f"train.batch_size must lie in [1, {num_train}] (the training split's size), "
+                              f"got {self.batch_size}.")
+        if self.eval_batch_size < 1 or self.checkpoint_every < 1:
+            raise ConfigError("train.eval_batch_size and train.checkpoint_every must be >= 1.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSetup:
+    """A run, built: data, model, hp, optimizer, keys and options; it makes the step, epoch and state."""
+
+    config: ml_collections.ConfigDict
+    dataset: Dataset
+    model: Autoencoder
+    hp: dict[str, jax.Array]
+    tx: optax.GradientTransformation
+    keys: RunKeys
+    train: TrainOptions
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.seed)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.dataset.train) // self.train.batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.train.epochs
+
+    def sample_batch(self) -> dict[str, jax.Array]:
+        """One training example as a batch (what `model.init` sees)."""
+        return {"x": jnp.asarray(self.dataset.train.x[:1]), "y": jnp.asarray(self.dataset.train.y[:1])}
+
+    def init_state(self) -> TrainState:
+        """The state before the first step: step 0, initial params and optimizer state."""
+        return init_train_state(self.model, self.tx, self.model.init(self.keys.init, self.sample_batch()))
+
+    def checkpoint_tree(self, state: TrainState, epoch: int) -> dict[str, Any]:
+        """What a checkpoint holds. The data cursor is (epoch, step): batch order and step keys are
+        functions of them and the seed, so nothing else is needed to resume exactly."""
+        return {"step": state["step"], "params": state["params"], "opt_state": state["opt_state"],
+                "rng": jax.random.key_data(self.keys.init), "epoch": np.asarray(epoch, np.int32)}
+
+    def restore_target(self) -> dict[str, Any]:
+        """The tree (shapes and dtypes) a checkpoint of this run restores into."""
+        return self.checkpoint_tree(self.init_state(), 0)
+
+    def train_step(self):
+        """step(state, batch, key, hp) -> (state, metrics, finite): the one update path."""
+        return make_train_step(self.model, self.tx, skip_nonfinite=self.train.skip_nonfinite)
+
+    def epoch_fn(self):
+        """The jitted scanned epoch of `train_step` over this run's training split."""
+        return make_epoch_fn(self.train_step(), num_examples=len(self.dataset.train),
+                             batch_size=self.train.batch_size)
+
+    def eval_fn(self):
+        return make_eval_fn(self.model, batch_size=self.train.eval_batch_size)
+
+
+def build_hp(model: Autoencoder, hp_config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+    """The `hp` pytree: the model's defaults updated by config.hp; validated by the model."""
+    values = {**model.default_hp(), **hp_config.to_dict()}
+    if not np.isfinite(values["learning_rate"]) or values["learning_rate"] <= 0:
+        raise ConfigError(f"hp.learning_rate must be a positive number, got {values['learning_rate']}.")
+    model.check_hp(values)
+    return as_hp(values)
+
+
+def optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+    return make_optimizer(optim.name, total_steps=total_steps, schedule=optim.schedule,
+                          warmup_steps=optim.warmup_steps, final_fraction=optim.final_fraction,
+                          grad_clip=optim.grad_clip, weight_decay=optim.weight_decay, momentum=optim.momentum,
+                          b1=optim.b1, b2=optim.b2, eps=optim.eps)
+
+
+def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None) -> RunSetup:
+    """Builds and checks everything a run needs from a resolved config (no compile happens here).
+
+    Args:
+      config: a config from `aejax.config.get_experiment_config` / `resolve_config`.
+      dataset: use this dataset instead of loading config.data (your own arrays).
+    """
+    data = config.data
+    dataset = dataset or load_dataset(data.name, data_dir=data.dir or None, val_size=data.val_size,
+                                      test_size=data.test_size, split_seed=data.split_seed)
+    for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
+        check_images(getattr(dataset, split_name).x, what=f"{split_name} images")
+    options = {k: v for k, v in config.model.to_dict().items() if k != "kind"}
+    model = model_from_options(config.model.kind, input_shape=dataset.input_shape,
+                               num_classes=dataset.num_classes, **options)
+    for split_name in ("train", "val", "test"):
+        split = getattr(dataset, split_name)
+        model.check_data(split.x, split.y)
+    hp = build_hp(model, config.hp)
+    train = TrainOptions(**config.train.to_dict())
+    train.check(len(dataset.train))
+    tx = optimizer(config.optim, (len(dataset.train) // train.batch_size) * train.epochs)
+    return RunSetup(config, dataset, model, hp, tx, RunKeys.from_seed(config.seed), train)
+
+
+__all__ = ["RunKeys", "RunSetup", "TrainOptions", "build_hp", "optimizer", "setup_run"]
