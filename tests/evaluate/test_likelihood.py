@@ -12,7 +12,7 @@ from aejax.config import get_experiment_config
 from aejax.errors import ConfigError
 from aejax.evaluate import load_run
 from aejax.evaluate.likelihood import dataset_iwae, iwae_bound, likelihood_task
-from aejax.models import build_model
+from aejax.models import model_from_options
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +125,10 @@ def test_k_5000_runs_in_chunks(vae_run):
 
 
 def test_tasks_reject_models_and_options_they_cannot_score(vae_run):
-    gaussian = build_model("vae", input_shape=(8, 8, 1), num_classes=10, code_size=4, likelihood="gaussian")
+    gaussian = model_from_options("vae", input_shape=(8, 8, 1), num_classes=10, code_size=4, likelihood="gaussian")
     with pytest.raises(ConfigError, match="binarize needs the 'bernoulli' likelihood"):
         _task(vae_run, model=gaussian, num_samples=5, binarize=True)
-    aae = build_model("aae", input_shape=(8, 8, 1), num_classes=10, code_size=2)
+    aae = model_from_options("aae", input_shape=(8, 8, 1), num_classes=10, code_size=2)
     with pytest.raises(ConfigError, match="defines no likelihood"):
         _task(vae_run, model=aae, num_samples=5)
     with pytest.raises(ConfigError, match="split"):
