@@ -22,7 +22,7 @@ import numpy as np
 
 from aejax.data import corruptions
 from aejax.errors import ConfigError
-from aejax.evaluate.run import LoadedRun
+from aejax.models.protocols import Corrupting
 
 DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
     "gaussian": (0.1, 0.2, 0.3, 0.5),
@@ -112,37 +112,38 @@ def denoising_scores(model, params, x, *, corruption: str, level: float, key, ba
             "input_ssim": totals[3] / len(x), "mse": mse}
 
 
-def denoising_task(run: LoadedRun, *, corruption: str | None = None, level: float | None = None,
-                   levels: Mapping[str, Sequence[float]] | None = None, batch_size: int = 1000,
-                   max_examples: int = 0, seed: int = 0) -> dict[str, Any]:
+def denoising_task(model, params, dataset, hp, *, seed: int, out_dir: str, corruption: str | None = None,
+                   level: float | None = None, levels: Mapping[str, Sequence[float]] | None = None,
+                   batch_size: int = 1000, max_examples: int = 0) -> dict[str, Any]:
     """Scores denoising on the test split at the training level and over a grid of levels.
 
     Args:
-      run: a loaded run (any kind with `reconstruct`).
+      model, params, dataset, hp: the trained run (any kind with `reconstruct`).
+      seed: the run's seed; seeds the corruption noise.
+      out_dir: where denoising.png and denoising_grid.png go.
       corruption, level: the headline setting; default the run's own (model.corruption,
         hp.noise_level) for a denoising run, else ("gaussian", 0.2).
       levels: corruption name -> levels for the grid (default `DEFAULT_LEVELS`).
       batch_size: evaluation batch size; max_examples: use only the first N test images (0: all).
-      seed: seeds the corruption noise.
     Returns:
       Flat keys "test/psnr", "test/ssim", "test/input_psnr", "test/input_ssim" at the headline
       setting, the same under "test/<corruption>@<level>/...", and "grid": a list of rows.
     """
-    corruption = corruption or getattr(run.model, "corruption", "gaussian")
+    corruption = corruption or (model.corruption if isinstance(model, Corrupting) else "gaussian")
     if level is None:
-        level = float(run.hp["noise_level"]) if "noise_level" in run.hp else 0.2
+        level = float(hp["noise_level"]) if "noise_level" in hp else 0.2
     grid_levels = {k: tuple(v) for k, v in (levels or DEFAULT_LEVELS).items()}
     corruptions.check_level(corruption, level)
     for name, values in grid_levels.items():
         for value in values:
             corruptions.check_level(name, value)
-    x, y = run.dataset.test.x, run.dataset.test.y
+    x, y = dataset.test.x, dataset.test.y
     if max_examples:
         x, y = x[:max_examples], y[:max_examples]
     key = jax.random.key(seed)
 
     def score(name, value, i):
-        return denoising_scores(run.model, run.params, x, corruption=name, level=value,
+        return denoising_scores(model, params, x, corruption=name, level=value,
                                 key=jax.random.fold_in(key, i), batch_size=batch_size, y=y)
 
     head = score(corruption, float(level), 0)
@@ -156,19 +157,18 @@ def denoising_task(run: LoadedRun, *, corruption: str | None = None, level: floa
             grid.append({"corruption": name, "level": float(value), **{k: float(v) for k, v in s.items()}})
             results.update({f"test/{name}@{value:g}/{k}": float(v) for k, v in s.items()})
     results["grid"] = grid
-    results["figures"] = _figures(run, x[:10], y[:10], corruption, float(level), grid, key)
+    results["figures"] = _figures(model, params, out_dir, x[:10], y[:10], corruption, float(level), grid, key)
     return results
 
 
-def _figures(run, x, y, corruption, level, grid, key) -> list[str]:
+def _figures(model, params, out, x, y, corruption, level, grid, key) -> list[str]:
     import matplotlib.pyplot as plt
 
     from aejax.viz.figures import image_rows
 
-    out = os.path.join(run.workdir, "figures")
     os.makedirs(out, exist_ok=True)
     x_tilde = np.asarray(corruptions.get_corruption(corruption)(jnp.asarray(x), level, key=jax.random.fold_in(key, 7)))
-    x_hat = np.asarray(run.model.reconstruct(run.params, {"x": x_tilde, "y": y}))
+    x_hat = np.asarray(model.reconstruct(params, {"x": x_tilde, "y": y}))
     paths = [image_rows([x, x_tilde, x_hat], ["clean", "corrupted", "denoised"], os.path.join(out, "denoising.png"),
                         title=f"{corruption} at level {level:g}")]
     names = list(dict.fromkeys(r["corruption"] for r in grid))

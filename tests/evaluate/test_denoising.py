@@ -1,6 +1,8 @@
 """PSNR and SSIM against direct numpy computations; the denoising task on a short digits run."""
 
+import dataclasses
 import os
+import types
 
 import jax
 import jax.numpy as jnp
@@ -74,10 +76,43 @@ def denoising_run(tmp_path_factory):
     return workdir
 
 
+def _task(run, **options):
+    return denoising_task(run.model, run.params, run.dataset, run.hp, seed=0,
+                          out_dir=os.path.join(run.workdir, "figures"), **options)
+
+
+@dataclasses.dataclass(frozen=True)
+class _GreyModel:
+    """Reconstructs every input as a uniform 0.5 image: its MSE against the clean images is known."""
+
+    name = "grey"
+
+    def reconstruct(self, params, batch):
+        return jnp.full_like(batch["x"], 0.5)
+
+
+def test_psnr_by_value_in_dB():
+    x = np.zeros((2, 4, 4, 1), np.float32)
+    y = x + np.float32(0.1)  # MSE 0.01 -> 20 dB; 0.001 -> 30 dB
+    y[1] = np.sqrt(0.001)
+    np.testing.assert_allclose(psnr(jnp.asarray(y), jnp.asarray(x)), [20.0, 30.0], rtol=1e-5)
+
+
+def test_task_headline_psnr_is_ten_log10_of_the_inverse_mse(tmp_path):
+    x = np.random.default_rng(0).uniform(size=(30, 8, 8, 1)).astype(np.float32)
+    dataset = types.SimpleNamespace(test=types.SimpleNamespace(x=x, y=np.zeros(30, np.int32)))
+    res = denoising_task(_GreyModel(), None, dataset, {}, seed=0, out_dir=str(tmp_path), levels={"gaussian": (0.2,)})
+    mse = np.mean((x.astype(np.float64) - 0.5) ** 2)  # the grey output does not depend on the noise
+    assert res["test/mse"] == pytest.approx(mse, rel=1e-5)
+    assert res["test/psnr"] == pytest.approx(10 * np.log10(1 / mse), rel=1e-5)
+    assert res["test/gaussian@0.2/psnr"] == pytest.approx(10 * np.log10(1 / mse), rel=1e-5)
+    assert all(os.path.isfile(p) for p in res["figures"])
+
+
 def test_denoising_task_scores_grid_and_figures(denoising_run):
     run = load_run(denoising_run)
     levels = {"gaussian": (0.2, 0.4), "masking": (0.25,), "salt_and_pepper": (0.1,)}
-    results = denoising_task(run, levels=levels)
+    results = _task(run, levels=levels)
     assert results["corruption"] == "gaussian" and results["level"] == pytest.approx(0.2)
     # The trained denoiser beats the corrupted input at its training level.
     assert results["test/psnr"] > results["test/input_psnr"] + 1.0
@@ -100,6 +135,6 @@ def test_denoising_task_through_evaluate_workdir(denoising_run):
 def test_denoising_task_bad_level_is_an_error(denoising_run):
     run = load_run(denoising_run)
     with pytest.raises(ConfigError, match="sigma must be >= 0"):
-        denoising_task(run, level=-1.0)
+        _task(run, level=-1.0)
     with pytest.raises(ConfigError, match=r"must lie in \[0, 1\]"):
-        denoising_task(run, levels={"masking": (1.5,)})
+        _task(run, levels={"masking": (1.5,)})
