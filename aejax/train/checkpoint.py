@@ -71,6 +71,10 @@ class Checkpointer:
     def save(self, step: int, tree: Any) -> None:
         self._manager.save(step, args=ocp.args.StandardSave(tree))
 
+    def delete(self, step: int) -> None:
+        """Removes checkpoint `step` (a sweep member ahead of its group after a kill)."""
+        self._manager.delete(step)
+
     def wait(self) -> None:
         self._manager.wait_until_finished()
 

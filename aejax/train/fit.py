@@ -117,12 +117,8 @@ def train_epochs(state, *, epoch_fn: Callable, evaluate: Callable, data, hp, key
                 if not finite.all() and not skip_nonfinite:
                     raise _nonfinite_error(metrics, finite, first_step, checkpointer)
                 val = evaluate(state["params"], val_x, val_y, hp, jax.random.fold_in(keys.eval, epoch))
-                record = {"epoch": epoch + 1, "step": first_step + steps_per_epoch}
-                record.update({f"train/{k}": float(np.mean(v[finite])) if finite.any() else float("nan")
-                               for k, v in metrics.items()})
-                if skip_nonfinite:
-                    record["train/skipped_steps"] = int((~finite).sum())
-                record.update({f"val/{k}": v for k, v in val.items()})
+                record = epoch_record(epoch, first_step + steps_per_epoch, metrics, finite, val,
+                                      skip_nonfinite=skip_nonfinite)
                 dt = time.perf_counter() - t0
                 epoch_times.append(dt)
                 writer.write(record, extra_scalars={"perf/examples_per_s": steps_per_epoch * batch_size / dt})
@@ -140,27 +136,52 @@ def train_epochs(state, *, epoch_fn: Callable, evaluate: Callable, data, hp, key
     return state, epoch_times
 
 
+def epoch_record(epoch: int, step: int, metrics, finite, val, *, skip_nonfinite: bool) -> dict[str, Any]:
+    """One metrics.jsonl line: train/* means over the epoch's finite steps, val/* means."""
+    record = {"epoch": epoch + 1, "step": step}
+    record.update({f"train/{k}": float(np.mean(v[finite])) if finite.any() else float("nan")
+                   for k, v in metrics.items()})
+    if skip_nonfinite:
+        record["train/skipped_steps"] = int((~finite).sum())
+    record.update({f"val/{k}": float(v) for k, v in val.items()})
+    return record
+
+
 def final_report(run: RunSetup, state, workdir: str, *, epoch_times: list[float], wall_start: float) -> dict:
     """Evaluates the final params on every split; writes summary.json and the figures."""
     evaluate = run.eval_fn()
-    summary: dict[str, Any] = {}
+    terms = {}
     for split_name, (x, y) in zip(("train", "val", "test"), _device_splits(run.dataset)):
-        terms = evaluate(state["params"], x, y, run.hp, jax.random.fold_in(run.keys.eval, 10**6))
-        summary.update({f"{split_name}/{k}": v for k, v in terms.items()})
+        terms[split_name] = evaluate(state["params"], x, y, run.hp, final_eval_key(run.keys.eval))
+    return write_summary(run, state["params"], workdir, split_terms=terms, steps=int(state["step"]),
+                         epoch_times=epoch_times, wall_time_s=time.perf_counter() - wall_start)
+
+
+def final_eval_key(eval_key: jax.Array) -> jax.Array:
+    """The key of the final evaluation of every split, from the run's eval key."""
+    return jax.random.fold_in(eval_key, 10**6)
+
+
+def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str, dict], steps: int,
+                  epoch_times: list[float], wall_time_s: float) -> dict:
+    """summary.json (flat `split/metric` keys, steps, timings) and the figures; returns the summary
+    with the final "params" and the "model" added."""
+    summary: dict[str, Any] = {f"{split}/{k}": float(v) for split, terms in split_terms.items()
+                               for k, v in terms.items()}
     steady = epoch_times[1:] or epoch_times
     summary.update({
         "epochs": run.train.epochs,
-        "steps": int(state["step"]),
-        "wall_time_s": time.perf_counter() - wall_start,
+        "steps": steps,
+        "wall_time_s": wall_time_s,
         "perf/steps_per_s": run.steps_per_epoch / (sum(steady) / len(steady)) if steady else float("nan"),
     })
     if run.train.figures:
         from aejax.viz.figures import training_figures
 
-        summary["figures"] = training_figures(run.model, state["params"], run.dataset, workdir)
+        summary["figures"] = training_figures(run.model, params, run.dataset, workdir)
     with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, sort_keys=True)
-    summary["params"] = state["params"]
+    summary["params"] = params
     summary["model"] = run.model
     return summary
 

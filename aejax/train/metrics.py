@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Iterable
+from typing import Any
 
 
 def _clean(value: Any) -> Any:
@@ -70,7 +70,3 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.close()
 
-
-def mean_over(values: Iterable[float]) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else float("nan")

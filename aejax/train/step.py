@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from aejax.models.protocols import CustomUpdate
@@ -64,12 +65,12 @@ def epoch_batch_indices(data_key, epoch, *, num_examples: int, batch_size: int):
     return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int) -> Callable:
-    """Returns a jitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
+def epoch_body(step: Callable, *, num_examples: int, batch_size: int) -> Callable:
+    """The unjitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
 
-    `metrics` holds one value per step for every term ([steps] arrays) and `finite` is
-    [steps] bool; both stay on the device until the caller fetches them once.
-    The state argument is donated.
+    One `lax.scan` of `step` over the batches of `permutation(fold_in(data_key, epoch))`; the
+    step's key is `fold_in(loop_key, step)`. `make_epoch_fn` jits it for one run; a sweep
+    group vmaps it over a leading run axis of state, hp and keys.
     """
 
     def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch):
@@ -83,15 +84,27 @@ def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int) -> Call
 
         return jax.lax.scan(body, state, idx_SxB)
 
-    return jax.jit(epoch_fn, donate_argnums=(0,))
+    return epoch_fn
 
 
-def make_eval_fn(model, *, batch_size: int) -> Callable:
+def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int) -> Callable:
+    """Returns a jitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
+
+    `metrics` holds one value per step for every term ([steps] arrays) and `finite` is
+    [steps] bool; both stay on the device until the caller fetches them once.
+    The state argument is donated.
+    """
+    return jax.jit(epoch_body(step, num_examples=num_examples, batch_size=batch_size), donate_argnums=(0,))
+
+
+def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False) -> Callable:
     """Returns evaluate(params, x, y, hp, key) -> dict of means over the split.
 
     Terms: the model's loss and aux terms (with keys folded from `key` per batch) and
     "mse", the mean squared error per pixel of `model.reconstruct`. Full batches run in one
     `lax.map`; a remainder runs once more at its own size. Means are exact (weighted).
+    With `runs_axis`, params, hp and key carry a leading run axis (a sweep group) and each
+    mean is a [R] array.
     """
 
     def batch_terms(params, batch, key, hp):
@@ -100,7 +113,6 @@ def make_eval_fn(model, *, batch_size: int) -> Callable:
         mse = jnp.mean(jnp.square(x_hat - batch["x"]))
         return {"loss": loss, **aux, "mse": mse}
 
-    @jax.jit
     def full_batches(params, x_MxB, y_MxB, hp, key):
         def one(args):
             i, xb, yb = args
@@ -108,12 +120,14 @@ def make_eval_fn(model, *, batch_size: int) -> Callable:
         terms = jax.lax.map(one, (jnp.arange(x_MxB.shape[0]), x_MxB, y_MxB))
         return jax.tree_util.tree_map(lambda t: jnp.sum(t, axis=0) * x_MxB.shape[1], terms)
 
-    @jax.jit
     def remainder(params, x, y, hp, key):
-        terms = batch_terms(params, {"x": x, "y": y}, key, hp)
+        terms = batch_terms(params, {"x": x, "y": y}, jax.random.fold_in(key, 2**31 - 1), hp)
         return jax.tree_util.tree_map(lambda t: t * x.shape[0], terms)
 
-    def evaluate(params, x, y, hp, key) -> dict[str, float]:
+    over_runs = (lambda f: jax.vmap(f, in_axes=(0, None, None, 0, 0))) if runs_axis else (lambda f: f)
+    full_batches, remainder = jax.jit(over_runs(full_batches)), jax.jit(over_runs(remainder))
+
+    def evaluate(params, x, y, hp, key) -> dict[str, Any]:
         n = int(x.shape[0])
         full = (n // batch_size) * batch_size
         sums: dict[str, Any] = {}
@@ -122,9 +136,11 @@ def make_eval_fn(model, *, batch_size: int) -> Callable:
             sums = full_batches(params, x[:full].reshape(m, batch_size, *x.shape[1:]),
                                 y[:full].reshape(m, batch_size), hp, key)
         if full < n:
-            rest = remainder(params, x[full:], y[full:], hp, jax.random.fold_in(key, 2**31 - 1))
+            rest = remainder(params, x[full:], y[full:], hp, key)
             sums = rest if not sums else jax.tree_util.tree_map(jnp.add, sums, rest)
         host = jax.device_get(sums)
+        if runs_axis:
+            return {k: np.asarray(v, np.float64) / n for k, v in host.items()}
         return {k: float(v) / n for k, v in host.items()}
 
     return evaluate
