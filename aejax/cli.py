@@ -1,4 +1,4 @@
-"""`aejax train | eval | bench | download` — thin: parses arguments, then calls library functions."""
+"""`aejax train | sweep | eval | bench | download` — thin: parses arguments, then calls library functions."""
 
 from __future__ import annotations
 
@@ -40,6 +40,43 @@ def cmd_train(args) -> int:
         print(f"aejax:   {name:<14}{os.path.join(workdir, name)}")
     for path in summary.get("figures", []):
         print(f"aejax:   figure        {path}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from aejax.config import parse_overrides, split_variant
+    from aejax.sweep import collect_results, parse_shard, run_sweep
+    from aejax.train import StopRequested
+
+    if args.collect:
+        out = collect_results(args.experiment, select=args.select)
+        workdir = args.experiment
+    else:
+        name, variant = split_variant(args.experiment)
+        stem = os.path.splitext(os.path.basename(name))[0]
+        workdir = args.workdir or os.path.join("sweeps", f"{stem}_{variant}" if variant else stem)
+        overrides = parse_overrides(args.set or [])
+        if args.data_dir:
+            overrides["data.dir"] = args.data_dir
+        try:
+            out = run_sweep(args.experiment, workdir, overrides=overrides, grid=args.grid or [], seeds=args.seeds,
+                            parallel=args.parallel, max_parallel=args.max_parallel, shard=parse_shard(args.shard),
+                            select=args.select, progress=not args.no_progress)
+        except StopRequested as stop:
+            print(f"aejax: {stop}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"aejax: ran {out['ran']} runs in {out['groups']} groups; {out['skipped']} already finished")
+    rows = out["rows"]
+    done = sum(r["status"] == "done" for r in rows)
+    print(f"aejax: {done} of {len(rows)} runs finished; results in {out['results_csv']} and {out['results_md']}")
+    for r in rows:
+        if r["status"] == "failed":
+            print(f"aejax: run {r['run_id']} failed")
+    best = out["best"]
+    if best is not None:
+        metric = out["select"].partition(":")[0]
+        print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}) "
+              f"in {os.path.join(workdir, 'runs', best['run_id'])}")
     return 0
 
 
@@ -103,6 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
     train.add_argument("--data-dir", help="directory holding dataset files (also: AEJAX_DATA_DIR)")
     train.set_defaults(func=cmd_train)
+    sweep = sub.add_parser("sweep", help="train many runs: vmapped groups, results.csv/md, resumable")
+    sweep.add_argument("experiment", help="experiment (its sweep() is used unless --grid/--seeds); with --collect, "
+                       "the sweep's workdir")
+    sweep.add_argument("--workdir", help="output directory (default sweeps/<experiment>)")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="override for every run (repeatable)")
+    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a product axis (repeatable); "
+                       "use ';' between tuple values")
+    sweep.add_argument("--seeds", type=int, help="cross everything with seeds 0..N-1")
+    sweep.add_argument("--parallel", default="vmap", choices=["vmap", "sequential"],
+                       help="vmap runs of one structure as one program (default), or train them one by one")
+    sweep.add_argument("--max-parallel", type=int, help="at most N runs per vmapped program (default: an estimate)")
+    sweep.add_argument("--shard", metavar="K/N", help="run only the K-th of N slices (0 <= K < N); default from "
+                       "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set")
+    sweep.add_argument("--collect", action="store_true", help="only rebuild results.csv/md from the runs' outputs")
+    sweep.add_argument("--select", default="val/mse", help="metric naming the best run; METRIC:max when higher "
+                       "is better (default val/mse, lower is better)")
+    sweep.add_argument("--data-dir", help="directory holding dataset files")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)
     evaluate = sub.add_parser("eval", help="score a trained run; writes WORKDIR/report.md and figures")
     evaluate.add_argument("workdir")
     evaluate.add_argument("--task", required=True, help="evaluation task: " + ", ".join(sorted(TASKS)))
