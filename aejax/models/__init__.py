@@ -39,6 +39,7 @@ KINDS: dict[str, KindEntry] = {
     "vae": KindEntry("aejax.models.vae:VAE"),
     "cvae": KindEntry("aejax.models.vae:VAE", {"conditional": True}),
     "aae": KindEntry("aejax.models.aae:AAE"),
+    "mae": KindEntry("aejax.models.mae:MAE"),
 }
 
 # Dataclass fields a builder fills from the net and the data, never from config.model.

@@ -17,8 +17,10 @@ from aejax.nets.common import ACTIVATIONS, activation
 from aejax.nets.conv import CONV_IMPLS, ConvDecoder, ConvEncoder, conv_feature_shapes
 from aejax.nets.discriminator import MLPDiscriminator
 from aejax.nets.mlp import MLPDecoder, MLPEncoder
+from aejax.nets.transformer import (DTYPES, POSITIONS, MaskedTokenDecoder, ViTDecoder, ViTEncoder,
+                                    check_transformer_options, patch_grid)
 
-NET_KINDS = ("mlp", "conv")
+NET_KINDS = ("mlp", "conv", "transformer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,12 +28,18 @@ class NetSpec:
     """Which network and how wide: the options every builder receives.
 
     Attributes:
-      net: "mlp" or "conv".
+      net: "mlp", "conv" or "transformer".
       hidden: Dense widths on the input side (the decoder mirrors them); for "conv" the Dense
         layers between the flattened convolution features and the code.
       channels: output channels of each stride-2 convolution ("conv" only).
       activation: hidden-layer activation name (see `ACTIVATIONS`).
       conv_impl: "auto" (im2col on CPU, XLA's convolution elsewhere), "im2col" or "xla" ("conv" only).
+      patch_size: side of the square patches; must divide H and W ("transformer" and the MAE).
+      width, depth, heads, mlp_ratio: token width, number of pre-norm blocks, attention heads
+        (dividing width), MLP hidden width over token width ("transformer" and the MAE encoder).
+      positions: "sinusoidal" (fixed 2-D sine-cosine; width divisible by 4) or "learned".
+      dtype: compute dtype of the transformer layers, "float32" or "bfloat16" (parameters and
+        optimizer state stay float32).
     """
 
     net: str = "mlp"
@@ -39,6 +47,13 @@ class NetSpec:
     channels: tuple[int, ...] = (32, 64)
     activation: str = "gelu"
     conv_impl: str = "auto"
+    patch_size: int = 4
+    width: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    positions: str = "sinusoidal"
+    dtype: str = "float32"
 
     def __post_init__(self):
         if self.net not in NET_KINDS:
@@ -49,6 +64,9 @@ class NetSpec:
             raise ConfigError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}.")
         if self.conv_impl not in CONV_IMPLS:
             raise ConfigError(f"unknown conv_impl {self.conv_impl!r}; choose one of {list(CONV_IMPLS)}.")
+        if self.net == "transformer":
+            check_transformer_options(width=self.width, depth=self.depth, heads=self.heads,
+                                      mlp_ratio=self.mlp_ratio, positions=self.positions, dtype=self.dtype)
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
 
@@ -69,6 +87,11 @@ class NetSpec:
         if self.net == "mlp":
             return (MLPEncoder(self.hidden, out, self.activation),
                     MLPDecoder(tuple(reversed(self.hidden)), input_shape, self.activation))
+        if self.net == "transformer":
+            patch_grid(input_shape, self.patch_size)  # a ConfigError when the patch size does not divide the image
+            options = dict(patch_size=self.patch_size, width=self.width, depth=self.depth, heads=self.heads,
+                           mlp_ratio=self.mlp_ratio, positions=self.positions, dtype=self.dtype)
+            return ViTEncoder(code_size=out, **options), ViTDecoder(input_shape, **options)
         if len(input_shape) != 3:
             raise ConfigError(f"conv nets need images shaped (H, W, C), got {input_shape}; use net='mlp'.")
         if not self.channels:
@@ -83,5 +106,6 @@ def net_options() -> dict:
     return {f.name: f.default for f in dataclasses.fields(NetSpec)}
 
 
-__all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPDiscriminator", "MLPEncoder", "NET_KINDS",
-           "NetSpec", "activation", "conv_feature_shapes", "net_options"]
+__all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "DTYPES", "MLPDecoder", "MLPDiscriminator", "MLPEncoder",
+           "MaskedTokenDecoder", "NET_KINDS", "NetSpec", "POSITIONS", "ViTDecoder", "ViTEncoder", "activation",
+           "conv_feature_shapes", "net_options", "patch_grid"]
