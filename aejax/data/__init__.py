@@ -1,10 +1,11 @@
 """Dataset sources, splits, corruptions and masks."""
 
 from aejax.data.datasets import (SOURCES, Dataset, Split, check_images, download_fashion_mnist,
-                                 find_fashion_mnist, fashion_mnist_search_path, load_dataset)
+                                 find_fashion_mnist, fashion_mnist_search_path, load_dataset,
+                                 restrict_to_class)
 from aejax.data.corruptions import CORRUPTIONS, check_level, corrupt, get_corruption
 from aejax.data.idx import read_idx, write_idx
 
 __all__ = ["CORRUPTIONS", "SOURCES", "Dataset", "Split", "check_images", "check_level", "corrupt",
            "download_fashion_mnist", "find_fashion_mnist", "fashion_mnist_search_path", "get_corruption",
-           "load_dataset", "read_idx", "write_idx"]
+           "load_dataset", "read_idx", "restrict_to_class", "write_idx"]

@@ -42,6 +42,8 @@ class Dataset:
     val: Split
     test: Split
     num_classes: int
+    normal_class: int | None = None  # set by `restrict_to_class`: the one class the run trains on
+    scaling: tuple[np.ndarray, np.ndarray] | None = None  # tabular sources: (mean, std) used to standardize
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -170,9 +172,89 @@ def load_fashion_mnist(*, data_dir: str | None = None, val_size: int = 5000, spl
     return Dataset("fashion_mnist", train, val, test, num_classes=10)
 
 
+# Standardized tabular features z are stored as 0.5 + z / TABULAR_SPREAD: the decoders' sigmoid output
+# then covers |z| < 4 (typical values); z-scores further out stay out of reach, as an anomaly should.
+TABULAR_SPREAD = 8.0
+
+
+def _standardize(train: Split, val: Split, test: Split) -> tuple[tuple[Split, Split, Split], tuple]:
+    """Standardizes every split with the mean and std of `train` only; returns the splits and (mean, std)."""
+    flat = train.x.reshape(len(train.x), -1).astype(np.float64)
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    scale = lambda s: Split((0.5 + ((s.x.reshape(len(s.x), -1) - mean) / std) / TABULAR_SPREAD)
+                            .astype(np.float32).reshape(s.x.shape), s.y)
+    return (scale(train), scale(val), scale(test)), (mean, std)
+
+
+def _tabular(name: str, features: np.ndarray, labels: np.ndarray, num_classes: int, *, val_size: int,
+             test_size: int, split_seed: int) -> Dataset:
+    """Fixed-seed stratified test split, then train/validation; features [N, D, 1, 1], standardized on train."""
+    from sklearn.model_selection import train_test_split
+
+    x = features.astype(np.float64)[:, :, None, None]
+    y = labels.astype(np.int32)
+    if not 0 < test_size < len(x) - 1:
+        raise ConfigError(f"test size must be in (0, {len(x) - 1}), got {test_size}; change data.test_size.")
+    rest, test_idx = train_test_split(np.arange(len(x)), test_size=test_size, stratify=y, random_state=split_seed + 1)
+    rest, test_idx = np.sort(rest), np.sort(test_idx)
+    train, val = split_train_val(x[rest], y[rest], val_size=val_size, seed=split_seed)
+    (train, val, test), scaling = _standardize(train, val, Split(x[test_idx], y[test_idx]))
+    return Dataset(name, train, val, test, num_classes=num_classes, scaling=scaling)
+
+
+def load_breast_cancer(*, val_size: int = 40, test_size: int = 170, split_seed: int = 0, **_: object) -> Dataset:
+    """scikit-learn's Wisconsin breast cancer features (569 x 30), relabelled 0 = benign, 1 = malignant.
+
+    Features are [N, 30, 1, 1], standardized with the training split's mean and std (see
+    TABULAR_SPREAD). With data.normal_class=0 the malignant tumours are the anomalies.
+    """
+    from sklearn.datasets import load_breast_cancer as sk_load
+
+    bunch = sk_load()
+    return _tabular("breast_cancer", bunch.data, 1 - bunch.target, 2, val_size=val_size, test_size=test_size,
+                    split_seed=split_seed)
+
+
+def load_wine(*, val_size: int = 18, test_size: int = 60, split_seed: int = 0, **_: object) -> Dataset:
+    """scikit-learn's wine recognition features (178 x 13, three cultivars), [N, 13, 1, 1], standardized on train."""
+    from sklearn.datasets import load_wine as sk_load
+
+    bunch = sk_load()
+    return _tabular("wine", bunch.data, bunch.target, 3, val_size=val_size, test_size=test_size,
+                    split_seed=split_seed)
+
+
+def restrict_to_class(dataset: Dataset, normal_class: int) -> Dataset:
+    """The one-class protocol: train and validation keep only `normal_class`; the test split is whole.
+
+    The returned Dataset records `normal_class` (evaluation treats the other classes as anomalies).
+    A standardized tabular dataset is re-standardized on the restricted training split, since a
+    one-class detector never sees the anomalies' statistics.
+    """
+    c = int(normal_class)
+    if not 0 <= c < dataset.num_classes:
+        raise ConfigError(f"data.normal_class={normal_class} is out of range for {dataset.name}, which has "
+                          f"{dataset.num_classes} classes (0..{dataset.num_classes - 1}); use -1 for all classes.")
+    keep = lambda s: Split(s.x[s.y == c], s.y[s.y == c])
+    train, val, test = keep(dataset.train), keep(dataset.val), dataset.test
+    if len(train) == 0 or len(val) == 0:
+        raise ConfigError(f"class {c} of {dataset.name} has {len(train)} training and {len(val)} validation "
+                          "examples; a one-class run needs both.")
+    scaling = dataset.scaling
+    if scaling is not None:
+        mean, std = scaling
+        raw = lambda s: Split((((s.x.reshape(len(s.x), -1) - 0.5) * TABULAR_SPREAD) * std + mean)
+                              .reshape(s.x.shape), s.y)
+        (train, val, test), scaling = _standardize(raw(train), raw(val), raw(test))
+    return dataclasses.replace(dataset, train=train, val=val, test=test, normal_class=c, scaling=scaling)
+
+
 SOURCES: dict[str, Callable[..., Dataset]] = {
     "digits": load_digits,
     "fashion_mnist": load_fashion_mnist,
+    "breast_cancer": load_breast_cancer,
+    "wine": load_wine,
 }
 
 

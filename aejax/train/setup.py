@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from aejax.data import Dataset, check_images, load_dataset
+from aejax.data import Dataset, check_images, load_dataset, restrict_to_class
 from aejax.errors import ConfigError
 from aejax.models import Autoencoder, model_from_options
 from aejax.models.common import as_hp
@@ -144,6 +144,8 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     data = config.data
     dataset = dataset or load_dataset(data.name, data_dir=data.dir or None, val_size=data.val_size,
                                       test_size=data.test_size, split_seed=data.split_seed)
+    if data.get("normal_class", -1) >= 0:  # the one-class protocol (aejax.data.restrict_to_class)
+        dataset = restrict_to_class(dataset, data.normal_class)
     for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
         check_images(getattr(dataset, split_name).x, what=f"{split_name} images")
     options = {k: v for k, v in config.model.to_dict().items() if k != "kind"}
