@@ -131,7 +131,7 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         for chunk in chunks:
             first = setup_run(chunk[0].config)
             setups = [first] + [setup_run(r.config, dataset=first.dataset) for r in chunk[1:]]
-            if parallel == "vmap" and len(chunk) > 1:
+            if parallel == "vmap":  # a chunk of one too: a resumed member continues in the program it began in
                 train_group(setups, [r.workdir for r in chunk], progress=False)
             else:
                 for run, setup in zip(chunk, setups):

@@ -51,6 +51,12 @@ def make_optimizer(name: str, *, total_steps: int, schedule: str = "constant", w
         raise ConfigError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
     if grad_clip < 0 or weight_decay < 0 or momentum < 0:
         raise ConfigError("optim.grad_clip, optim.weight_decay and optim.momentum must be >= 0.")
+    if weight_decay > 0 and name != "adamw":
+        raise ConfigError(f"optim.weight_decay={weight_decay} has no effect with optimizer {name!r}; "
+                          "set optim.name=adamw (decoupled weight decay) or drop the weight decay.")
+    if momentum > 0 and name != "sgd":
+        raise ConfigError(f"optim.momentum={momentum} has no effect with optimizer {name!r}; set optim.name=sgd "
+                          "or use optim.b1 for Adam's first-moment decay.")
     parts = []
     if grad_clip > 0:
         parts.append(optax.clip_by_global_norm(grad_clip))

@@ -94,6 +94,10 @@ def test_schedules_and_bad_optimizer_options():
         make_optimizer("adagrad", total_steps=10)
     with pytest.raises(ConfigError, match="unknown schedule"):
         make_optimizer("adam", total_steps=10, schedule="step")
+    with pytest.raises(ConfigError, match="no effect with optimizer 'adam'; set optim.name=adamw"):
+        make_optimizer("adam", total_steps=10, weight_decay=1e-4)
+    with pytest.raises(ConfigError, match="no effect with optimizer 'adamw'; set optim.name=sgd"):
+        make_optimizer("adamw", total_steps=10, momentum=0.9)
     tx = make_optimizer("sgd", total_steps=10, schedule="cosine")
     params = {"w": jnp.ones(())}
     state = tx.init(params)
