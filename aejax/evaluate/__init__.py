@@ -28,6 +28,10 @@ TASKS: dict[str, str] = {
     "sparsity": "aejax.evaluate.sparsity:sparsity_task",
     "likelihood": "aejax.evaluate.likelihood:likelihood_task",
     "generation": "aejax.evaluate.generation:generation_task",
+    "anomaly": "aejax.evaluate.anomaly:anomaly_task",
+    "representation": "aejax.evaluate.representation:representation_task",
+    "compression": "aejax.evaluate.compression:compression_task",
+    "inpainting": "aejax.evaluate.inpainting:inpainting_task",
 }
 
 _SUPPLIED = ("seed", "out_dir")  # keyword arguments the caller supplies, not options
