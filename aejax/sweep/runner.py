@@ -3,8 +3,11 @@
 A run's structure is its resolved config without `hp` and `seed`; runs of equal structure form a
 group that trains as one vmapped program (`aejax.sweep.group.train_group`), chunked to at most
 `max_parallel` members. Everything in `hp` (learning rate included) and the seed vary within a
-group; any other difference (code size, net, kind, batch size, epochs, optimizer settings) makes
-a separate group. Each run has DIR/runs/<run-id>/ as `aejax train` writes it; a finished run
+group, and so do the optimizer's continuous values (`aejax.train.optim.INJECTABLE`: clipping norm,
+weight decay, Adam's b1, b2, eps, momentum), carried as arrays in the optimizer state
+(`optax.inject_hyperparams`) when the members differ in them. Any other difference (code size,
+net, kind, batch size, epochs, schedule, whether clipping or decay is on at all) makes a separate
+group. Each run has DIR/runs/<run-id>/ as `aejax train` writes it; a finished run
 (summary.json present, same config) is skipped, an unfinished one resumes from its checkpoints.
 """
 
@@ -23,6 +26,7 @@ from aejax.config import config_to_json, get_experiment_config, load_experiment
 from aejax.errors import ConfigError
 from aejax.sweep import results as res
 from aejax.sweep.spec import expand, run_ids, shard_slice
+from aejax.train.optim import INJECTABLE, optimizer_structure
 
 PARALLEL = ("vmap", "sequential")
 
@@ -36,10 +40,21 @@ class PlannedRun:
 
     @property
     def structure(self) -> str:
-        """The config without hp and seed: equal for runs that can share one vmapped program."""
+        """The config without hp, seed and the injectable optimizer values (only whether the optional
+        parts of the optimizer are present counts): equal for runs that can share one vmapped program."""
         tree = self.config.to_dict()
         tree.pop("hp"), tree.pop("seed")
+        optim = tree["optim"]
+        tree["optim_structure"] = optimizer_structure(optim["name"], grad_clip=optim["grad_clip"],
+                                                      weight_decay=optim["weight_decay"], momentum=optim["momentum"])
+        for key in INJECTABLE:
+            optim.pop(key)
         return json.dumps(tree, sort_keys=True, default=str)
+
+
+def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
+    """The injectable optimizer values that differ between the runs of a group."""
+    return tuple(k for k in INJECTABLE if len({r.config.optim[k] for r in runs}) > 1)
 
 
 def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
@@ -129,8 +144,9 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     bar = _runs_bar(progress, len(mine), len(mine) - len(todo))
     try:
         for chunk in chunks:
-            first = setup_run(chunk[0].config)
-            setups = [first] + [setup_run(r.config, dataset=first.dataset) for r in chunk[1:]]
+            inject = varying_optimizer_values(chunk) if parallel == "vmap" else ()
+            first = setup_run(chunk[0].config, inject_optim=inject)
+            setups = [first] + [setup_run(r.config, dataset=first.dataset, inject_optim=inject) for r in chunk[1:]]
             if parallel == "vmap":  # a chunk of one too: a resumed member continues in the program it began in
                 train_group(setups, [r.workdir for r in chunk], progress=False)
             else:

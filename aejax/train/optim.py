@@ -36,16 +36,28 @@ def make_schedule(name: str, *, total_steps: int, warmup_steps: int = 0, final_f
                                               end_value=final_fraction)
 
 
+# Continuous optimizer values a sweep may vary inside one compiled program (injected as arrays).
+INJECTABLE = ("grad_clip", "weight_decay", "b1", "b2", "eps", "momentum")
+
+
+def optimizer_structure(name: str, *, grad_clip: float, weight_decay: float, momentum: float) -> tuple:
+    """What fixes the chain's shape: the optimizer and which optional parts are present."""
+    return name, grad_clip > 0, name == "adamw" and weight_decay > 0, name == "sgd" and momentum > 0
+
+
 def make_optimizer(name: str, *, total_steps: int, schedule: str = "constant", warmup_steps: int = 0,
                    final_fraction: float = 0.0, grad_clip: float = 0.0, weight_decay: float = 0.0,
-                   b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-                   momentum: float = 0.0) -> optax.GradientTransformation:
+                   b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, momentum: float = 0.0,
+                   inject: tuple[str, ...] = ()) -> optax.GradientTransformation:
     """Builds the optax chain: [clip] -> adam/adamw/sgd direction -> schedule multiplier.
 
     Args:
       name: "adam", "adamw" (decoupled weight decay, Loshchilov & Hutter 2019) or "sgd".
       total_steps: steps the schedule spans.
       grad_clip: clip by global norm when > 0.
+      inject: names in `INJECTABLE` to carry as arrays in the optimizer state
+        (`optax.inject_hyperparams`), so that runs differing in them share one compiled step
+        and a sweep can vmap over them; the others stay Python constants.
     """
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
@@ -57,16 +69,30 @@ def make_optimizer(name: str, *, total_steps: int, schedule: str = "constant", w
     if momentum > 0 and name != "sgd":
         raise ConfigError(f"optim.momentum={momentum} has no effect with optimizer {name!r}; set optim.name=sgd "
                           "or use optim.b1 for Adam's first-moment decay.")
-    parts = []
-    if grad_clip > 0:
-        parts.append(optax.clip_by_global_norm(grad_clip))
-    if name in ("adam", "adamw"):
-        parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=eps))
-        if name == "adamw" and weight_decay > 0:
-            parts.append(optax.add_decayed_weights(weight_decay))
-    elif momentum > 0:
-        parts.append(optax.trace(decay=momentum))
+    unknown = sorted(set(inject) - set(INJECTABLE))
+    if unknown:
+        raise ConfigError(f"cannot inject optimizer values {unknown}; injectable: {list(INJECTABLE)}.")
     schedule_fn = make_schedule(schedule, total_steps=total_steps, warmup_steps=warmup_steps,
                                 final_fraction=final_fraction)
-    parts.append(optax.scale_by_schedule(schedule_fn))
-    return optax.chain(*parts)
+    _, clip_on, decay_on, trace_on = optimizer_structure(name, grad_clip=grad_clip, weight_decay=weight_decay,
+                                                         momentum=momentum)
+
+    def chain(grad_clip, weight_decay, b1, b2, eps, momentum):
+        parts = []
+        if clip_on:
+            parts.append(optax.clip_by_global_norm(grad_clip))
+        if name in ("adam", "adamw"):
+            parts.append(optax.scale_by_adam(b1=b1, b2=b2, eps=eps))
+            if decay_on:
+                parts.append(optax.add_decayed_weights(weight_decay))
+        elif trace_on:
+            parts.append(optax.trace(decay=momentum))
+        parts.append(optax.scale_by_schedule(schedule_fn))
+        return optax.chain(*parts)
+
+    values = {"grad_clip": grad_clip, "weight_decay": weight_decay, "b1": b1, "b2": b2, "eps": eps,
+              "momentum": momentum}
+    if not inject:
+        return chain(**values)
+    static = tuple(k for k in values if k not in inject)
+    return optax.inject_hyperparams(chain, static_args=static)(**values)

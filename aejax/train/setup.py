@@ -127,19 +127,23 @@ def build_hp(model: Autoencoder, hp_config: ml_collections.ConfigDict) -> dict[s
     return as_hp(values)
 
 
-def optimizer(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+def optimizer(optim: ml_collections.ConfigDict, total_steps: int, inject: tuple[str, ...] = ()
+              ) -> optax.GradientTransformation:
     return make_optimizer(optim.name, total_steps=total_steps, schedule=optim.schedule,
                           warmup_steps=optim.warmup_steps, final_fraction=optim.final_fraction,
                           grad_clip=optim.grad_clip, weight_decay=optim.weight_decay, momentum=optim.momentum,
-                          b1=optim.b1, b2=optim.b2, eps=optim.eps)
+                          b1=optim.b1, b2=optim.b2, eps=optim.eps, inject=inject)
 
 
-def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None) -> RunSetup:
+def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None,
+              inject_optim: tuple[str, ...] = ()) -> RunSetup:
     """Builds and checks everything a run needs from a resolved config (no compile happens here).
 
     Args:
       config: a config from `aejax.config.get_experiment_config` / `resolve_config`.
       dataset: use this dataset instead of loading config.data (your own arrays).
+      inject_optim: optimizer values carried as arrays in the optimizer state (a sweep group whose
+        members differ in them; see `aejax.train.optim.INJECTABLE`).
     """
     data = config.data
     dataset = dataset or load_dataset(data.name, data_dir=data.dir or None, val_size=data.val_size,
@@ -157,7 +161,7 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     hp = build_hp(model, config.hp)
     train = TrainOptions(**config.train.to_dict())
     train.check(len(dataset.train))
-    tx = optimizer(config.optim, (len(dataset.train) // train.batch_size) * train.epochs)
+    tx = optimizer(config.optim, (len(dataset.train) // train.batch_size) * train.epochs, inject_optim)
     return RunSetup(config, dataset, model, hp, tx, RunKeys.from_seed(config.seed), train)
 
 

@@ -52,6 +52,20 @@ def test_a_vmapped_member_ends_where_the_run_alone_ends(tmp_path, experiment, gr
         assert (tmp_path / "sweep" / "runs" / member / name).exists()
 
 
+def test_optimizer_values_vary_inside_one_vmapped_group(tmp_path):
+    """Weight decay and Adam's b1 are injected as arrays: four runs, one program, each as it would be alone."""
+    overrides = {**QUIET, "optim.name": "adamw", "optim.grad_clip": 1.0}
+    out = run_sweep("digits_ae", str(tmp_path / "sweep"), overrides=overrides,
+                    grid=["optim.weight_decay=1e-4,1e-1", "optim.b1=0.8,0.9"], progress=False)
+    assert out["ran"] == 4 and out["groups"] == 1
+    fit(get_experiment_config("digits_ae", {**overrides, "optim.weight_decay": 0.1, "optim.b1": 0.8}),
+        str(tmp_path / "alone"))
+    swept = _summary(tmp_path / "sweep" / "runs" / "weight_decay=0.1_b1=0.8")
+    _close(_metrics(swept), _metrics(_summary(tmp_path / "alone")), rtol=1e-5)
+    test_mse = {r["run_id"]: r["test/mse"] for r in out["rows"]}
+    assert len(set(test_mse.values())) == 4  # the values reached the members: four different results
+
+
 @pytest.fixture(scope="module")
 def seeds_sweep(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("seeds") / "sweep"
