@@ -23,8 +23,8 @@ def get_config():
     c.model.hidden = (512, 256)
     c.model.code_size = 32
     c.hp.learning_rate = 1e-3
-    c.train.epochs = 30
-    c.train.checkpoint_every = 10
+    c.train.epochs = 20
+    c.train.checkpoint_every = 20
     return c
 
 
