@@ -32,6 +32,7 @@ TASKS: dict[str, str] = {
     "representation": "aejax.evaluate.representation:representation_task",
     "compression": "aejax.evaluate.compression:compression_task",
     "inpainting": "aejax.evaluate.inpainting:inpainting_task",
+    "mae": "aejax.evaluate.masked:mae_task",
 }
 
 _SUPPLIED = ("seed", "out_dir")  # keyword arguments the caller supplies, not options
