@@ -32,12 +32,12 @@ from aejax.train.step import epoch_body, make_eval_fn
 
 
 def stack(trees: Sequence[Any]):
-    """Stacks pytrees of equal structure on a new leading axis."""
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+    """Stacks pytrees of equal structure on a new leading axis (on the host: no per-shape compiles)."""
+    return jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *trees)
 
 
 def member(tree, r: int):
-    """Member r of a stacked pytree."""
+    """Member r of a stacked pytree (pass host arrays: `jax.device_get` the tree once first)."""
     return jax.tree_util.tree_map(lambda leaf: leaf[r], tree)
 
 
@@ -106,9 +106,10 @@ def train_group(runs: Sequence[RunSetup], workdirs: Sequence[str], *, progress: 
         states += states[-1:] * (len(runs) - count)
         state = _place(stack(states), mesh, runs_axis=True)
         hp = _place(stack([run.hp for run in runs]), mesh, runs_axis=True)
-        data_keys = _place(jnp.stack([run.keys.data for run in runs]), mesh, runs_axis=True)
-        loop_keys = _place(jnp.stack([run.keys.loop for run in runs]), mesh, runs_axis=True)
-        eval_keys = _place(jnp.stack([run.keys.eval for run in runs]), mesh, runs_axis=True)
+        data_keys, loop_keys, eval_keys = (
+            _place(jax.random.wrap_key_data(np.stack([np.asarray(jax.random.key_data(getattr(run.keys, name)))
+                                                      for run in runs])), mesh, runs_axis=True)
+            for name in ("data", "loop", "eval"))
         splits = [(_place(jnp.asarray(s.x), mesh, runs_axis=False), _place(jnp.asarray(s.y), mesh, runs_axis=False))
                   for s in (lead.dataset.train, lead.dataset.val, lead.dataset.test)]
         body = epoch_body(lead.train_step(), num_examples=len(lead.dataset.train), batch_size=opts.batch_size)
@@ -133,6 +134,7 @@ def train_group(runs: Sequence[RunSetup], workdirs: Sequence[str], *, progress: 
                     last = epoch + 1 == opts.epochs
                     save = last or (epoch + 1) % opts.checkpoint_every == 0 or stop.signum is not None
                     step = (epoch + 1) * lead.steps_per_epoch
+                    host_state = jax.device_get(state) if save else None
                     for r in range(count):
                         if r in failed:
                             continue
@@ -146,7 +148,7 @@ def train_group(runs: Sequence[RunSetup], workdirs: Sequence[str], *, progress: 
                         writers[r].write(record, extra_scalars={"perf/examples_per_s":
                                                                 count * lead.steps_per_epoch * opts.batch_size / dt})
                         if save:
-                            ckpts[r].save(epoch + 1, runs[r].checkpoint_tree(member(state, r), epoch + 1))
+                            ckpts[r].save(epoch + 1, runs[r].checkpoint_tree(member(host_state, r), epoch + 1))
                     loss = np.mean([np.mean(metrics["loss"][r]) for r in range(count) if r not in failed] or [np.nan])
                     mse = np.mean([val["mse"][r] for r in range(count) if r not in failed] or [np.nan])
                     bar.update(float(loss), float(mse), count * lead.steps_per_epoch * opts.batch_size / dt)
@@ -166,15 +168,15 @@ def train_group(runs: Sequence[RunSetup], workdirs: Sequence[str], *, progress: 
         for split_name, (x, y) in zip(("train", "val", "test"), splits):
             terms[split_name] = evaluate(state["params"], x, y, hp, final_keys)
         wall = time.perf_counter() - wall_start
+        host_state = jax.device_get(state)
         summaries = []
         for r in range(count):
             if r in failed:
                 summaries.append({"failed": failed[r]})
                 continue
             split_terms = {s: {k: v[r] for k, v in t.items()} for s, t in terms.items()}
-            params = jax.device_get(member(state["params"], r))
-            summary = write_summary(runs[r], params, workdirs[r], split_terms=split_terms,
-                                    steps=int(jax.device_get(state["step"])[r]), epoch_times=epoch_times,
+            summary = write_summary(runs[r], member(host_state["params"], r), workdirs[r], split_terms=split_terms,
+                                    steps=int(host_state["step"][r]), epoch_times=epoch_times,
                                     wall_time_s=wall)  # the group's wall time: its members trained together
             summaries.append(summary)
         return summaries

@@ -64,12 +64,13 @@ def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, 
     file_points = module.sweep() if callable(getattr(module, "sweep", None)) and not (grid or seeds) else None
     points = expand(file_points, grid=grid, seeds=seeds)
     overrides = dict(overrides or {})
+    overrides.pop("train.progress", None)  # the sweep shows one bar over its runs instead
     runs = []
     for run_id, point in zip(run_ids(points), points):
         clash = sorted(set(point) & set(overrides))
         if clash:
             raise ConfigError(f"{clash} are both swept and set with --set; keep each key in one place.")
-        config = get_experiment_config(experiment, {**overrides, **point})
+        config = get_experiment_config(experiment, {**overrides, **point, "train.progress": False})
         runs.append(PlannedRun(run_id, point, config, os.path.join(workdir, "runs", run_id)))
     order = list(dict.fromkeys(r.structure for r in runs))
     return sorted(runs, key=lambda r: order.index(r.structure))
@@ -100,9 +101,9 @@ def is_finished(run: PlannedRun) -> bool:
 def estimate_max_parallel(setup) -> int:
     """A rough count of members that fit in memory at once: the state (params, optimizer state,
     gradients) and the batch's activations per member against half the device's free memory."""
-    state = setup.init_state()
-    state_bytes = sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(state))
-    widest = max((np.asarray(x).size for x in jax.tree_util.tree_leaves(state["params"])), default=1)
+    state = jax.eval_shape(setup.init_state)
+    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state))
+    widest = max((x.size for x in jax.tree_util.tree_leaves(state["params"])), default=1)
     per_member = 4 * state_bytes + 16 * setup.train.batch_size * int(np.sqrt(widest)) * 4
     stats = getattr(jax.devices()[0], "memory_stats", lambda: None)()
     if stats and "bytes_limit" in stats:

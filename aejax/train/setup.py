@@ -9,6 +9,7 @@ it; nothing else unpacks a config, and nothing below it receives one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -23,6 +24,12 @@ from aejax.models import Autoencoder, model_from_options
 from aejax.models.common import as_hp
 from aejax.train.optim import make_optimizer
 from aejax.train.step import TrainState, init_train_state, make_epoch_fn, make_eval_fn, make_train_step
+
+
+@functools.lru_cache(maxsize=32)
+def jitted_init(model: Autoencoder):
+    """`model.init` compiled once per model structure (runs of a sweep share it; the values equal eager init's)."""
+    return jax.jit(model.init)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +100,8 @@ class RunSetup:
 
     def init_state(self) -> TrainState:
         """The state before the first step: step 0, initial params and optimizer state."""
-        return init_train_state(self.model, self.tx, self.model.init(self.keys.init, self.sample_batch()))
+        params = jitted_init(self.model)(self.keys.init, self.sample_batch())
+        return init_train_state(self.model, self.tx, params)
 
     def checkpoint_tree(self, state: TrainState, epoch: int) -> dict[str, Any]:
         """What a checkpoint holds. The data cursor is (epoch, step): batch order and step keys are

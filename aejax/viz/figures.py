@@ -14,24 +14,32 @@ import numpy as np  # noqa: E402
 from aejax.train.metrics import read_metrics  # noqa: E402
 
 
-def _show(ax, image_HxWxC):
-    image = np.asarray(image_HxWxC)
-    if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-    else:
-        ax.imshow(np.clip(image, 0.0, 1.0))
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _tile(images_NxHxWxC: np.ndarray, gap: int = 1) -> np.ndarray:
+    """Images side by side with a white gap: [H, N * (W + gap) - gap, C], clipped to [0, 1]."""
+    images = np.clip(np.asarray(images_NxHxWxC, np.float32), 0.0, 1.0)
+    n, h, w, c = images.shape
+    out = np.ones((h, n * (w + gap) - gap, c), np.float32)
+    for j in range(n):
+        out[:, j * (w + gap):j * (w + gap) + w] = images[j]
+    return out
 
 
 def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str], path: str, *, title: str = "") -> str:
-    """Saves a grid with one row per array of images [N, H, W, C], labelled on the left."""
+    """Saves a grid with one row per array of images [N, H, W, C], labelled on the left.
+
+    Each row is one tiled image (one axes per row, not per image: cheap to draw for every run of a sweep).
+    """
     n = min(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n, 1.2 * len(rows)), squeeze=False)
-    for i, (row, label) in enumerate(zip(rows, labels)):
-        for j in range(n):
-            _show(axes[i, j], row[j])
-        axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.1 * n, 1.2 * len(rows)), squeeze=False)
+    for ax, row, label in zip(axes[:, 0], rows, labels):
+        tiled = _tile(np.asarray(row)[:n])
+        if tiled.shape[-1] == 1:
+            ax.imshow(tiled[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        else:
+            ax.imshow(tiled, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
