@@ -21,6 +21,9 @@ def _default_workdir(experiment: str) -> str:
 
 
 def cmd_train(args) -> int:
+    from aejax.train.distributed import initialize
+
+    initialize(args.coordinator, args.num_processes, args.process_id)  # before anything touches a device
     from aejax.config import get_experiment_config, parse_overrides
     from aejax.train import StopRequested, fit
 
@@ -139,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workdir", help="output directory (default runs/<experiment>)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
     train.add_argument("--data-dir", help="directory holding dataset files (also: AEJAX_DATA_DIR)")
+    train.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: process 0's address, the same on "
+                       "every process (also JAX_COORDINATOR_ADDRESS); use with --set train.data_parallel=True")
+    train.add_argument("--num-processes", type=int, help="multi-host: how many processes (also JAX_NUM_PROCESSES)")
+    train.add_argument("--process-id", type=int, help="multi-host: this process's index (also JAX_PROCESS_ID)")
     train.set_defaults(func=cmd_train)
     sweep = sub.add_parser("sweep", help="train many runs: vmapped groups, results.csv/md, resumable")
     sweep.add_argument("experiment", help="experiment (its sweep() is used unless --grid/--seeds); with --collect, "

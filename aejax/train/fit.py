@@ -24,7 +24,8 @@ from aejax.config import config_to_json
 from aejax.data import Dataset
 from aejax.errors import CheckpointError, NonFiniteError
 from aejax.train.checkpoint import Checkpointer
-from aejax.train.metrics import MetricsWriter
+from aejax.train.distributed import host, is_primary
+from aejax.train.metrics import MetricsWriter, NullWriter
 from aejax.train.setup import RunKeys, RunSetup, setup_run
 
 log = logging.getLogger("aejax")
@@ -44,16 +45,20 @@ def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | N
     wall_start = time.perf_counter()
     run = setup_run(config, dataset=dataset)  # everything is checked here, before any compile
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-        f.write(config_to_json(config))
+    if is_primary():
+        with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+            f.write(config_to_json(config))
     opts = run.train
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=opts.keep_checkpoints)
     try:
         state, start_epoch = restore_or_init(run, ckpt, workdir)
-        writer = MetricsWriter(workdir, resume_step=int(state["step"]), tensorboard=opts.tensorboard)
+        state = run.replicate(state)
+        resume_step = int(host(state["step"]))
+        writer = (MetricsWriter(workdir, resume_step=resume_step, tensorboard=opts.tensorboard) if is_primary()
+                  else NullWriter())
         try:
             state, epoch_times = train_epochs(
-                state, epoch_fn=run.epoch_fn(), evaluate=run.eval_fn(), data=_device_splits(run.dataset)[:2],
+                state, epoch_fn=run.epoch_fn(), evaluate=run.eval_fn(), data=_device_splits(run)[:2],
                 hp=run.hp, keys=run.keys, start_epoch=start_epoch, epochs=opts.epochs,
                 steps_per_epoch=run.steps_per_epoch, batch_size=opts.batch_size,
                 save=lambda epoch, s: ckpt.save(epoch, run.checkpoint_tree(s, epoch)), checkpointer=ckpt,
@@ -82,9 +87,10 @@ def restore_or_init(run: RunSetup, ckpt: Checkpointer, workdir: str):
     return state, int(start_epoch)
 
 
-def _device_splits(dataset: Dataset):
-    """((train_x, train_y), (val_x, val_y), (test_x, test_y)) on the device."""
-    return tuple((jax.device_put(s.x), jax.device_put(s.y)) for s in (dataset.train, dataset.val, dataset.test))
+def _device_splits(run: RunSetup):
+    """((train_x, train_y), (val_x, val_y), (test_x, test_y)) on the device (replicated over a data mesh)."""
+    d = run.dataset
+    return tuple((run.replicate(s.x), run.replicate(s.y)) for s in (d.train, d.val, d.test))
 
 
 def train_epochs(state, *, epoch_fn: Callable, evaluate: Callable, data, hp, keys: RunKeys, start_epoch: int,
@@ -106,14 +112,14 @@ def train_epochs(state, *, epoch_fn: Callable, evaluate: Callable, data, hp, key
     (train_x, train_y), (val_x, val_y) = data
     bar = _progress(progress, start_epoch, epochs)
     epoch_times = []
-    first_step = int(state["step"])
+    first_step = int(host(state["step"]))
     try:
         with _SignalFlag() as stop:
             for epoch in range(start_epoch, epochs):
                 t0 = time.perf_counter()
                 state, (metrics, finite) = epoch_fn(state, train_x, train_y, hp, keys.data, keys.loop,
                                                     jnp.asarray(epoch, jnp.int32))
-                metrics, finite = jax.device_get((metrics, finite))  # the epoch's one host transfer
+                metrics, finite = host((metrics, finite))  # the epoch's one host transfer
                 if not finite.all() and not skip_nonfinite:
                     raise _nonfinite_error(metrics, finite, first_step, checkpointer)
                 val = evaluate(state["params"], val_x, val_y, hp, jax.random.fold_in(keys.eval, epoch))
@@ -151,9 +157,9 @@ def final_report(run: RunSetup, state, workdir: str, *, epoch_times: list[float]
     """Evaluates the final params on every split; writes summary.json and the figures."""
     evaluate = run.eval_fn()
     terms = {}
-    for split_name, (x, y) in zip(("train", "val", "test"), _device_splits(run.dataset)):
+    for split_name, (x, y) in zip(("train", "val", "test"), _device_splits(run)):
         terms[split_name] = evaluate(state["params"], x, y, run.hp, final_eval_key(run.keys.eval))
-    return write_summary(run, state["params"], workdir, split_terms=terms, steps=int(state["step"]),
+    return write_summary(run, host(state["params"]), workdir, split_terms=terms, steps=int(host(state["step"])),
                          epoch_times=epoch_times, wall_time_s=time.perf_counter() - wall_start)
 
 
@@ -175,12 +181,13 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
         "wall_time_s": wall_time_s,
         "perf/steps_per_s": run.steps_per_epoch / (sum(steady) / len(steady)) if steady else float("nan"),
     })
-    if run.train.figures:
-        from aejax.viz.figures import training_figures
+    if is_primary():
+        if run.train.figures:
+            from aejax.viz.figures import training_figures
 
-        summary["figures"] = training_figures(run.model, params, run.dataset, workdir)
-    with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
+            summary["figures"] = training_figures(run.model, params, run.dataset, workdir)
+        with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2, sort_keys=True)
     summary["params"] = params
     summary["model"] = run.model
     return summary

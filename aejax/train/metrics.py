@@ -70,3 +70,13 @@ class MetricsWriter:
         if self._tb is not None:
             self._tb.close()
 
+
+
+class NullWriter:
+    """Stands in for MetricsWriter on processes that do not write (all but process 0 of a multi-host run)."""
+
+    def write(self, record: dict[str, Any], *, extra_scalars: dict[str, float] | None = None) -> None:
+        del record, extra_scalars
+
+    def close(self) -> None:
+        pass

@@ -22,6 +22,7 @@ from aejax.data import Dataset, check_images, load_dataset, restrict_to_class
 from aejax.errors import ConfigError
 from aejax.models import Autoencoder, model_from_options
 from aejax.models.common import as_hp
+from aejax.train.distributed import replicated
 from aejax.train.optim import make_optimizer
 from aejax.train.step import TrainState, init_train_state, make_epoch_fn, make_eval_fn, make_train_step
 
@@ -59,6 +60,7 @@ class TrainOptions:
     tensorboard: bool
     figures: bool
     progress: bool
+    data_parallel: bool = False
 
     def check(self, num_train: int) -> None:
         if self.epochs < 1:
@@ -68,6 +70,10 @@ class TrainOptions:
                               f"got {self.batch_size}.")
         if self.eval_batch_size < 1 or self.checkpoint_every < 1:
             raise ConfigError("train.eval_batch_size and train.checkpoint_every must be >= 1.")
+        devices = jax.device_count()
+        if self.data_parallel and self.batch_size % devices:
+            raise ConfigError(f"train.data_parallel splits each batch over the {devices} devices, so "
+                              f"train.batch_size must be a multiple of {devices}, got {self.batch_size}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +113,7 @@ class RunSetup:
         """What a checkpoint holds. The data cursor is (epoch, step): batch order and step keys are
         functions of them and the seed, so nothing else is needed to resume exactly."""
         return {"step": state["step"], "params": state["params"], "opt_state": state["opt_state"],
-                "rng": jax.random.key_data(self.keys.init), "epoch": np.asarray(epoch, np.int32)}
+                "rng": np.asarray(jax.random.key_data(self.keys.init)), "epoch": np.asarray(epoch, np.int32)}
 
     def restore_target(self) -> dict[str, Any]:
         """The tree (shapes and dtypes) a checkpoint of this run restores into."""
@@ -117,10 +123,25 @@ class RunSetup:
         """step(state, batch, key, hp) -> (state, metrics, finite): the one update path."""
         return make_train_step(self.model, self.tx, skip_nonfinite=self.train.skip_nonfinite)
 
+    def data_mesh(self):
+        """A Mesh with one "data" axis over every device when train.data_parallel (and there are
+        several devices, on this process or on several joined by `aejax.train.distributed`), else None."""
+        if not self.train.data_parallel or jax.device_count() < 2:
+            return None
+        return jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+
+    def replicate(self, tree):
+        """`tree` on the device: replicated over the data mesh when there is one."""
+        mesh = self.data_mesh()
+        return jax.device_put(tree) if mesh is None else replicated(tree, mesh)
+
     def epoch_fn(self):
-        """The jitted scanned epoch of `train_step` over this run's training split."""
+        """The jitted scanned epoch of `train_step` over this run's training split (each batch split
+        over the data mesh when there is one)."""
+        mesh = self.data_mesh()
+        sharding = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
         return make_epoch_fn(self.train_step(), num_examples=len(self.dataset.train),
-                             batch_size=self.train.batch_size)
+                             batch_size=self.train.batch_size, batch_sharding=sharding)
 
     def eval_fn(self):
         return make_eval_fn(self.model, batch_size=self.train.eval_batch_size)

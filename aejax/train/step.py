@@ -18,6 +18,7 @@ import optax
 
 from aejax.models.protocols import CustomUpdate
 from aejax.models.updates import gradient_step
+from aejax.train.distributed import host as to_host
 
 TrainState = dict  # {"step": int32 [], "params": pytree, "opt_state": pytree}
 
@@ -65,12 +66,14 @@ def epoch_batch_indices(data_key, epoch, *, num_examples: int, batch_size: int):
     return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-def epoch_body(step: Callable, *, num_examples: int, batch_size: int) -> Callable:
+def epoch_body(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
     """The unjitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
 
     One `lax.scan` of `step` over the batches of `permutation(fold_in(data_key, epoch))`; the
     step's key is `fold_in(loop_key, step)`. `make_epoch_fn` jits it for one run; a sweep
-    group vmaps it over a leading run axis of state, hp and keys.
+    group vmaps it over a leading run axis of state, hp and keys. With `batch_sharding` (a
+    NamedSharding over a "data" mesh axis) each batch is split across devices and XLA
+    all-reduces the gradients: data-parallel training of one run.
     """
 
     def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch):
@@ -78,6 +81,8 @@ def epoch_body(step: Callable, *, num_examples: int, batch_size: int) -> Callabl
 
         def body(state, idx_B):
             batch = {"x": jnp.take(x_N, idx_B, axis=0), "y": jnp.take(y_N, idx_B, axis=0)}
+            if batch_sharding is not None:
+                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
             key = jax.random.fold_in(loop_key, state["step"])
             state, metrics, finite = step(state, batch, key, hp)
             return state, (metrics, finite)
@@ -87,14 +92,15 @@ def epoch_body(step: Callable, *, num_examples: int, batch_size: int) -> Callabl
     return epoch_fn
 
 
-def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int) -> Callable:
+def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
     """Returns a jitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
 
     `metrics` holds one value per step for every term ([steps] arrays) and `finite` is
     [steps] bool; both stay on the device until the caller fetches them once.
     The state argument is donated.
     """
-    return jax.jit(epoch_body(step, num_examples=num_examples, batch_size=batch_size), donate_argnums=(0,))
+    body = epoch_body(step, num_examples=num_examples, batch_size=batch_size, batch_sharding=batch_sharding)
+    return jax.jit(body, donate_argnums=(0,))
 
 
 def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False) -> Callable:
@@ -138,7 +144,7 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False) -> Callable
         if full < n:
             rest = remainder(params, x[full:], y[full:], hp, key)
             sums = rest if not sums else jax.tree_util.tree_map(jnp.add, sums, rest)
-        host = jax.device_get(sums)
+        host = to_host(sums)
         if runs_axis:
             return {k: np.asarray(v, np.float64) / n for k, v in host.items()}
         return {k: float(v) / n for k, v in host.items()}

@@ -1,0 +1,61 @@
+"""Several processes (hosts) as one JAX runtime, through `jax.distributed.initialize`.
+
+Each process runs the same `aejax train` command; JAX connects them through a coordinator (the
+first process's address), and every device of every process joins one "data" mesh, so a
+data-parallel run splits each batch over all of them. Only process 0 writes metrics, figures
+and the summary; every process takes part in checkpoint saves (orbax coordinates them).
+The coordinator service is unauthenticated: run it on a trusted network only.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+
+def initialize(coordinator: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> bool:
+    """Joins the processes when a coordinator is given (flag or JAX_COORDINATOR_ADDRESS); else does nothing.
+
+    The process count and id come from the flags or from JAX_NUM_PROCESSES / JAX_PROCESS_ID
+    (or a cluster JAX detects, such as Slurm). Returns True when the processes were joined.
+    """
+    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if not coordinator:
+        return False
+    env_count, env_id = os.environ.get("JAX_NUM_PROCESSES"), os.environ.get("JAX_PROCESS_ID")
+    num_processes = num_processes if num_processes is not None else (int(env_count) if env_count else None)
+    process_id = process_id if process_id is not None else (int(env_id) if env_id else None)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices of several processes
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+    return True
+
+
+def is_primary() -> bool:
+    """True on the process that writes the run's files (process 0)."""
+    return jax.process_index() == 0
+
+
+def host(tree):
+    """`jax.device_get` that also takes arrays replicated over several processes (reads the local copy)."""
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(x.addressable_data(0))
+        return jax.device_get(x)
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def replicated(tree, mesh):
+    """Every leaf as one array replicated over `mesh` (which may span several processes)."""
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def one(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree_util.tree_map(one, tree)
