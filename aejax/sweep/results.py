@@ -82,39 +82,48 @@ def _md(value: Any) -> str:
     return str(_cell(value))
 
 
-def metric_figures(rows: Sequence[dict], swept: Sequence[str], metric: str, workdir: str) -> list[str]:
-    """For each numeric swept key other than the seed: `metric` against its value, mean and spread
-    (standard deviation) over the runs that share it (seeds and the other keys)."""
+def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> list[str]:
+    """For each numeric swept key other than the seed, DIR/figures/vs_<key>.png: every val/* and
+    test/* metric against the key's value, the mean and the spread (standard deviation) over the
+    runs that share the value (seeds and the other swept keys)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [r for r in rows if r["status"] == "done" and isinstance(r.get(metric), (int, float))]
+    done = [r for r in rows if r["status"] == "done"]
+    metrics = sorted({k for r in done for k, v in r.items() if k.startswith(("val/", "test/"))
+                      and isinstance(v, (int, float))})
     paths = []
     out = os.path.join(workdir, "figures")
     for key in swept:
         values = [r.get(key) for r in done]
-        if key == "seed" or not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  for v in values):
+        if key == "seed" or not values or not metrics or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             continue
         xs = sorted(set(values))
-        by_x = [[r[metric] for r in done if r.get(key) == x] for x in xs]
-        mean = np.array([np.mean(v) for v in by_x])
-        spread = np.array([np.std(v) for v in by_x])
-        os.makedirs(out, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.errorbar(xs, mean, yerr=spread, fmt="o-", capsize=3)
-        if len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) > 50:
-            ax.set_xscale("log")
-        ax.set_xlabel(key)
-        ax.set_ylabel(metric)
-        counts = sorted({len(v) for v in by_x})
-        ax.set_title(f"{metric} vs {key} (mean, std over {'/'.join(map(str, counts))} runs)", fontsize=9)
-        ax.grid(alpha=0.3)
+        cols = min(4, len(metrics))
+        nrows = -(-len(metrics) // cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.8 * nrows), squeeze=False)
+        for ax, metric in zip(axes.flat, metrics):
+            by_x = [[r[metric] for r in done if r.get(key) == x and isinstance(r.get(metric), (int, float))]
+                    for x in xs]
+            mean = np.array([np.mean(v) if v else np.nan for v in by_x])
+            spread = np.array([np.std(v) if v else np.nan for v in by_x])
+            ax.errorbar(xs, mean, yerr=spread, fmt="o-", capsize=3)
+            if len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) >= 10:
+                ax.set_xscale("log")
+            ax.set_title(metric, fontsize=9)
+            ax.set_xlabel(key, fontsize=8)
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(metrics):]:
+            ax.set_visible(False)
+        counts = sorted({sum(r.get(key) == x for r in done) for x in xs})
+        fig.suptitle(f"metrics vs {key}: mean and std over {'/'.join(map(str, counts))} runs per value", fontsize=10)
         fig.tight_layout()
-        path = os.path.join(out, f"{metric.replace('/', '_')}_vs_{key.replace('.', '_')}.png")
-        fig.savefig(path, dpi=100)
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, f"vs_{key.replace('.', '_')}.png")
+        fig.savefig(path, dpi=90)
         plt.close(fig)
         paths.append(path)
     return paths

@@ -181,8 +181,7 @@ def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
     points = [{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()} for p in points]
     rows = res.collect(ids, points, workdir)
     csv_path, md_path = res.write_tables(rows, sweep["swept"], workdir)
-    metric, _ = res.parse_select(select)
-    figures = res.metric_figures(rows, sweep["swept"], metric, workdir)
+    figures = res.metric_figures(rows, sweep["swept"], workdir)
     return {"rows": rows, "best": res.best_run(rows, select), "select": select, "results_csv": csv_path,
             "results_md": md_path, "figures": figures}
 

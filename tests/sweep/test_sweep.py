@@ -84,7 +84,7 @@ def test_results_table_and_best_run(seeds_sweep):
     best = min(rows, key=lambda r: float(r["val/mse"]))
     assert out["best"]["run_id"] == best["run_id"]
     assert (workdir / "results.md").read_text().count("| done |") == 4
-    assert os.path.isfile(workdir / "figures" / "val_mse_vs_hp_learning_rate.png")
+    assert out["figures"] == [str(workdir / "figures" / "vs_hp_learning_rate.png")]
 
 
 def test_a_killed_sweep_resumes_to_the_same_results(seeds_sweep, tmp_path):
@@ -131,6 +131,15 @@ def test_a_diverging_member_fails_alone(tmp_path):
     assert status == {"learning_rate=0.001": "done", "learning_rate=1e+38": "failed"}
     failure = json.loads((tmp_path / "sweep" / "runs" / "learning_rate=1e+38" / "failed.json").read_text())
     assert "non-finite" in failure["error"]
+
+
+def test_the_experiment_files_sweep_is_read_unless_grid_or_seeds_replace_it(tmp_path):
+    runs = plan_sweep("digits_vae", str(tmp_path))
+    assert [r.point for r in runs][:3] == [{"hp.beta": 0.5, "seed": 0}, {"hp.beta": 0.5, "seed": 1},
+                                            {"hp.beta": 1.0, "seed": 0}]
+    assert len(runs) == 8 and len(groups_of(runs, None)) == 1
+    assert runs[2].config.hp.beta == 1.0 and runs[2].config.seed == 0
+    assert [r.point for r in plan_sweep("digits_vae", str(tmp_path), seeds=2)] == [{"seed": 0}, {"seed": 1}]
 
 
 def test_structural_keys_split_groups_and_bad_sweeps_are_clear(tmp_path):
