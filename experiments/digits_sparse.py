@@ -19,22 +19,13 @@ from aejax.config import base_config
 
 
 def get_config():
-    c = base_config()
-    c.data.name = "digits"
-    c.model.kind = "sparse"
-    c.model.net = "mlp"
-    c.model.hidden = (256, 128)
+    c = base_config(kind="sparse", net="mlp")  # hidden (256, 128), KL to rho = 0.05: the defaults
     c.model.code_size = 64
-    c.model.sparsity = "kl"   # "l1" | "kl" | "topk"
-    c.model.k = 8             # nonzeros per code (topk)
     c.model.aux_k = 16        # dead units the AuxK term may use (topk)
     c.model.dead_steps = 100  # steps without firing before a unit counts as dead (21 steps an epoch)
     c.hp.learning_rate = 3e-3
     c.hp.sparsity_weight = 0.01
-    c.hp.rho = 0.05
-    c.hp.aux_weight = 1.0 / 32.0
     c.train.epochs = 60
     c.train.batch_size = 64
     c.train.checkpoint_every = 20
-    c.lock()
     return c
