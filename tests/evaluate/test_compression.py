@@ -8,6 +8,7 @@ import pytest
 
 from aejax.errors import ConfigError
 from aejax.data import Dataset, Split
+from aejax.evaluate.reconstruction import pca_reconstruction_mse
 from aejax.evaluate.compression import compression_task, pca_curve, psnr_from_mse, quantize
 
 
@@ -67,6 +68,8 @@ def test_pca_at_full_width_reconstructs_exactly_and_the_curve_falls():
     data = _dataset()
     curve = pca_curve(data.train.x, data.test.x, [1, 2, 3, 8, 16])
     assert curve[16] < 1e-12
+    for k in (1, 3):  # sklearn's own PCA reconstruction (a separate fit and inverse_transform)
+        assert curve[k] == pytest.approx(pca_reconstruction_mse(data.train.x, data.test.x, k), rel=1e-5)
     values = [curve[k] for k in (1, 2, 3, 8, 16)]
     assert all(a > b for a, b in zip(values, values[1:]))
     with pytest.raises(ConfigError, match="at most 16 components"):
