@@ -10,8 +10,11 @@ Commands:
     aejax train experiments/fmnist_mae.py --workdir runs/fmnist_mae
     aejax eval runs/fmnist_mae --task mae
 
-Expected (2-core CPU shared with other jobs): see the README's results table; the run's
-summary.json has the wall time. test/recon is the masked-patch MSE for random masks.
+Expected (2-core CPU shared with other jobs): 525 s for 40 epochs (about 12 s an epoch, 16 ms a
+step); test/recon (masked-patch MSE, random masks) 0.0287, test/mse 0.0214 (the whole image with
+the visible patches kept). The mae task (206 s): masked-patch PSNR 15.42 dB for random masks
+(training-mean filling 10.62 dB, visible-mean filling 9.00 dB), centre block 10.27 dB (9.86 /
+7.53), random block 11.39 dB (10.21 / 8.78); linear probe 81.8% (raw pixels 80.1%, PCA-64 82.5%).
 
 Variant `gpu` (`aejax train fmnist_mae:gpu`), a larger setting for one GPU (not run here: this
 machine has none): 4x4 patches (49 patches, 12 visible), encoder width 192, 6 blocks, 6 heads,

@@ -9,8 +9,9 @@ runs 1 block and projects each token to a 7x7 patch of logits (MSE of their sigm
 Command:
     aejax train experiments/fmnist_transformer_ae.py --workdir runs/fmnist_transformer_ae
 
-Expected (2-core CPU shared with other jobs): see the README's results table (5 epochs). On a
-GPU, try `--set model.depth=4 --set model.patch_size=4 --set train.epochs=30`.
+Expected (2-core CPU shared with other jobs): 143 s for 5 epochs (about 30 ms a step); test MSE
+0.01476 (PCA with 32 components: 0.01515; the 784-512-256-32 MLP reaches 0.0072 in 20 epochs).
+On a GPU, try `--set model.depth=4 --set model.patch_size=4 --set train.epochs=30` (not run here).
 """
 
 from aejax.config import base_config
