@@ -79,7 +79,7 @@ def main(argv=None) -> dict:
     backend = jax.default_backend()
     print(f"backend: {backend} ({jax.devices()[0].device_kind})")
     out: dict = {"backend": backend, "steps": [], "accuracy": []}
-    print("\nstep benchmark (jitted train step, median of %d after warm-up; compile measured apart)" % args.steps)
+    print(f"\nstep benchmark (jitted train step, median of {args.steps} after warm-up; compile measured apart)")
     print(f"{'model':<16}{'net':<14}{'dtype':<10}{'batch':>6}{'compile s':>11}{'step ms':>10}{'steps/s':>9}")
     for name, experiment in MODELS.items():
         for dtype in ("float32", "bfloat16"):

@@ -50,7 +50,7 @@ NORM_PIX_EPS = 1e-6
 
 def num_visible(num_patches: int, mask_ratio: float) -> int:
     """V = round((1 - mask_ratio) * P), the patches the encoder sees."""
-    return int(round((1.0 - float(mask_ratio)) * int(num_patches)))
+    return round((1.0 - float(mask_ratio)) * int(num_patches))
 
 
 def random_keep_indices(key, batch_size: int, num_patches: int, num_keep: int):
@@ -129,7 +129,8 @@ class MAE:
                                   mlp_ratio=net.mlp_ratio, positions=net.positions, dtype=net.dtype)
         input_shape = tuple(input_shape)
         patch_grid(input_shape, net.patch_size)
-        shared = dict(patch_size=net.patch_size, mlp_ratio=net.mlp_ratio, positions=net.positions, dtype=net.dtype)
+        shared = {"patch_size": net.patch_size, "mlp_ratio": net.mlp_ratio, "positions": net.positions,
+                  "dtype": net.dtype}
         encoder = ViTEncoder(width=net.width, depth=net.depth, heads=net.heads, code_size=0, **shared)
         decoder = MaskedTokenDecoder(input_shape, width=int(dec["width"]), depth=int(dec["depth"]),
                                      heads=int(dec["heads"]), **shared)

@@ -28,7 +28,7 @@ Autoencoders Are Scalable Vision Learners" (2-D sine-cosine positions, mask toke
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -127,7 +127,7 @@ class TransformerBlock(nn.Module):
                                             force_fp32_for_softmax=True, name="attn")(y, y)
         x_BxTxF = x_BxTxF + y
         y = nn.LayerNorm(dtype=dt, name="norm_mlp")(x_BxTxF)
-        y = nn.gelu(nn.Dense(max(1, int(round(self.mlp_ratio * self.width))), dtype=dt, name="mlp_in")(y))
+        y = nn.gelu(nn.Dense(max(1, round(self.mlp_ratio * self.width)), dtype=dt, name="mlp_in")(y))
         y = nn.Dense(self.width, dtype=dt, name="mlp_out")(y)
         return x_BxTxF + y
 
@@ -267,6 +267,6 @@ def num_patches(input_shape: Sequence[int], patch_size: int) -> int:
     return math.prod(patch_grid(input_shape, patch_size))
 
 
-__all__ = ["DTYPES", "MaskedTokenDecoder", "POSITIONS", "PatchPositions", "TransformerBlock", "ViTDecoder",
+__all__ = ["DTYPES", "POSITIONS", "MaskedTokenDecoder", "PatchPositions", "TransformerBlock", "ViTDecoder",
            "ViTEncoder", "check_transformer_options", "num_patches", "patch_grid", "patchify",
            "sincos_positions_2d", "unpatchify"]

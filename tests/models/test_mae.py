@@ -58,7 +58,7 @@ def test_loss_counts_only_masked_patches(norm_pix_loss, trained_pieces):
     x = batch["x"]
     keep = model.keep_indices(key, 4)
     masked = np.asarray(masked_from_keep(keep, 16))
-    loss_fn = lambda x: losses[norm_pix_loss](x, key)  # noqa: E731
+    loss_fn = lambda x: losses[norm_pix_loss](x, key)
     pred = model.outputs(predict(params, x, keep))
     target = model.targets(x)
 
@@ -92,5 +92,5 @@ def test_masks_come_from_the_key(trained_pieces):
     assert a.shape == (8, 4)
     assert all(len(set(row)) == 4 and 0 <= min(row) and max(row) < 16 for row in np.asarray(a).tolist())
     assert len({tuple(sorted(row)) for row in np.asarray(a).tolist()}) > 1  # per-example masks
-    loss = lambda key: losses[False](batch["x"], key)[0]  # noqa: E731
+    loss = lambda key: losses[False](batch["x"], key)[0]
     assert loss(k1) == loss(k1) != loss(k2)

@@ -10,7 +10,7 @@ from aejax.errors import ConfigError
 from aejax.nets import NetSpec
 from aejax.nets.transformer import patchify, unpatchify
 
-TINY = dict(width=16, depth=1, heads=2)
+TINY = {"width": 16, "depth": 1, "heads": 2}
 
 
 def _shapes(enc, dec, x):
