@@ -86,7 +86,7 @@ def parse_value(text: str) -> Any:
 # -- the sections every config has, with their defaults ------------------------------------------
 
 DATA_DEFAULTS = {"name": "digits", "dir": "", "val_size": 180, "test_size": 360, "split_seed": 0,
-                 "normal_class": -1}
+                 "normal_class": -1, "path": ""}
 OPTIM_DEFAULTS = {"name": "adam", "schedule": "cosine", "warmup_steps": 0, "final_fraction": 0.0, "grad_clip": 0.0,
                   "weight_decay": 0.0, "momentum": 0.0, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
 TRAIN_DEFAULTS = {"epochs": 20, "batch_size": 128, "eval_batch_size": 1000, "checkpoint_every": 5,

@@ -3,9 +3,11 @@
 from aejax.data.datasets import (SOURCES, Dataset, Split, check_images, download_fashion_mnist,
                                  find_fashion_mnist, fashion_mnist_search_path, load_dataset,
                                  restrict_to_class)
+from aejax.data.arrays import arrays_dataset, load_arrays
 from aejax.data.corruptions import CORRUPTIONS, check_level, corrupt, get_corruption
 from aejax.data.idx import read_idx, write_idx
 
-__all__ = ["CORRUPTIONS", "SOURCES", "Dataset", "Split", "check_images", "check_level", "corrupt",
+__all__ = ["CORRUPTIONS", "SOURCES", "Dataset", "Split", "arrays_dataset", "check_images", "check_level",
+           "corrupt",
            "download_fashion_mnist", "find_fashion_mnist", "fashion_mnist_search_path", "get_corruption",
-           "load_dataset", "read_idx", "restrict_to_class", "write_idx"]
+           "load_arrays", "load_dataset", "read_idx", "restrict_to_class", "write_idx"]

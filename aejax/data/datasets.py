@@ -44,6 +44,8 @@ class Dataset:
     num_classes: int
     normal_class: int | None = None  # set by `restrict_to_class`: the one class the run trains on
     scaling: tuple[np.ndarray, np.ndarray] | None = None  # tabular sources: (mean, std) used to standardize
+    source: str | None = None  # `arrays`: the file path(s), or "in-memory arrays"
+    source_hash: str | None = None  # `arrays`: SHA-256 of the file bytes (or of the in-memory arrays)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -250,11 +252,19 @@ def restrict_to_class(dataset: Dataset, normal_class: int) -> Dataset:
     return dataclasses.replace(dataset, train=train, val=val, test=test, normal_class=c, scaling=scaling)
 
 
+def _load_arrays(**kwargs: object) -> Dataset:
+    """`data.name=arrays` (aejax.data.arrays, imported on use: it builds on this module)."""
+    from aejax.data.arrays import load_arrays
+
+    return load_arrays(**kwargs)
+
+
 SOURCES: dict[str, Callable[..., Dataset]] = {
     "digits": load_digits,
     "fashion_mnist": load_fashion_mnist,
     "breast_cancer": load_breast_cancer,
     "wine": load_wine,
+    "arrays": _load_arrays,
 }
 
 

@@ -176,7 +176,8 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     """
     data = config.data
     dataset = dataset or load_dataset(data.name, data_dir=data.dir or None, val_size=data.val_size,
-                                      test_size=data.test_size, split_seed=data.split_seed)
+                                      test_size=data.test_size, split_seed=data.split_seed,
+                                      path=data.get("path", ""))
     if data.get("normal_class", -1) >= 0:  # the one-class protocol (aejax.data.restrict_to_class)
         dataset = restrict_to_class(dataset, data.normal_class)
     for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
