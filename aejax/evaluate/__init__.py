@@ -99,20 +99,16 @@ def check_options(task: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
-    """Runs `task` on the run in `workdir` (options checked first), writes eval_TASK.json, appends to report.md."""
+    """Runs `task` on the run in `workdir` (options checked first), writes eval_TASK.json and its report.md section."""
     fn = task_function(task)
     options = check_options(task, options)
     run = load_run(workdir)
     results = fn(run.model, run.params, run.dataset, run.hp, seed=run.seed,
                  out_dir=os.path.join(workdir, "figures"), **options)
-    with open(os.path.join(workdir, "report.md"), "a", encoding="utf-8") as f:
-        f.write(f"## {task}\n\n")
-        f.write(f"Run: `{workdir}` (epoch {run.epoch}, model kind `{run.model.name}`)\n\n")
-        f.write("| metric | value |\n|---|---|\n")
-        for k, v in results.items():
-            if not isinstance(v, (list, dict)):
-                f.write(f"| {k} | {v:.6g} |\n" if isinstance(v, float) else f"| {k} | {v} |\n")
-        f.write("\n")
+    from aejax.evaluate.report import eval_command, write_report
+
+    write_report(workdir, task, results, command=eval_command(workdir, task, options),
+                 run_line=f"Run: `{workdir}` (epoch {run.epoch}, model kind `{run.model.name}`)")
     with open(os.path.join(workdir, f"eval_{task}.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2, sort_keys=True, default=str)
     return results

@@ -1,0 +1,68 @@
+"""report.md: one section per task, replaced on re-run, figures inline, long tables summarized."""
+
+import re
+
+from aejax.evaluate.report import eval_command, write_report
+
+LEVELS = {"gaussian": (0.1, 0.2, 0.3), "masking": (0.1, 0.25, 0.5), "salt_and_pepper": (0.05, 0.1, 0.2)}
+
+
+def _denoising_results(workdir, shift=0.0):
+    grid = [{"corruption": c, "level": v, "psnr": 30.0 - 10 * v + shift, "ssim": 0.9, "input_psnr": 20.0 - 10 * v,
+             "input_ssim": 0.5} for c, levels in LEVELS.items() for v in levels]
+    results = {"test/psnr": 28.0 + shift, "test/input_psnr": 18.0, "corruption": "gaussian", "level": 0.2}
+    results.update({f"test/{r['corruption']}@{r['level']:g}/psnr": r["psnr"] for r in grid})
+    results["grid"] = grid
+    results["figures"] = [str(workdir / "figures" / "denoising.png"), str(workdir / "figures" / "denoising_grid.png")]
+    return results
+
+
+def _write(workdir, task, results, **options):
+    return write_report(str(workdir), task, results, command=eval_command(str(workdir), task, options))
+
+
+def test_rerunning_a_task_replaces_its_section(tmp_path):
+    _write(tmp_path, "reconstruction", {"test/mse": 0.01, "figures": []})
+    _write(tmp_path, "denoising", _denoising_results(tmp_path))
+    _write(tmp_path, "denoising", _denoising_results(tmp_path, shift=1.5), max_examples=100)
+    text = (tmp_path / "report.md").read_text()
+    assert text.count("<!-- task:denoising -->") == 1 and text.count("## denoising") == 1
+    assert text.count("<!-- /task -->") == 2 and text.count("## reconstruction") == 1
+    assert "| test/psnr | 29.5 |" in text and "| test/psnr | 28 |" not in text  # the new run's numbers
+    assert f"`aejax eval {tmp_path} --task denoising --option max_examples=100`" in text
+    assert text.index("## reconstruction") < text.index("## denoising")  # order kept
+
+
+def test_figures_appear_inline_relative_to_the_workdir(tmp_path):
+    _write(tmp_path, "denoising", _denoising_results(tmp_path))
+    text = (tmp_path / "report.md").read_text()
+    assert "![denoising: denoising](figures/denoising.png)" in text
+    assert "](figures/denoising_grid.png)" in text and str(tmp_path) + "/figures" not in text
+
+
+def test_denoising_grid_is_a_corruption_by_level_table(tmp_path):
+    _write(tmp_path, "denoising", _denoising_results(tmp_path))
+    text = (tmp_path / "report.md").read_text()
+    assert "@" not in text  # the 9 per-level metric rows are summarized, not listed
+    rows = [line for line in text.splitlines() if re.match(r"\| (gaussian|masking|salt_and_pepper) \|", line)]
+    assert [r.split(" | ")[0] for r in rows] == ["| gaussian", "| masking", "| salt_and_pepper"]  # one row each
+    assert rows[0] == "| gaussian | 0.1: 29.00 / 19.00 | 0.2: 28.00 / 18.00 | 0.3: 27.00 / 17.00 |"
+
+
+def test_shared_levels_become_the_column_headers(tmp_path):
+    grid = [{"corruption": c, "level": v, "psnr": 25.0, "input_psnr": 20.0} for c in ("gaussian", "masking")
+            for v in (0.1, 0.5)]
+    _write(tmp_path, "denoising", {"test/psnr": 25.0, "grid": grid, "figures": []})
+    text = (tmp_path / "report.md").read_text()
+    assert "| corruption | 0.1 | 0.5 |" in text and "| masking | 25.00 / 20.00 | 25.00 / 20.00 |" in text
+
+
+def test_the_command_line_parses_back_to_the_options():
+    import shlex
+
+    from aejax.config import parse_overrides
+
+    options = {"levels": {"masking": (0.5,), "gaussian": [0.1, 0.2]}, "corruption": "gaussian", "max_examples": 100}
+    words = shlex.split(eval_command("runs/my run", "denoising", options))
+    assert words[:5] == ["aejax", "eval", "runs/my run", "--task", "denoising"]
+    assert parse_overrides(words[6::2]) == options
