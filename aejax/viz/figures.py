@@ -48,19 +48,56 @@ def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str], path: str, *, 
     return path
 
 
-def training_curves(metrics_path: str, path: str) -> str:
-    """Plots train/val loss and val MSE per epoch from metrics.jsonl."""
+KL_WARMUP_LABEL = "KL warm-up: the loss rises as the KL weight grows"
+LR_WARMUP_LABEL = "learning-rate warm-up"
+
+
+def schedule_phases(records: Sequence[dict], *, kl_warmup_steps: int = 0,
+                    lr_warmup_steps: int = 0) -> list[tuple[str, float, float]]:
+    """The schedule phases that explain a training curve, as (label, first epoch, last epoch).
+
+    Steps become epochs through the records' "step" field (the global step at the end of each
+    epoch): a warm-up of S steps ends at epoch S / steps_per_epoch. Empty without step counts.
+    """
+    first = next((r for r in records if r.get("step") and r.get("epoch")), None)
+    if first is None:
+        return []
+    steps_per_epoch = float(first["step"]) / float(first["epoch"])
+    last_epoch = float(max(r.get("epoch", 0) for r in records))
+    phases = []
+    for label, steps in ((KL_WARMUP_LABEL, kl_warmup_steps), (LR_WARMUP_LABEL, lr_warmup_steps)):
+        if steps and steps > 0:  # a warm-up longer than the run is shaded up to its last epoch
+            phases.append((label, 0.0, min(float(steps) / steps_per_epoch, last_epoch)))
+    return phases
+
+
+def training_curves(metrics_path: str, path: str, *, kl_warmup_steps: int = 0, lr_warmup_steps: int = 0) -> str:
+    """Plots train/val loss and val MSE per epoch from metrics.jsonl.
+
+    Args:
+      metrics_path: the run's metrics.jsonl; path: the PNG to write.
+      kl_warmup_steps, lr_warmup_steps: warm-up lengths in steps (0: none); each is shaded and
+        labelled on both panels (converted to epochs with the records' "step" field), since a
+        VAE's loss rises while its KL weight grows and a warm-up's curve is flat or jumps.
+    """
     records = read_metrics(metrics_path)
     epochs = [r["epoch"] for r in records]
     fig, (ax_loss, ax_mse) = plt.subplots(1, 2, figsize=(9, 3.2))
+    phases = schedule_phases(records, kl_warmup_steps=kl_warmup_steps, lr_warmup_steps=lr_warmup_steps)
+    for ax in (ax_loss, ax_mse):
+        for i, (label, start, end) in enumerate(phases):
+            ax.axvspan(start, end, color=("C3", "C4")[i % 2], alpha=0.12, label=label if ax is ax_loss else None)
     for key in ("train/loss", "val/loss"):
         ax_loss.plot(epochs, [float(r.get(key, np.nan)) for r in records], label=key)
     ax_mse.plot(epochs, [float(r.get("val/mse", np.nan)) for r in records], label="val/mse", color="C2")
     for ax, name in ((ax_loss, "loss"), (ax_mse, "MSE per pixel")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        ax.legend()
+        ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
+    if phases:
+        ax_loss.set_xlim(left=0)
+        ax_mse.set_xlim(left=0)
     ax_mse.set_yscale("log")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -68,13 +105,22 @@ def training_curves(metrics_path: str, path: str) -> str:
     return path
 
 
-def training_figures(model, params, dataset, workdir: str, *, num_images: int = 10) -> list[str]:
-    """Writes figures/reconstructions.png (test inputs over reconstructions) and figures/curves.png."""
+def training_figures(model, params, dataset, workdir: str, *, num_images: int = 10,
+                     lr_warmup_steps: int = 0) -> list[str]:
+    """Writes figures/reconstructions.png (test inputs over reconstructions) and figures/curves.png.
+
+    The curves mark a VAE's linear KL warm-up (from the model) and the learning-rate warm-up
+    (`lr_warmup_steps`, config.optim.warmup_steps, passed by the caller).
+    """
+    from aejax.models.vae import VAE
+
+    kl_warmup = model.kl_warmup_steps if isinstance(model, VAE) and model.kl_schedule == "linear" else 0
     out = os.path.join(workdir, "figures")
     os.makedirs(out, exist_ok=True)
     x = dataset.test.x[:num_images]
     x_hat = np.asarray(model.reconstruct(params, {"x": x, "y": dataset.test.y[:num_images]}))
     paths = [image_rows([x, x_hat], ["input", "recon"], os.path.join(out, "reconstructions.png"),
                         title="test inputs (top) and reconstructions (bottom)")]
-    paths.append(training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(out, "curves.png")))
+    paths.append(training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(out, "curves.png"),
+                                 kl_warmup_steps=kl_warmup, lr_warmup_steps=lr_warmup_steps))
     return paths

@@ -66,3 +66,26 @@ def test_the_command_line_parses_back_to_the_options():
     words = shlex.split(eval_command("runs/my run", "denoising", options))
     assert words[:5] == ["aejax", "eval", "runs/my run", "--task", "denoising"]
     assert parse_overrides(words[6::2]) == options
+
+
+def test_warmup_phases_are_converted_to_epochs_and_drawn(tmp_path, monkeypatch):
+    import json
+
+    import matplotlib.axes
+
+    from aejax.viz import figures
+
+    records = [{"epoch": e, "step": 10 * e, "train/loss": 1.0 + e, "val/loss": 1.0, "val/mse": 0.1} for e in (1, 2, 3, 4)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    phases = figures.schedule_phases(records, kl_warmup_steps=25, lr_warmup_steps=5)
+    assert phases == [(figures.KL_WARMUP_LABEL, 0.0, 2.5), (figures.LR_WARMUP_LABEL, 0.0, 0.5)]
+    assert "KL warm-up: the loss rises as the KL weight grows" == figures.KL_WARMUP_LABEL
+    assert figures.schedule_phases(records) == []
+    assert figures.schedule_phases(records, kl_warmup_steps=500)[0][2] == 4.0  # clipped to the run's end
+    spans = []
+    original = matplotlib.axes.Axes.axvspan
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvspan",
+                        lambda self, a, b, **kw: spans.append((a, b, kw.get("label"))) or original(self, a, b, **kw))
+    path = figures.training_curves(str(tmp_path / "metrics.jsonl"), str(tmp_path / "curves.png"), kl_warmup_steps=25)
+    assert (tmp_path / "curves.png").stat().st_size > 0 and path.endswith("curves.png")
+    assert (0.0, 2.5, figures.KL_WARMUP_LABEL) in spans  # shaded and labelled in the legend
