@@ -101,7 +101,11 @@ def render_section(workdir: str, task: str, results: Mapping[str, Any], *, comma
             cols = list(dict.fromkeys(k for r in value.values() for k in r))
             out.append(f"`{name}`:\n\n" + _table([name] + cols, [[k] + [r.get(c, "") for c in cols]
                                                                   for k, r in value.items()]))
-    for path in results.get("figures") or []:
+    figures = results.get("figures")
+    if figures is None:  # tasks that write figures/eval_TASK.png without listing it
+        default = os.path.join(workdir, "figures", f"eval_{task}.png")
+        figures = [default] if os.path.isfile(default) else []
+    for path in figures:
         rel = os.path.relpath(os.path.abspath(path), os.path.abspath(workdir)).replace(os.sep, "/")
         stem = os.path.splitext(os.path.basename(path))[0]
         out.append(f"![{task}: {stem}]({rel})\n")

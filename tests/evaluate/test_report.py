@@ -89,3 +89,10 @@ def test_warmup_phases_are_converted_to_epochs_and_drawn(tmp_path, monkeypatch):
     path = figures.training_curves(str(tmp_path / "metrics.jsonl"), str(tmp_path / "curves.png"), kl_warmup_steps=25)
     assert (tmp_path / "curves.png").stat().st_size > 0 and path.endswith("curves.png")
     assert (0.0, 2.5, figures.KL_WARMUP_LABEL) in spans  # shaded and labelled in the legend
+
+
+def test_a_task_that_does_not_list_its_figure_still_shows_eval_task_png(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "eval_reconstruction.png").write_bytes(b"png")
+    _write(tmp_path, "reconstruction", {"test/mse": 0.01})
+    assert "](figures/eval_reconstruction.png)" in (tmp_path / "report.md").read_text()
