@@ -1,4 +1,4 @@
-"""`aejax train | sweep | eval | bench | download` — thin: parses arguments, then calls library functions."""
+"""`aejax train | sweep | eval | bench | list | download` — thin: parses arguments, then calls library functions."""
 
 from __future__ import annotations
 
@@ -12,12 +12,30 @@ from aejax.errors import AejaxError, NonFiniteError
 EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 3, 130
 
 
-def _default_workdir(experiment: str) -> str:
+def _default_workdir(experiment: str, overrides: dict | None = None, root: str = "runs") -> str:
+    """ROOT/<experiment>[_<variant>][-<overrides>]: a readable suffix for the overrides (a hash when
+    long), so two different --set commands never share a workdir."""
+    import hashlib
+
     from aejax.config import split_variant
+    from aejax.sweep.spec import run_ids
 
     name, variant = split_variant(experiment)
-    stem = os.path.splitext(os.path.basename(name))[0]
-    return os.path.join("runs", f"{stem}_{variant}" if variant else stem)
+    stem = os.path.splitext(os.path.basename(name))[0] + (f"_{variant}" if variant else "")
+    if overrides:
+        suffix = run_ids([dict(sorted(overrides.items()))])[0]
+        if len(suffix) > 48:
+            suffix = hashlib.sha256(json.dumps(sorted(overrides.items()), default=repr).encode()).hexdigest()[:10]
+        stem = f"{stem}-{suffix}"
+    return os.path.join(root, stem)
+
+
+def _absolute_data_path(overrides: dict) -> dict:
+    """data.path relative to where the command runs, recorded absolute so eval works from anywhere."""
+    path = overrides.get("data.path")
+    if isinstance(path, str) and path:
+        overrides["data.path"] = ",".join(os.path.abspath(p) for p in path.split(","))
+    return overrides
 
 
 def cmd_train(args) -> int:
@@ -27,12 +45,13 @@ def cmd_train(args) -> int:
     from aejax.config import get_experiment_config, parse_overrides
     from aejax.train import StopRequested, fit
 
-    config = get_experiment_config(args.experiment, parse_overrides(args.set or []))
+    overrides = _absolute_data_path(parse_overrides(args.set or []))
+    config = get_experiment_config(args.experiment, overrides)
     if args.data_dir:
         config.data.dir = args.data_dir
-    workdir = args.workdir or _default_workdir(args.experiment)
+    workdir = args.workdir or _default_workdir(args.experiment, overrides)
     try:
-        summary = fit(config, workdir)
+        summary = fit(config, workdir, extend=args.extend)
     except StopRequested as stop:
         print(f"aejax: {stop}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -47,7 +66,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from aejax.config import parse_overrides, split_variant
+    from aejax.config import parse_overrides
     from aejax.sweep import collect_results, parse_shard, run_sweep
     from aejax.train import StopRequested
 
@@ -55,10 +74,8 @@ def cmd_sweep(args) -> int:
         out = collect_results(args.experiment, select=args.select)
         workdir = args.experiment
     else:
-        name, variant = split_variant(args.experiment)
-        stem = os.path.splitext(os.path.basename(name))[0]
-        workdir = args.workdir or os.path.join("sweeps", f"{stem}_{variant}" if variant else stem)
-        overrides = parse_overrides(args.set or [])
+        overrides = _absolute_data_path(parse_overrides(args.set or []))
+        workdir = args.workdir or _default_workdir(args.experiment, overrides, root="sweeps")
         if args.data_dir:
             overrides["data.dir"] = args.data_dir
         try:
@@ -80,6 +97,47 @@ def cmd_sweep(args) -> int:
         metric = out["select"].partition(":")[0]
         print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}) "
               f"in {os.path.join(workdir, 'runs', best['run_id'])}")
+    return 0
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def cmd_list(args) -> int:
+    """One line per experiment, kind or task (tasks with their options, defaults and meaning)."""
+    what = args.what
+    if what in ("experiments", "all"):
+        from aejax.config import list_experiments, load_experiment
+
+        print("experiments (aejax train NAME[:VARIANT]):")
+        for name, path in list_experiments():
+            module = load_experiment(str(path))
+            extras = []
+            if getattr(module, "VARIANTS", None):
+                extras.append("variants: " + ", ".join(sorted(module.VARIANTS)))
+            if callable(getattr(module, "sweep", None)):
+                extras.append("sweep()")
+            suffix = f" [{'; '.join(extras)}]" if extras else ""
+            print(f"  {name:<24}{_first_line(module.__doc__)}{suffix}")
+        print(f"  (looked in: {', '.join(str(d) for d in __import__('aejax.config').config.experiment_dirs())})")
+    if what in ("kinds", "all"):
+        from aejax.models import KINDS, kind_hp_defaults, kind_options
+
+        print("kinds (model.kind):")
+        for kind, entry in KINDS.items():
+            options = kind_options(kind)
+            print(f"  {kind:<14}{_first_line(entry.cls().__doc__)}")
+            print(f"  {'':<14}model.*: " + ", ".join(f"{k}={v!r}" for k, v in options.items()))
+            print(f"  {'':<14}hp.*: " + ", ".join(f"{k}={v!r}" for k, v in kind_hp_defaults(kind, options).items()))
+    if what in ("tasks", "all"):
+        from aejax.evaluate import TASKS, option_help, task_function
+
+        print("tasks (aejax eval WORKDIR --task TASK --option KEY=VALUE):")
+        for task in TASKS:
+            print(f"  {task:<16}{_first_line(task_function(task).__doc__)}")
+            for line in option_help(task):
+                print(f"  {'':<16}{line}")
     return 0
 
 
@@ -139,9 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an experiment (resumes when the workdir has checkpoints)")
     train.add_argument("experiment", help="experiment file path, or a name in experiments/; NAME:VARIANT picks "
                        "a variant of get_config(variant)")
-    train.add_argument("--workdir", help="output directory (default runs/<experiment>)")
+    train.add_argument("--workdir", help="output directory (default runs/<experiment>[-<overrides>])")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
     train.add_argument("--data-dir", help="directory holding dataset files (also: AEJAX_DATA_DIR)")
+    train.add_argument("--extend", action="store_true", help="allow more train.epochs than the run in WORKDIR was "
+                       "started with: it trains on, with the schedule rebuilt for the new length (recorded in "
+                       "history.jsonl)")
     train.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: process 0's address, the same on "
                        "every process (also JAX_COORDINATOR_ADDRESS); use with --set train.data_parallel=True")
     train.add_argument("--num-processes", type=int, help="multi-host: how many processes (also JAX_NUM_PROCESSES)")
@@ -180,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", help="directory holding dataset files")
     bench.add_argument("--json", help="also write the results as JSON to this file")
     bench.set_defaults(func=cmd_bench)
+    listing = sub.add_parser("list", help="list experiments, kinds or evaluation tasks (with their options)")
+    listing.add_argument("what", nargs="?", default="all", choices=["experiments", "kinds", "tasks", "all"])
+    listing.set_defaults(func=cmd_list)
     download = sub.add_parser("download", help="download a dataset into the cache, verifying checksums")
     download.add_argument("dataset", choices=["fashion_mnist"])
     download.add_argument("--target", help="directory to download into (default: the user cache)")
@@ -187,10 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    del frame
+    raise KeyboardInterrupt(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    import signal
+
+    if hasattr(signal, "SIGTERM"):  # SIGTERM outside the training loop stops as cleanly as Ctrl-C
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
+    except KeyboardInterrupt:
+        print("aejax: interrupted before training had started or finished a checkpointable step; nothing to "
+              "resume was lost (run the same command again).", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except NonFiniteError as err:
         print(f"aejax: error: {err}", file=sys.stderr)
         return EXIT_NONFINITE

@@ -29,8 +29,12 @@ from aejax.nets import net_options
 
 
 def experiment_dirs() -> list[Path]:
-    """Where experiment names are looked up: ./experiments and the source tree's experiments/."""
-    dirs = [Path.cwd() / "experiments", Path(__file__).resolve().parent.parent / "experiments"]
+    """Where experiment names are looked up: $AEJAX_EXPERIMENTS_DIR, ./experiments, the source tree's
+    experiments/, and the copy a normal (non-editable) install puts in <prefix>/share/aejax/experiments."""
+    import sys
+
+    dirs = [Path.cwd() / "experiments", Path(__file__).resolve().parent.parent / "experiments",
+            Path(sys.prefix) / "share" / "aejax" / "experiments"]
     if os.environ.get("AEJAX_EXPERIMENTS_DIR"):
         dirs.insert(0, Path(os.environ["AEJAX_EXPERIMENTS_DIR"]))
     return list(dict.fromkeys(dirs))
@@ -62,6 +66,17 @@ def resolve_experiment(name_or_path: str) -> Path:
     raise ExperimentNotFoundError(
         f"no experiment {name_or_path!r}: it is not a file and no {stem}.py is in "
         + ", ".join(str(d) for d in experiment_dirs()) + f" (known: {', '.join(known) or 'none'}).{hint}")
+
+
+def list_experiments() -> list[tuple[str, Path]]:
+    """(name, path) of every experiment file in `experiment_dirs()`, the first of each name."""
+    found: dict[str, Path] = {}
+    for d in experiment_dirs():
+        if d.is_dir():
+            for p in sorted(d.glob("*.py")):
+                if not p.stem.startswith("_"):
+                    found.setdefault(p.stem, p)
+    return sorted(found.items())
 
 
 def load_experiment(name_or_path: str):

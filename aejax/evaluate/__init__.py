@@ -77,6 +77,31 @@ def describe_options(task: str) -> str:
     return ", ".join(parts)
 
 
+def option_help(task: str) -> list[str]:
+    """One line per option: `name=default (type): meaning`, the meaning from the task's Args: docstring."""
+    doc = task_function(task).__doc__ or ""
+    meanings: dict[str, str] = {}
+    current = None
+    for line in doc.splitlines():
+        stripped = line.strip()
+        head, sep, rest = stripped.partition(":")
+        names = [n.strip() for n in head.split(",")]
+        if sep and names and all(n.isidentifier() for n in names) and line.startswith("      ") and not line.startswith("        "):
+            for n in names:
+                meanings[n] = rest.strip()
+            current = names
+        elif current and line.startswith("        ") and stripped:
+            for n in current:
+                meanings[n] = f"{meanings[n]} {stripped}".strip()
+        elif not stripped:
+            current = None
+    lines = []
+    for name, p in task_options(task).items():
+        kinds = "|".join(t.__name__ for t in _option_types(p.annotation) if t is not type(None)) or "value"
+        lines.append(f"{name}={p.default!r} ({kinds})" + (f": {meanings[name]}" if name in meanings else ""))
+    return lines
+
+
 def check_options(task: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """Validates options against the task's signature; ints are accepted where floats are."""
     known = task_options(task)
@@ -85,7 +110,8 @@ def check_options(task: str, options: Mapping[str, Any]) -> dict[str, Any]:
         if name not in known:
             close = difflib.get_close_matches(name, list(known), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(f"task {task!r} has no option {name!r}; {hint}its options: {describe_options(task)}.")
+            raise ConfigError(f"task {task!r} has no option {name!r}; {hint}its options: {describe_options(task)} "
+                              f"(aejax list tasks explains each).")
         allowed = _option_types(known[name].annotation)
         if float in allowed and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -114,4 +140,4 @@ def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
     return results
 
 
-__all__ = ["LoadedRun", "TASKS", "check_options", "describe_options", "evaluate_workdir", "load_run", "task_options"]
+__all__ = ["LoadedRun", "TASKS", "check_options", "describe_options", "option_help", "evaluate_workdir", "load_run", "task_options"]

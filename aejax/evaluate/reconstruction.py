@@ -35,5 +35,6 @@ def reconstruction_task(model, params, dataset, hp, *, seed: int, out_dir: str,
                f"test/pca{k}_mse": pca_reconstruction_mse(dataset.train.x, x, k)}
     os.makedirs(out_dir, exist_ok=True)
     recon = np.asarray(model.reconstruct(params, {"x": x[:10], "y": y[:10]}))
-    image_rows([x[:10], recon], ["input", "recon"], os.path.join(out_dir, "eval_reconstruction.png"))
+    results["figures"] = [image_rows([x[:10], recon], ["input", "recon"],
+                                      os.path.join(out_dir, "eval_reconstruction.png"))]
     return results

@@ -7,12 +7,14 @@ import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from aejax.config import config_from_json
 from aejax.data import Dataset
-from aejax.errors import CheckpointError, ConfigError
-from aejax.models import Autoencoder
+from aejax.errors import CheckpointError, ConfigError, DataError
+from aejax.models import Autoencoder, Sampler
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.setup import setup_run
 
@@ -29,6 +31,29 @@ class LoadedRun:
     hp: dict
     epoch: int
     seed: int
+
+    def _batch(self, x, y=None) -> dict:
+        x = np.asarray(x, np.float32)
+        if x.shape[1:] != tuple(self.model.input_shape):
+            raise DataError(f"expected arrays shaped [N, {', '.join(map(str, self.model.input_shape))}] for this "
+                            f"run, got {x.shape}.")
+        y = np.zeros(len(x), np.int32) if y is None else np.asarray(y, np.int32)
+        return {"x": jnp.asarray(x), "y": jnp.asarray(y)}
+
+    def encode(self, x, y=None) -> np.ndarray:
+        """Codes [N, K] of images x [N, *input_shape] (labels y for a conditional kind)."""
+        return np.asarray(self.model.encode(self.params, self._batch(x, y)))
+
+    def reconstruct(self, x, y=None) -> np.ndarray:
+        """Reconstructions of x in data space, shaped like x."""
+        return np.asarray(self.model.reconstruct(self.params, self._batch(x, y)))
+
+    def sample(self, num: int, *, seed: int = 0, labels=None) -> np.ndarray:
+        """`num` samples from a generative kind's prior, decoded (labels [num] for a conditional one)."""
+        if not isinstance(self.model, Sampler):
+            raise ConfigError(f"model kind {self.model.name!r} cannot sample; train a vae, cvae or aae.")
+        labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+        return np.asarray(self.model.sample(self.params, num, key=jax.random.key(seed), labels=labels))
 
 
 def load_run(workdir: str, *, dataset: Dataset | None = None) -> LoadedRun:

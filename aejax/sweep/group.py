@@ -24,8 +24,8 @@ import numpy as np
 from aejax.config import config_to_json
 from aejax.errors import CheckpointError
 from aejax.train.checkpoint import Checkpointer
-from aejax.train.fit import (StopRequested, _nonfinite_error, _progress, _SignalFlag, epoch_record, final_eval_key,
-                             write_summary)
+from aejax.train.fit import (StopRequested, _nonfinite_error, _progress, _SignalFlag, check_run_identity,
+                             epoch_record, final_eval_key, write_summary)
 from aejax.train.metrics import MetricsWriter
 from aejax.train.setup import RunSetup
 from aejax.train.step import epoch_body, make_eval_fn
@@ -95,6 +95,8 @@ def train_group(runs: Sequence[RunSetup], workdirs: Sequence[str], *, progress: 
     count = len(runs)
     if mesh is not None and count % mesh.size:  # pad with copies of the last member; their outputs are dropped
         runs = list(runs) + [runs[-1]] * (mesh.size - count % mesh.size)
+    for run, workdir in zip(runs[:count], workdirs):  # every member's workdir checked before any is written
+        check_run_identity(run.config, workdir)
     for run, workdir in zip(runs[:count], workdirs):
         os.makedirs(workdir, exist_ok=True)
         with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:

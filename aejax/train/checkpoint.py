@@ -8,6 +8,7 @@ than an error from deep inside orbax.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -17,6 +18,40 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from aejax.errors import CheckpointError
+
+
+class _DamagedCheckpointReads(logging.Filter):
+    """Drops asyncio's "Task/Future exception was never retrieved" records for tensorstore reads of a damaged
+    checkpoint: orbax leaves those read tasks unawaited when a restore fails, after `restore` has
+    already raised (and `restore_latest` reported the damage and fell back). Nothing else is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        unretrieved = "exception was never retrieved" in message  # asyncio's words for a Task or a Future
+        return not (unretrieved and ('Error opening "zarr" driver' in message or "OCDBT database" in message))
+
+
+logging.getLogger("asyncio").addFilter(_DamagedCheckpointReads())
+
+
+def _closed_loop_callback(unraisable) -> bool:
+    """True for the RuntimeError("Event loop is closed") that a tensorstore read of a damaged checkpoint
+    raises when it completes after orbax closed its event loop: the read's result was already discarded."""
+    tb = unraisable.exc_traceback
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"
+            and tb is not None and tb.tb_frame.f_code.co_name == "_check_closed")
+
+
+def _install_unraisable_filter() -> None:
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not _closed_loop_callback(unraisable):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def _path_str(path) -> str:
@@ -113,6 +148,7 @@ class Checkpointer:
             except CheckpointError as err:
                 if "structurally different" in str(err):
                     raise
+                _install_unraisable_filter()  # the damaged read's late callbacks are harmless; see above
                 warn(f"{err}; falling back to the previous checkpoint.")
         if steps:
             raise CheckpointError(f"every checkpoint in {self.directory} ({steps}) is damaged; "

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax.config import config_to_json
+from aejax.config import config_from_json, config_to_json
 from aejax.data import Dataset
-from aejax.errors import CheckpointError, NonFiniteError
+from aejax.errors import CheckpointError, ConfigError, NonFiniteError
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import host, is_primary
 from aejax.train.metrics import MetricsWriter, NullWriter
@@ -33,19 +33,68 @@ log = logging.getLogger("aejax")
 EXIT_INTERRUPTED = 130
 
 
-def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | None = None) -> dict[str, Any]:
+# Keys that say how a run is shown or where its data lie, not what it computes.
+NOT_IDENTITY = ("train.progress", "train.figures", "train.tensorboard", "data.dir")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_run_identity(config: ml_collections.ConfigDict, workdir: str, *, extend: bool = False) -> dict | None:
+    """Compares `config` with the run already in `workdir` (its config.json), before anything is touched.
+
+    Returns None for a new workdir or the same configuration, {"train.epochs": [old, new]} when
+    `extend` allows more epochs; raises ConfigError naming the differing keys otherwise.
+    """
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:  # resolved again, so options added to aejax since the run was started take their defaults
+        saved = _flat(json.loads(config_to_json(config_from_json(text))))
+    except ConfigError:
+        saved = _flat(json.loads(text))
+    new = _flat(json.loads(config_to_json(config)))
+    diff = {k: (saved.get(k), new.get(k)) for k in sorted(set(saved) | set(new))
+            if saved.get(k) != new.get(k) and k not in NOT_IDENTITY}
+    if not diff:
+        return None
+    old_epochs, new_epochs = diff.get("train.epochs", (None, None))
+    if set(diff) == {"train.epochs"} and new_epochs > old_epochs:
+        if extend:
+            return {"train.epochs": [old_epochs, new_epochs]}
+        hint = "use a new --workdir, or --extend to train this run on to more epochs (the schedule is rebuilt)."
+    else:
+        hint = "use a new --workdir, or run the original command to resume it."
+    changes = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+    raise ConfigError(f"{workdir} holds a run of another configuration ({changes}); {hint}")
+
+
+def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | None = None,
+        extend: bool = False) -> dict[str, Any]:
     """Trains the configured model in `workdir`, resuming from its newest good checkpoint.
 
     Writes config.json, metrics.jsonl, tensorboard/, checkpoints/, figures/*.png and
     summary.json. Returns the summary dict (flat `split/metric` keys and timings) with the
-    final "params" and the "model" added. Raises NonFiniteError when a loss or gradient goes
+    final "params" and the "model" added. A workdir holds one configuration: a different one
+    is a ConfigError before anything is written, except more epochs with `extend=True`
+    (recorded in history.jsonl). Raises NonFiniteError when a loss or gradient goes
     non-finite (unless train.skip_nonfinite), StopRequested after SIGTERM/SIGINT (a
     checkpoint is saved first).
     """
     wall_start = time.perf_counter()
+    extension = check_run_identity(config, workdir, extend=extend)
     run = setup_run(config, dataset=dataset)  # everything is checked here, before any compile
     os.makedirs(workdir, exist_ok=True)
     if is_primary():
+        if extension is not None:
+            with open(os.path.join(workdir, "history.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps({"extended": extension}) + "\n")
         with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
             f.write(config_to_json(config))
     opts = run.train
@@ -174,6 +223,11 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
     with the final "params" and the "model" added."""
     summary: dict[str, Any] = {f"{split}/{k}": float(v) for split, terms in split_terms.items()
                                for k, v in terms.items()}
+    if run.dataset.name != run.config.data.name or getattr(run.dataset, "source_hash", None):
+        # the data the run really saw: a Dataset passed from Python, or files with their content hash
+        summary["data/name"] = run.dataset.name
+        summary["data/source"] = getattr(run.dataset, "source", None) or "in-memory arrays"
+        summary["data/source_hash"] = getattr(run.dataset, "source_hash", None)
     steady = epoch_times[1:] or epoch_times
     summary.update({
         "epochs": run.train.epochs,
@@ -185,7 +239,8 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
         if run.train.figures:
             from aejax.viz.figures import training_figures
 
-            summary["figures"] = training_figures(run.model, params, run.dataset, workdir)
+            summary["figures"] = training_figures(run.model, params, run.dataset, workdir,
+                                                  lr_warmup_steps=int(run.config.optim.warmup_steps))
         with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2, sort_keys=True)
     summary["params"] = params
