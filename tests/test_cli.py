@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -52,3 +53,66 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     assert len([line for line in out.stderr.splitlines() if line.startswith("aejax: error")]) == 1
+
+
+def test_a_workdir_refuses_another_configuration_and_extend_trains_on(tmp_path):
+    from aejax.config import get_experiment_config
+    from aejax.errors import ConfigError
+    from aejax.train import fit
+
+    quiet = {"train.epochs": 2, "train.progress": False, "train.figures": False, "train.tensorboard": False}
+    fit(get_experiment_config("digits_ae", quiet), str(tmp_path))
+    before = (tmp_path / "config.json").read_text()
+    checkpoints = sorted(os.listdir(tmp_path / "checkpoints"))
+    with pytest.raises(ConfigError, match=r"hp.learning_rate: 0.003 there, 0.01 now\); use a new --workdir"):
+        fit(get_experiment_config("digits_ae", {**quiet, "hp.learning_rate": 1e-2}), str(tmp_path))
+    with pytest.raises(ConfigError, match="--extend to train this run on"):
+        fit(get_experiment_config("digits_ae", {**quiet, "train.epochs": 3}), str(tmp_path))
+    assert (tmp_path / "config.json").read_text() == before  # untouched, and so are the checkpoints
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == checkpoints
+    summary = fit(get_experiment_config("digits_ae", {**quiet, "train.epochs": 3}), str(tmp_path), extend=True)
+    assert summary["steps"] == 3 * 19
+    assert json.loads((tmp_path / "history.jsonl").read_text()) == {"extended": {"train.epochs": [2, 3]}}
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["epochs"] == 3
+
+
+def test_different_overrides_get_different_default_workdirs():
+    from aejax.cli import _default_workdir
+
+    assert _default_workdir("digits_ae") == os.path.join("runs", "digits_ae")
+    a = _default_workdir("digits_ae", {"hp.learning_rate": 0.01})
+    b = _default_workdir("digits_ae", {"hp.learning_rate": 0.001})
+    assert a == os.path.join("runs", "digits_ae-learning_rate=0.01") and a != b
+    assert _default_workdir("fmnist_vae:beta4") == os.path.join("runs", "fmnist_vae_beta4")
+    long = _default_workdir("digits_ae", {f"hp.key{i}": i for i in range(20)})
+    assert len(os.path.basename(long)) == len("digits_ae-") + 10
+
+
+def test_sigint_while_starting_or_compiling_exits_130_with_one_line(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "aejax.cli", "train", "digits_ae", "--workdir",
+                             str(tmp_path / "w"), "--set", "train.progress=False"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+    time.sleep(4.0)  # imports, setup, the first compile
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("aejax:")]) == 1
+
+
+def test_list_shows_experiments_kinds_and_every_tasks_options(capsys):
+    from aejax.cli import main
+    from aejax.evaluate import TASKS, task_options
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "digits_ae" in out and "fmnist_vae" in out and "variants: beta4, cvae" in out
+    assert "sparse" in out and "hp.*: sparsity_weight=0.05" in out
+    for task in TASKS:
+        assert f"  {task}" in out
+        for option in task_options(task):
+            assert f"{option}=" in out
+    assert "num_samples=1000 (int): k, the importance samples per example" in out
