@@ -267,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aejax: interrupted before training had started or finished a checkpointable step; nothing to "
               "resume was lost (run the same command again).", file=sys.stderr)
+        if argv is None:  # the command line: leave at once, so no half-finished compile or writer thread
+            sys.stdout.flush()  # is torn down underneath the interpreter's shutdown
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except NonFiniteError as err:
         print(f"aejax: error: {err}", file=sys.stderr)

@@ -33,8 +33,9 @@ log = logging.getLogger("aejax")
 EXIT_INTERRUPTED = 130
 
 
-# Keys that say how a run is shown or where its data lie, not what it computes.
-NOT_IDENTITY = ("train.progress", "train.figures", "train.tensorboard", "data.dir")
+# Keys that say how a run is shown, saved or where its data lie, not what it computes.
+NOT_IDENTITY = ("train.progress", "train.figures", "train.tensorboard", "train.checkpoint_every",
+                "train.keep_checkpoints", "data.dir")
 
 
 def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
