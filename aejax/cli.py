@@ -22,6 +22,9 @@ def _default_workdir(experiment: str, overrides: dict | None = None, root: str =
 
     name, variant = split_variant(experiment)
     stem = os.path.splitext(os.path.basename(name))[0] + (f"_{variant}" if variant else "")
+    from aejax.train.fit import NOT_IDENTITY
+
+    overrides = {k: v for k, v in (overrides or {}).items() if k not in NOT_IDENTITY}  # display-only keys
     if overrides:
         suffix = run_ids([dict(sorted(overrides.items()))])[0]
         if len(suffix) > 48:
