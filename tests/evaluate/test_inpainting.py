@@ -77,3 +77,24 @@ def test_a_model_that_fills_with_the_mean_scores_as_mean_filling(tmp_path):
     mask = block_masks("centre", 4, 20, (6, 6))
     assert res["test/centre4/input_psnr"] == pytest.approx(masked_psnr(np.zeros_like(data.test.x), data.test.x, mask))
     assert (tmp_path / "inpainting.png").is_file()
+
+
+def test_a_masked_autoencoder_predicts_exactly_the_patches_the_hole_touches():
+    """The MAE keeps every patch outside the hole as given and predicts the touched ones, whatever its
+    own training mask ratio (its `reconstruct` would hide random patches instead)."""
+    import jax
+
+    from aejax.evaluate.inpainting import block_masks, fill_holes
+    from aejax.models import model_from_options
+
+    model = model_from_options("mae", input_shape=(8, 8, 1), num_classes=10, net="transformer", patch_size=2,
+                               width=16, depth=1, heads=2, decoder_width=16, decoder_heads=2)
+    x = np.random.default_rng(0).uniform(size=(6, 8, 8, 1)).astype(np.float32)
+    params = model.init(jax.random.key(0), {"x": x[:1], "y": np.zeros(1, np.int32)})
+    mask = block_masks("random", 3, len(x), (8, 8), key=jax.random.key(1))  # touches 4 or more 2x2 patches
+    x_in = np.where(mask, np.float32(0.0), x)
+    out = fill_holes(model, params, x_in, mask)
+    touched = mask[..., 0].reshape(6, 4, 2, 4, 2).any(axis=(2, 4))
+    touched_pixels = np.repeat(np.repeat(touched, 2, axis=1), 2, axis=2)[..., None]
+    np.testing.assert_array_equal(out[~touched_pixels], x_in[~touched_pixels])
+    assert np.abs(out[mask] - x_in[mask]).max() > 0  # the hole itself is predicted, not left at the fill
