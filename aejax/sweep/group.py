@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax.config import config_to_json
-from aejax.errors import CheckpointError
 from aejax.train.checkpoint import Checkpointer
-from aejax.train.fit import (StopRequested, _nonfinite_error, _progress, _SignalFlag, check_run_identity,
+from aejax.train.fit import (StopRequested, _nonfinite_error, _progress, _SignalFlag, check_checkpoint_seed,
+                             check_run_identity,
                              epoch_record, final_eval_key, write_summary)
 from aejax.train.metrics import MetricsWriter
 from aejax.train.setup import RunSetup
@@ -73,9 +73,7 @@ def _restore_members(runs: Sequence[RunSetup], ckpts: Sequence[Checkpointer], wo
             states.append({"step": target["step"], "params": target["params"], "opt_state": target["opt_state"]})
             continue
         tree = ckpt.restore(common, target)
-        if not np.array_equal(np.asarray(tree["rng"]), np.asarray(jax.random.key_data(run.keys.init))):
-            raise CheckpointError(f"the checkpoints in {ckpt.directory} come from a run with another seed; "
-                                  "use a new sweep --workdir.")
+        check_checkpoint_seed(run, tree, ckpt.directory, "use a new sweep --workdir.")
         states.append({"step": tree["step"], "params": tree["params"], "opt_state": tree["opt_state"]})
     if common:
         print(f"aejax: resuming {len(runs)} runs from epoch {common} ({os.path.dirname(workdirs[0])})", flush=True)

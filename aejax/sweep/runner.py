@@ -120,9 +120,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
 
     Returns {"rows": [...], "best": row or None, "ran": count, "skipped": count, ...}.
     """
-    from aejax.train import fit
-    from aejax.train.setup import setup_run
     from aejax.sweep.group import train_group
+    from aejax.train.setup import config_dataset, setup_run
 
     if parallel not in PARALLEL:
         raise ConfigError(f"--parallel must be one of {list(PARALLEL)}, got {parallel!r}.")
@@ -137,35 +136,41 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
                    "runs": [{"run_id": r.run_id, "point": r.point} for r in runs]}, f, indent=2, default=repr)
     mine = [runs[i] for i in shard_slice(len(runs), *shard)]
     todo = [r for r in mine if not is_finished(r)]
-    chunk_limit = max_parallel
-    groups = groups_of(todo, None)
-    if parallel == "vmap" and chunk_limit is None and groups:
-        chunk_limit = min(estimate_max_parallel(setup_run(g[0].config)) for g in groups)
-    chunks = groups_of(todo, chunk_limit if parallel == "vmap" else 1)
     bar = _runs_bar(progress, len(mine), len(mine) - len(todo))
+    programs = 0
     try:
-        for chunk in chunks:
-            inject = varying_optimizer_values(chunk) if parallel == "vmap" else ()
-            first = setup_run(chunk[0].config, inject_optim=inject)
-            setups = [first] + [setup_run(r.config, dataset=first.dataset, inject_optim=inject) for r in chunk[1:]]
-            if parallel == "vmap":  # a chunk of one too: a resumed member continues in the program it began in
-                train_group(setups, [r.workdir for r in chunk], progress=False)
-            else:
-                for run, setup in zip(chunk, setups):
-                    try:
-                        fit(run.config, run.workdir, dataset=setup.dataset)
-                    except Exception as err:  # a failed run is reported, the sweep goes on
-                        from aejax.errors import NonFiniteError
-
-                        if not isinstance(err, NonFiniteError):
-                            raise
-                        with open(os.path.join(run.workdir, "failed.json"), "w", encoding="utf-8") as f:
-                            json.dump({"error": str(err)}, f, indent=2)
-            bar.update(len(chunk))
+        for group in groups_of(todo, None):
+            if parallel == "sequential":  # fit builds each run; the group's data is loaded once
+                dataset = config_dataset(group[0].config.data)
+                for run in group:
+                    _fit_or_record_failure(run, dataset)
+                    bar.update(1)
+                programs += len(group)
+                continue
+            inject = varying_optimizer_values(group)  # the same program for every chunk of the group
+            first = setup_run(group[0].config, inject_optim=inject)
+            setups = [first] + [setup_run(r.config, dataset=first.dataset, inject_optim=inject) for r in group[1:]]
+            size = max_parallel or estimate_max_parallel(first)
+            for i in range(0, len(group), size):  # a chunk of one too: a resumed member goes on in a group program
+                train_group(setups[i:i + size], [r.workdir for r in group[i:i + size]], progress=False)
+                bar.update(len(group[i:i + size]))
+                programs += 1
     finally:
         bar.close()
     return collect_results(workdir, select=select) | {"ran": len(todo), "skipped": len(mine) - len(todo),
-                                                       "groups": len(chunks)}
+                                                       "groups": programs}
+
+
+def _fit_or_record_failure(run: PlannedRun, dataset) -> None:
+    """`fit` one run; a non-finite loss is written to its failed.json and the sweep goes on."""
+    from aejax.errors import NonFiniteError
+    from aejax.train import fit
+
+    try:
+        fit(run.config, run.workdir, dataset=dataset)
+    except NonFiniteError as err:
+        with open(os.path.join(run.workdir, "failed.json"), "w", encoding="utf-8") as f:
+            json.dump({"error": str(err)}, f, indent=2)
 
 
 def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:

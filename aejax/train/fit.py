@@ -106,9 +106,10 @@ def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | N
         resume_step = int(host(state["step"]))
         writer = (MetricsWriter(workdir, resume_step=resume_step, tensorboard=opts.tensorboard) if is_primary()
                   else NullWriter())
+        evaluate, splits = run.eval_fn(), _device_splits(run)  # built once: the final report reuses them
         try:
             state, epoch_times = train_epochs(
-                state, epoch_fn=run.epoch_fn(), evaluate=run.eval_fn(), data=_device_splits(run)[:2],
+                state, epoch_fn=run.epoch_fn(), evaluate=evaluate, data=splits[:2],
                 hp=run.hp, keys=run.keys, start_epoch=start_epoch, epochs=opts.epochs,
                 steps_per_epoch=run.steps_per_epoch, batch_size=opts.batch_size,
                 save=lambda epoch, s: ckpt.save(epoch, run.checkpoint_tree(s, epoch)), checkpointer=ckpt,
@@ -119,7 +120,14 @@ def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | N
     finally:
         ckpt.wait()
         ckpt.close()
-    return final_report(run, state, workdir, epoch_times=epoch_times, wall_start=wall_start)
+    return final_report(run, state, workdir, evaluate=evaluate, splits=splits, epoch_times=epoch_times,
+                        wall_start=wall_start)
+
+
+def check_checkpoint_seed(run: RunSetup, tree, directory: str, remedy: str) -> None:
+    """A restored tree must come from this run's seed (its init key is stored with it)."""
+    if not np.array_equal(np.asarray(tree["rng"]), np.asarray(jax.random.key_data(run.keys.init))):
+        raise CheckpointError(f"the checkpoints in {directory} come from a run with another seed; {remedy}")
 
 
 def restore_or_init(run: RunSetup, ckpt: Checkpointer, workdir: str):
@@ -129,9 +137,7 @@ def restore_or_init(run: RunSetup, ckpt: Checkpointer, workdir: str):
     if restored is None:
         return {"step": target["step"], "params": target["params"], "opt_state": target["opt_state"]}, 0
     start_epoch, tree = restored
-    if not np.array_equal(np.asarray(tree["rng"]), np.asarray(jax.random.key_data(run.keys.init))):
-        raise CheckpointError(f"the checkpoints in {ckpt.directory} come from a run with another seed; "
-                              "use the original seed or a new --workdir.")
+    check_checkpoint_seed(run, tree, ckpt.directory, "use the original seed or a new --workdir.")
     state = {"step": tree["step"], "params": tree["params"], "opt_state": tree["opt_state"]}
     print(f"aejax: resuming from epoch {start_epoch} (step {int(state['step'])}) in {workdir}", flush=True)
     return state, int(start_epoch)
@@ -203,11 +209,12 @@ def epoch_record(epoch: int, step: int, metrics, finite, val, *, skip_nonfinite:
     return record
 
 
-def final_report(run: RunSetup, state, workdir: str, *, epoch_times: list[float], wall_start: float) -> dict:
-    """Evaluates the final params on every split; writes summary.json and the figures."""
-    evaluate = run.eval_fn()
+def final_report(run: RunSetup, state, workdir: str, *, evaluate: Callable, splits, epoch_times: list[float],
+                 wall_start: float) -> dict:
+    """Evaluates the final params on every split (`splits` as `_device_splits` gives them, with the
+    training loop's `evaluate`); writes summary.json and the figures."""
     terms = {}
-    for split_name, (x, y) in zip(("train", "val", "test"), _device_splits(run)):
+    for split_name, (x, y) in zip(("train", "val", "test"), splits):
         terms[split_name] = evaluate(state["params"], x, y, run.hp, final_eval_key(run.keys.eval))
     return write_summary(run, host(state["params"]), workdir, split_terms=terms, steps=int(host(state["step"])),
                          epoch_times=epoch_times, wall_time_s=time.perf_counter() - wall_start)

@@ -164,22 +164,27 @@ def optimizer(optim: ml_collections.ConfigDict, total_steps: int, inject: tuple[
                           b1=optim.b1, b2=optim.b2, eps=optim.eps, inject=inject)
 
 
+def config_dataset(data: ml_collections.ConfigDict) -> Dataset:
+    """The dataset config.data names, restricted to one class for the one-class protocol."""
+    dataset = load_dataset(data.name, data_dir=data.dir or None, val_size=data.val_size, test_size=data.test_size,
+                           split_seed=data.split_seed, path=data.get("path", ""))
+    if data.get("normal_class", -1) >= 0:  # the one-class protocol (aejax.data.restrict_to_class)
+        dataset = restrict_to_class(dataset, data.normal_class)
+    return dataset
+
+
 def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None,
               inject_optim: tuple[str, ...] = ()) -> RunSetup:
     """Builds and checks everything a run needs from a resolved config (no compile happens here).
 
     Args:
       config: a config from `aejax.config.get_experiment_config` / `resolve_config`.
-      dataset: use this dataset instead of loading config.data (your own arrays).
+      dataset: use this dataset as it is instead of loading config.data (your own arrays, or the
+        dataset of another run of the same data, as a sweep shares it).
       inject_optim: optimizer values carried as arrays in the optimizer state (a sweep group whose
         members differ in them; see `aejax.train.optim.INJECTABLE`).
     """
-    data = config.data
-    dataset = dataset or load_dataset(data.name, data_dir=data.dir or None, val_size=data.val_size,
-                                      test_size=data.test_size, split_seed=data.split_seed,
-                                      path=data.get("path", ""))
-    if data.get("normal_class", -1) >= 0:  # the one-class protocol (aejax.data.restrict_to_class)
-        dataset = restrict_to_class(dataset, data.normal_class)
+    dataset = dataset if dataset is not None else config_dataset(config.data)
     for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
         check_images(getattr(dataset, split_name).x, what=f"{split_name} images")
     options = {k: v for k, v in config.model.to_dict().items() if k != "kind"}
@@ -195,4 +200,4 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     return RunSetup(config, dataset, model, hp, tx, RunKeys.from_seed(config.seed), train)
 
 
-__all__ = ["RunKeys", "RunSetup", "TrainOptions", "build_hp", "optimizer", "setup_run"]
+__all__ = ["RunKeys", "RunSetup", "TrainOptions", "build_hp", "config_dataset", "optimizer", "setup_run"]
