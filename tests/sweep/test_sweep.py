@@ -91,17 +91,24 @@ def test_a_killed_sweep_resumes_to_the_same_results(seeds_sweep, tmp_path):
     workdir, out = seeds_sweep
     copy = tmp_path / "sweep"
     shutil.copytree(workdir, copy)
-    # as if killed in epoch 2 while saving: one member has epoch 2's checkpoint, the others not; no summaries
+    # as if killed in epoch 2 while saving: one member has a (torn) epoch-2 checkpoint, the others none; no summaries
+    ahead = sorted(os.listdir(copy / "runs"))[0]
     for i, run in enumerate(sorted(os.listdir(copy / "runs"))):
         os.remove(copy / "runs" / run / "summary.json")
         if i:
             shutil.rmtree(copy / "runs" / run / "checkpoints" / "2")
+    for p in (copy / "runs" / ahead / "checkpoints" / "2").rglob("*"):
+        if p.is_file() and p.stat().st_size > 0 and "ocdbt" in str(p):
+            p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     again = run_sweep("digits_ae", str(copy), overrides=QUIET, grid=["hp.learning_rate=1e-3,3e-3"], seeds=2,
                       progress=False)
     assert again["ran"] == 4
     for a, b in zip(again["rows"], out["rows"]):
         _close({k: a[k] for k in a if k.startswith("test/")}, {k: b[k] for k in b if k.startswith("test/")},
                rtol=1e-6)
+    from aejax.evaluate import load_run
+
+    assert load_run(str(copy / "runs" / ahead)).epoch == 2  # the torn checkpoint was replaced, not kept
     finished = run_sweep("digits_ae", str(copy), overrides=QUIET, grid=["hp.learning_rate=1e-3,3e-3"], seeds=2,
                          progress=False)
     assert finished["ran"] == 0 and finished["skipped"] == 4

@@ -175,6 +175,10 @@ for p in (tmp / "checkpoints" / "2").rglob("*"):
     if p.is_file() and p.stat().st_size > 0 and "ocdbt" in str(p):
         p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
 print("restored epoch", load_run(str(tmp)).epoch)
+import gc, time
+for _ in range(3):  # let the damaged reads finish and be collected now, so their messages would show
+    time.sleep(0.3)
+    gc.collect()
 """
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run")], capture_output=True, text=True,
                          timeout=300)
