@@ -6,9 +6,12 @@ inputs are images in [0, 1] and outputs stay in [0, 1].
   "gaussian"         x + level * N(0, 1), clipped to [0, 1]; level is the standard deviation.
   "masking"          each pixel set to 0 with probability level (the drop fraction).
   "salt_and_pepper"  each pixel, with probability level, set to 0 or 1 with equal odds.
+  "block"            one square hole per image set to 0: side drawn uniformly from 1 to
+                     round(level * min(H, W)) pixels, at a uniformly drawn position (images only).
 
 References: Vincent, Larochelle, Bengio & Manzagol 2008, "Extracting and composing robust
-features with denoising autoencoders"; Vincent et al. 2010, "Stacked denoising autoencoders", 4.1.
+features with denoising autoencoders"; Vincent et al. 2010, "Stacked denoising autoencoders", 4.1;
+Pathak et al. 2016, "Context encoders: feature learning by inpainting" (block holes).
 """
 
 from __future__ import annotations
@@ -51,13 +54,41 @@ def salt_and_pepper(x, level, *, key):
     return jnp.where(hit, salt.astype(x.dtype), x)
 
 
+def block(x_BxHxWxC, level, *, key):
+    """Block masking: one square hole per image, set to 0.
+
+    The side is drawn uniformly from 1 to max(1, round(level * min(H, W))) pixels and the top-left
+    corner uniformly among the positions that keep the square inside the image; level 0 leaves the
+    image as is. A model trained on these holes learns to fill solid regions from their context,
+    which pixel-wise masking does not teach (each dropped pixel there has visible neighbours).
+
+    References: Pathak et al. 2016, "Context encoders: feature learning by inpainting" (random blocks).
+    """
+    if x_BxHxWxC.ndim != 4:
+        raise ConfigError(f"block masking needs images shaped [B, H, W, C], got shape {x_BxHxWxC.shape}; "
+                          "use 'masking' for other data.")
+    b, h, w, _ = x_BxHxWxC.shape
+    k_side, k_top, k_left = jax.random.split(key, 3)
+    max_side = jnp.maximum(1, jnp.round(jnp.asarray(level, jnp.float32) * min(h, w)).astype(jnp.int32))
+    side_B = jax.random.randint(k_side, (b,), 1, max_side + 1)
+    top_B = jnp.floor(jax.random.uniform(k_top, (b,)) * (h - side_B + 1)).astype(jnp.int32)
+    left_B = jnp.floor(jax.random.uniform(k_left, (b,)) * (w - side_B + 1)).astype(jnp.int32)
+    rows_H, cols_W = jnp.arange(h), jnp.arange(w)
+    in_rows_BxH = (rows_H >= top_B[:, None]) & (rows_H < (top_B + side_B)[:, None])
+    in_cols_BxW = (cols_W >= left_B[:, None]) & (cols_W < (left_B + side_B)[:, None])
+    hole_BxHxW = in_rows_BxH[:, :, None] & in_cols_BxW[:, None, :] & (jnp.asarray(level) > 0)
+    return jnp.where(hole_BxHxW[..., None], jnp.zeros_like(x_BxHxWxC), x_BxHxWxC)
+
+
 CORRUPTIONS: dict[str, Callable] = {
     "gaussian": gaussian,
     "masking": masking,
     "salt_and_pepper": salt_and_pepper,
+    "block": block,
 }
 # What `level` means for each corruption, and the range it must lie in.
-LEVEL_NAMES = {"gaussian": "sigma", "masking": "drop fraction", "salt_and_pepper": "fraction"}
+LEVEL_NAMES = {"gaussian": "sigma", "masking": "drop fraction", "salt_and_pepper": "fraction",
+               "block": "largest hole side as a fraction of the image side"}
 
 
 def check_corruption(name: str) -> None:

@@ -12,7 +12,7 @@ N = (400, 16, 16, 1)
 
 
 def test_registry_names():
-    assert set(CORRUPTIONS) == {"gaussian", "masking", "salt_and_pepper"}
+    assert {"gaussian", "masking", "salt_and_pepper", "block"} <= set(CORRUPTIONS)
 
 
 def test_gaussian_noise_statistics_and_clipping():
@@ -44,6 +44,32 @@ def test_salt_and_pepper_statistics():
     assert abs(np.mean(out == 0.5) - 0.8) < 2 * tol
 
 
+def test_block_holes_are_squares_with_the_exact_coverage_probability():
+    """Each image loses one whole square; each pixel's hit rate matches the closed form (float64)."""
+    h = w = 10
+    level = 0.4  # sides 1..4
+    n = 4000
+    out = np.asarray(get_corruption("block")(jnp.ones((n, h, w, 1)), level, key=jax.random.key(3)))[..., 0]
+    holes = out == 0
+    sides = holes.any(2).sum(1)
+    assert np.all(sides == holes.any(1).sum(1)) and np.all(holes.sum((1, 2)) == sides ** 2)  # full squares
+    assert set(np.unique(sides)) == {1, 2, 3, 4}
+    # P(pixel i, j in hole) = sum_s 1/4 * P(rows cover i | s) * P(cols cover j | s)
+    def cover(size, length):
+        tops = np.arange(length - size + 1)
+        return np.array([np.mean((tops <= i) & (i < tops + size)) for i in range(length)], np.float64)
+    expected = sum(np.outer(cover(s, h), cover(s, w)) for s in range(1, 5)) / 4
+    rate = holes.mean(0)
+    se = np.sqrt(expected * (1 - expected) / n)
+    assert np.all(np.abs(rate - expected) < 4.5 * se + 1e-12)
+    assert rate[h // 2, w // 2] > 2 * rate[0, 0]  # the centre is hit more often than a corner
+
+
+def test_block_masking_refuses_non_image_data():
+    with pytest.raises(ConfigError, match=r"block masking needs images shaped \[B, H, W, C\]"):
+        get_corruption("block")(jnp.ones((4, 6)), 0.5, key=jax.random.key(0))
+
+
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
 def test_pure_in_range_and_level_zero_is_identity(name):
     x = jax.random.uniform(jax.random.key(0), (8, 5, 5, 1))
@@ -58,7 +84,7 @@ def test_pure_in_range_and_level_zero_is_identity(name):
 
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
 def test_level_may_be_a_traced_array(name):
-    x = jnp.full((4, 6), 0.5)
+    x = jnp.full((4, 6, 6, 1), 0.5)
     f = jax.jit(lambda level: get_corruption(name)(x, level, key=jax.random.key(0)))
     levels = jnp.array([0.0, 0.5])
     out = jax.vmap(f)(levels)
