@@ -106,7 +106,8 @@ OPTIM_DEFAULTS = {"name": "adam", "schedule": "cosine", "warmup_steps": 0, "fina
                   "weight_decay": 0.0, "momentum": 0.0, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
 TRAIN_DEFAULTS = {"epochs": 20, "batch_size": 128, "eval_batch_size": 1000, "checkpoint_every": 5,
                   "keep_checkpoints": 3, "skip_nonfinite": False, "tensorboard": True, "figures": True,
-                  "progress": True, "data_parallel": False}
+                  "progress": True, "data_parallel": False,
+                  "mlflow": False, "mlflow_uri": "", "mlflow_experiment": "aejax"}
 MODEL_DEFAULTS = {"kind": "undercomplete", "code_size": 16}
 HP_DEFAULTS = {"learning_rate": 1e-3}
 

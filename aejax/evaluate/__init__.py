@@ -125,10 +125,14 @@ def check_options(task: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
-    """Runs `task` on the run in `workdir` (options checked first), writes eval_TASK.json and its report.md section."""
+    """Runs `task` on the run in `workdir` (options checked first), writes eval_TASK.json and its report.md section
+    (and logs both into the run's MLflow run when its training was tracked: `train.mlflow=True`)."""
     fn = task_function(task)
     options = check_options(task, options)
     run = load_run(workdir)
+    from aejax.train.tracking import figure_times, log_evaluation
+
+    figures_before = figure_times(workdir)
     results = fn(run.model, run.params, run.dataset, run.hp, seed=run.seed,
                  out_dir=os.path.join(workdir, "figures"), **options)
     from aejax.evaluate.report import eval_command, write_report
@@ -137,6 +141,7 @@ def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
                  run_line=f"Run: `{workdir}` (epoch {run.epoch}, model kind `{run.model.name}`)")
     with open(os.path.join(workdir, f"eval_{task}.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2, sort_keys=True, default=str)
+    log_evaluation(workdir, task, results, figures_before)  # into the run's MLflow run, if training was tracked
     return results
 
 

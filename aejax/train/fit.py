@@ -27,6 +27,7 @@ from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import host, is_primary
 from aejax.train.metrics import MetricsWriter, NullWriter
 from aejax.train.setup import RunKeys, RunSetup, setup_run
+from aejax.train.tracking import MlflowRun, log_training_end
 
 log = logging.getLogger("aejax")
 
@@ -35,7 +36,7 @@ EXIT_INTERRUPTED = 130
 
 # Keys that say how a run is shown, saved or where its data lie, not what it computes.
 NOT_IDENTITY = ("train.progress", "train.figures", "train.tensorboard", "train.checkpoint_every",
-                "train.keep_checkpoints", "data.dir")
+                "train.keep_checkpoints", "data.dir", "train.mlflow", "train.mlflow_uri", "train.mlflow_experiment")
 
 
 def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -99,13 +100,14 @@ def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | N
         with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
             f.write(config_to_json(config))
     opts = run.train
+    tracker = start_tracking(config, workdir) if opts.mlflow and is_primary() else None
     ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=opts.keep_checkpoints)
     try:
         state, start_epoch = restore_or_init(run, ckpt, workdir)
         state = run.replicate(state)
         resume_step = int(host(state["step"]))
-        writer = (MetricsWriter(workdir, resume_step=resume_step, tensorboard=opts.tensorboard) if is_primary()
-                  else NullWriter())
+        writer = (MetricsWriter(workdir, resume_step=resume_step, tensorboard=opts.tensorboard, tracker=tracker)
+                  if is_primary() else NullWriter())
         evaluate, splits = run.eval_fn(), _device_splits(run)  # built once: the final report reuses them
         try:
             state, epoch_times = train_epochs(
@@ -115,13 +117,26 @@ def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | N
                 save=lambda epoch, s: ckpt.save(epoch, run.checkpoint_tree(s, epoch)), checkpointer=ckpt,
                 writer=writer, checkpoint_every=opts.checkpoint_every, skip_nonfinite=opts.skip_nonfinite,
                 progress=opts.progress)
+        except BaseException as e:
+            if tracker is not None:
+                tracker.finish("KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
+            raise
         finally:
             writer.close()
     finally:
         ckpt.wait()
         ckpt.close()
-    return final_report(run, state, workdir, evaluate=evaluate, splits=splits, epoch_times=epoch_times,
-                        wall_start=wall_start)
+    summary = final_report(run, state, workdir, evaluate=evaluate, splits=splits, epoch_times=epoch_times,
+                           wall_start=wall_start)
+    if tracker is not None:
+        log_training_end(tracker, workdir, summary, step=int(summary["steps"]))
+    return summary
+
+
+def start_tracking(config: ml_collections.ConfigDict, workdir: str):
+    """The workdir's MLflow run (created, or continued on resume), with the config as its parameters."""
+    return MlflowRun.start(workdir, uri=config.train.mlflow_uri, experiment=config.train.mlflow_experiment,
+                           params=config.to_dict())
 
 
 def check_checkpoint_seed(run: RunSetup, tree, directory: str, remedy: str) -> None:

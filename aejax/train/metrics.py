@@ -33,10 +33,12 @@ class MetricsWriter:
     """Appends one JSON object per line, flushed and fsynced after each record.
 
     On construction with `resume_step`, records with a step beyond it (and a torn final
-    line) are dropped by an atomic rewrite, so a resumed run never duplicates lines.
+    line) are dropped by an atomic rewrite, so a resumed run never duplicates lines. A `tracker`
+    (`aejax.train.tracking.MlflowRun`) receives every record too (`log_record`).
     """
 
-    def __init__(self, workdir: str | os.PathLike, *, resume_step: int = 0, tensorboard: bool = True):
+    def __init__(self, workdir: str | os.PathLike, *, resume_step: int = 0, tensorboard: bool = True,
+                 tracker: Any = None):
         self.path = os.path.join(workdir, "metrics.jsonl")
         kept = [r for r in read_metrics(self.path) if int(r.get("step", 0)) <= resume_step]
         tmp = self.path + ".tmp"
@@ -46,6 +48,7 @@ class MetricsWriter:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         self._file = open(self.path, "a", encoding="utf-8")
+        self._tracker = tracker
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
@@ -64,6 +67,8 @@ class MetricsWriter:
                 if k not in ("step", "epoch") and isinstance(v, (int, float)):
                     self._tb.add_scalar(k, v, step)
             self._tb.flush()
+        if self._tracker is not None:
+            self._tracker.log_record(record)
 
     def close(self) -> None:
         self._file.close()

@@ -61,6 +61,9 @@ class TrainOptions:
     figures: bool
     progress: bool
     data_parallel: bool = False
+    mlflow: bool = False  # track the run in MLflow (aejax.train.tracking)
+    mlflow_uri: str = ""  # "" = $MLFLOW_TRACKING_URI or ./mlruns; a path = a local file store
+    mlflow_experiment: str = "aejax"
 
     def check(self, num_train: int) -> None:
         if self.epochs < 1:
