@@ -12,17 +12,24 @@ On CPU the convolutions run as im2col: patches gathered by slicing, then one mat
 stride-2 32->64 layer at batch 128), and the training epoch is a scan. As matrix products the
 gradients are fast in both. `PatchConv` holds the same parameters as `flax.linen.Conv`
 (kernel [kh, kw, in, out], bias), so checkpoints move between backends.
+
+Mixed precision: `dtype="bfloat16"` computes every convolution and Dense layer in bfloat16
+while the parameters stay float32 (so gradients and optimizer state are float32 too); the
+code and the output logits are cast back to float32 before any loss sees them (Micikevicius
+et al. 2018, "Mixed Precision Training"; bfloat16 needs no loss scaling: Kalamkar et al.
+2019, "A Study of BFLOAT16 for Deep Learning Training").
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from aejax.nets.common import activation, append_condition
+from aejax.nets.transformer import compute_dtype
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -35,12 +42,14 @@ class PatchConv(nn.Module):
     """A 2-D convolution with SAME padding computed as patches @ kernel (im2col by slicing).
 
     Numerically the convolution `flax.linen.Conv(features, kernel_size, strides, padding="SAME")`
-    computes, with the same parameter names and shapes.
+    computes, with the same parameter names and shapes; `dtype` is the compute dtype (the
+    parameters stay float32).
     """
 
     features: int
     kernel_size: tuple[int, int] = (3, 3)
     strides: tuple[int, int] = (1, 1)
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x_BxHxWxC):
@@ -49,6 +58,7 @@ class PatchConv(nn.Module):
         _, height, width, channels = x_BxHxWxC.shape
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, channels, self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        x_BxHxWxC, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias, dtype=self.dtype)
         pad_h, pad_w = _same_padding(height, kh, sh), _same_padding(width, kw, sw)
         padded = jnp.pad(x_BxHxWxC, ((0, 0), pad_h, pad_w, (0, 0)))
         out_h, out_w = -(-height // sh), -(-width // sw)
@@ -61,13 +71,13 @@ class PatchConv(nn.Module):
 CONV_IMPLS = ("auto", "im2col", "xla")
 
 
-def _conv(features: int, strides: tuple[int, int], impl: str, name: str) -> nn.Module:
-    """A 3x3 SAME convolution; both implementations share parameter names and shapes."""
+def _conv(features: int, strides: tuple[int, int], impl: str, name: str, dtype=jnp.float32) -> nn.Module:
+    """A 3x3 SAME convolution computing in `dtype`; both implementations share parameter names and shapes."""
     if impl == "auto":
         impl = "im2col" if jax.default_backend() == "cpu" else "xla"
     if impl == "im2col":
-        return PatchConv(features, (3, 3), strides, name=name)
-    return nn.Conv(features, (3, 3), strides=strides, padding="SAME", name=name)
+        return PatchConv(features, (3, 3), strides, dtype=dtype, name=name)
+    return nn.Conv(features, (3, 3), strides=strides, padding="SAME", dtype=dtype, name=name)
 
 
 def conv_feature_shapes(input_hw: Sequence[int], num_layers: int) -> list[tuple[int, int]]:
@@ -88,6 +98,7 @@ class ConvEncoder(nn.Module):
       code_size: width of the linear output layer.
       activation: activation name.
       conv_impl: "auto" (im2col on CPU, XLA's convolution elsewhere), "im2col" or "xla".
+      dtype: compute dtype, "float32" or "bfloat16" (parameters stay float32; the code is float32).
     """
 
     channels: Sequence[int]
@@ -95,17 +106,18 @@ class ConvEncoder(nn.Module):
     code_size: int
     activation: str = "gelu"
     conv_impl: str = "auto"
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x, condition=None):
-        act = activation(self.activation)
-        h = x
+        act, dt = activation(self.activation), compute_dtype(self.dtype)
+        h = x.astype(dt)
         for i, c in enumerate(self.channels):
-            h = act(_conv(c, (2, 2), self.conv_impl, name=f"Conv_{i}")(h))
-        h = append_condition(h.reshape(h.shape[0], -1), condition)
+            h = act(_conv(c, (2, 2), self.conv_impl, f"Conv_{i}", dt)(h))
+        h = append_condition(h.reshape(h.shape[0], -1), condition).astype(dt)
         for width in self.hidden:
-            h = act(nn.Dense(width)(h))
-        return nn.Dense(self.code_size, name="code")(h)
+            h = act(nn.Dense(width, dtype=dt)(h))
+        return nn.Dense(self.code_size, dtype=dt, name="code")(h).astype(jnp.float32)
 
 
 class ConvDecoder(nn.Module):
@@ -117,6 +129,7 @@ class ConvDecoder(nn.Module):
       output_shape: (H, W, C) of one example.
       activation: activation name.
       conv_impl: "auto" (im2col on CPU, XLA's convolution elsewhere), "im2col" or "xla".
+      dtype: compute dtype, "float32" or "bfloat16" (parameters stay float32; the logits are float32).
     """
 
     channels: Sequence[int]
@@ -124,23 +137,24 @@ class ConvDecoder(nn.Module):
     output_shape: Sequence[int]
     activation: str = "gelu"
     conv_impl: str = "auto"
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, z, condition=None):
-        act = activation(self.activation)
+        act, dt = activation(self.activation), compute_dtype(self.dtype)
         height, width, out_channels = self.output_shape
         shapes = conv_feature_shapes((height, width), len(self.channels))
-        h = append_condition(z, condition)
+        h = append_condition(z, condition).astype(dt)
         for w in self.hidden:
-            h = act(nn.Dense(w)(h))
+            h = act(nn.Dense(w, dtype=dt)(h))
         bottom_h, bottom_w = shapes[-1]
-        h = act(nn.Dense(bottom_h * bottom_w * self.channels[-1])(h))
+        h = act(nn.Dense(bottom_h * bottom_w * self.channels[-1], dtype=dt)(h))
         h = h.reshape((z.shape[0], bottom_h, bottom_w, self.channels[-1]))
         up_channels = list(reversed(self.channels[:-1])) + [out_channels]
         for i, c in enumerate(up_channels):
             th, tw = shapes[-2 - i]
             h = jax.image.resize(h, (h.shape[0], th, tw, h.shape[-1]), method="nearest")
-            h = _conv(c, (1, 1), self.conv_impl, name=f"Conv_{i}")(h)
+            h = _conv(c, (1, 1), self.conv_impl, f"Conv_{i}", dt)(h)
             if i < len(up_channels) - 1:
                 h = act(h)
-        return h
+        return h.astype(jnp.float32)
