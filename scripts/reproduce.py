@@ -221,8 +221,8 @@ ENTRIES = (
     Entry("breast_cancer", "one-class anomaly, breast cancer (benign normal)",
           train_eval("breast_cancer_oneclass", "anomaly"), _breast_cancer, ("runs/breast_cancer_oneclass",), quick=True),
     Entry("compression", "compression, Fashion-MNIST MLP AE, code 2..64 (10 epochs each)",
-          ("aejax sweep fmnist_mlp_ae --grid model.code_size=2,4,8,16,32,64 --set train.epochs=10 --workdir "
-           "sweeps/compression", "python scripts/compression_curve.py sweeps/compression"),
+          ("aejax sweep fmnist_mlp_ae --grid model.code_size=2,4,8,16,32,64 --set train.epochs=10 --workdir sweeps/compression",
+           "python scripts/compression_curve.py sweeps/compression"),
           _compression, ("sweeps/compression",)),
     Entry("representation", "representation, Fashion-MNIST MLP AE code 32 (10 epochs, from the compression sweep)",
           ("aejax eval sweeps/compression/runs/code_size=32 --task representation",), _representation, ()),
