@@ -1,22 +1,31 @@
 """Input corruptions for denoising: pure functions `corrupt(x, level, *, key) -> x_tilde`.
 
 Each runs on the device inside the jitted step (level may be a traced array from `hp`);
-inputs are images in [0, 1] and outputs stay in [0, 1].
+inputs are images in [0, 1] and outputs stay in [0, 1] (except the SNR noises, made for signals).
 
   "gaussian"         x + level * N(0, 1), clipped to [0, 1]; level is the standard deviation.
   "masking"          each pixel set to 0 with probability level (the drop fraction).
   "salt_and_pepper"  each pixel, with probability level, set to 0 or 1 with equal odds.
   "block"            one square hole per image set to 0: side drawn uniformly from 1 to
                      round(level * min(H, W)) pixels, at a uniformly drawn position (images only).
+  "grayscale"        RGB images blended towards their ITU-R BT.601 luma, replicated to the 3
+                     channels: level 1 is the gray copy, 0 the image as is (deterministic; colorization).
+  "white_snr", "pink_snr", "brown_snr"
+                     additive Gaussian noise with a flat, 1/f or 1/f^2 power spectrum, scaled so that
+                     each example's signal-to-noise ratio is `level` dB in expectation, the signal
+                     power taken about each channel's mean (not clipped; pink and brown need
+                     sequences [B, T, C]).
 
 References: Vincent, Larochelle, Bengio & Manzagol 2008, "Extracting and composing robust
 features with denoising autoencoders"; Vincent et al. 2010, "Stacked denoising autoencoders", 4.1;
-Pathak et al. 2016, "Context encoders: feature learning by inpainting" (block holes).
+Pathak et al. 2016, "Context encoders: feature learning by inpainting" (block holes);
+ITU-R Recommendation BT.601 (luma weights); Kasdin 1995, "Discrete simulation of colored noise and
+stochastic processes and 1/f^alpha power law noise generation" (spectral shaping).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -80,15 +89,110 @@ def block(x_BxHxWxC, level, *, key):
     return jnp.where(hole_BxHxW[..., None], jnp.zeros_like(x_BxHxWxC), x_BxHxWxC)
 
 
+# ITU-R BT.601 luma weights of R, G, B (the Y of JPEG's YCbCr).
+BT601_LUMA = (0.299, 0.587, 0.114)
+
+
+def grayscale(x_BxHxWx3, level, *, key):
+    """Colour removal: x + level * (luma(x) - x), the luma Y = 0.299 R + 0.587 G + 0.114 B on all 3 channels.
+
+    Level 1 gives the gray copy (what a colorization model sees), 0 the image as is; levels between
+    blend. The key is unused: the corruption is deterministic.
+
+    References: ITU-R Recommendation BT.601 (luma weights).
+    """
+    del key
+    if x_BxHxWx3.ndim != 4 or x_BxHxWx3.shape[-1] != 3:
+        raise ConfigError(f"grayscale needs RGB images shaped [B, H, W, 3], got shape {x_BxHxWx3.shape}; "
+                          "use a colour dataset such as data.name=colour_patches.")
+    luma_BxHxWx1 = x_BxHxWx3 @ jnp.asarray(BT601_LUMA, x_BxHxWx3.dtype)[:, None]
+    return x_BxHxWx3 + jnp.asarray(level, x_BxHxWx3.dtype) * (luma_BxHxWx1 - x_BxHxWx3)
+
+
+# Power-spectrum exponent alpha of each noise colour: power proportional to 1 / f^alpha.
+NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+
+
+def coloured_noise(key, shape_BxTxC: tuple[int, ...], alpha: float, dtype=jnp.float32):
+    """Gaussian noise [B, T, C] with power spectrum proportional to 1 / f^alpha along T, unit variance in expectation.
+
+    White Gaussian noise is shaped in the frequency domain (amplitude f^(-alpha/2), DC bin removed)
+    and divided by the root mean square of that gain over the two-sided spectrum, so every sample
+    has variance 1 in expectation. Alpha 0 returns the white noise itself.
+
+    References: Kasdin 1995, "Discrete simulation of colored noise and stochastic processes and
+    1/f^alpha power law noise generation", Proc. IEEE 83(5).
+    """
+    white = jax.random.normal(key, shape_BxTxC, dtype)
+    if alpha == 0:
+        return white
+    t = shape_BxTxC[1]
+    freqs_F = jnp.fft.rfftfreq(t)
+    gain_F = jnp.where(freqs_F > 0, jnp.maximum(freqs_F, 1e-12) ** (-alpha / 2), 0.0)
+    # Each rfft bin but DC and (for even T) Nyquist stands for two bins of the two-sided spectrum.
+    weights_F = jnp.full_like(freqs_F, 2.0).at[0].set(1.0)
+    if t % 2 == 0:
+        weights_F = weights_F.at[-1].set(1.0)
+    gain_F = gain_F / jnp.sqrt(jnp.sum(weights_F * gain_F ** 2) / t)
+    spectrum = jnp.fft.rfft(white, axis=1) * gain_F[None, :, None]
+    return jnp.fft.irfft(spectrum, n=t, axis=1).astype(dtype)
+
+
+def add_noise_at_snr(x, snr_db, *, key, colour: str = "white"):
+    """x plus Gaussian noise of the given colour at a signal-to-noise ratio of `snr_db` dB in expectation.
+
+    Each example's noise variance is its signal power times 10^(-snr_db / 10), so E[noise power] /
+    signal power = 10^(snr_db / 10). The signal power is the mean square of the example about each
+    channel's mean (over T, or H and W): a constant offset, such as the 0.5 centre of waveforms
+    stored in [0, 1], carries no signal. A constant example stays as it is. Not clipped. Pink and
+    brown noise are shaped along the time axis and need sequences [B, T, C].
+
+    References: Kasdin 1995 (coloured noise); Loizou 2013, "Speech enhancement: theory and
+    practice", ch. 12 (noise added to clean speech at a set SNR).
+    """
+    alpha = NOISE_COLOURS[colour]
+    if alpha and x.ndim != 3:
+        raise ConfigError(f"{colour} noise needs sequences shaped [B, T, C], got shape {x.shape}; "
+                          "use white_snr for other data.")
+    centred = x - jnp.mean(x, axis=tuple(range(1, x.ndim - 1)), keepdims=True)
+    power_B = jnp.mean(jnp.square(centred).reshape(x.shape[0], -1), axis=1)
+    noise_power_B = power_B * 10.0 ** (-jnp.asarray(snr_db, x.dtype) / 10.0)
+    scale = jnp.sqrt(noise_power_B).reshape((-1,) + (1,) * (x.ndim - 1))
+    return x + scale * coloured_noise(key, x.shape, alpha, x.dtype)
+
+
+def white_snr(x, level, *, key):
+    """White Gaussian noise at `level` dB SNR per example (see `add_noise_at_snr`)."""
+    return add_noise_at_snr(x, level, key=key, colour="white")
+
+
+def pink_snr(x_BxTxC, level, *, key):
+    """Pink (1/f) Gaussian noise along T at `level` dB SNR per example (see `add_noise_at_snr`)."""
+    return add_noise_at_snr(x_BxTxC, level, key=key, colour="pink")
+
+
+def brown_snr(x_BxTxC, level, *, key):
+    """Brown (1/f^2) Gaussian noise along T at `level` dB SNR per example (see `add_noise_at_snr`)."""
+    return add_noise_at_snr(x_BxTxC, level, key=key, colour="brown")
+
+
+SNR_CORRUPTIONS = ("white_snr", "pink_snr", "brown_snr")
+
 CORRUPTIONS: dict[str, Callable] = {
     "gaussian": gaussian,
     "masking": masking,
     "salt_and_pepper": salt_and_pepper,
     "block": block,
+    "grayscale": grayscale,
+    "white_snr": white_snr,
+    "pink_snr": pink_snr,
+    "brown_snr": brown_snr,
 }
 # What `level` means for each corruption, and the range it must lie in.
 LEVEL_NAMES = {"gaussian": "sigma", "masking": "drop fraction", "salt_and_pepper": "fraction",
-               "block": "largest hole side as a fraction of the image side"}
+               "block": "largest hole side as a fraction of the image side",
+               "grayscale": "blend towards gray (1: the gray copy)",
+               **{name: "SNR in dB" for name in SNR_CORRUPTIONS}}
 
 
 def check_corruption(name: str) -> None:
@@ -102,6 +206,8 @@ def check_level(name: str, level) -> None:
     value = np.asarray(level, dtype=np.float64)
     if not np.all(np.isfinite(value)):
         raise ConfigError(f"the {name} noise level must be finite, got {value}.")
+    if name in SNR_CORRUPTIONS:
+        return  # any finite SNR in dB, negative ones included
     if name == "gaussian":
         if np.any(value < 0):
             raise ConfigError(f"the gaussian noise sigma must be >= 0, got {value}; set a non-negative noise level.")

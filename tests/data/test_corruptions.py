@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 from aejax.data import CORRUPTIONS, check_level, corrupt, get_corruption
+from aejax.data.corruptions import SNR_CORRUPTIONS, coloured_noise
 from aejax.errors import ConfigError
 
 N = (400, 16, 16, 1)
+# Random corruptions of images in [0, 1] whose level 0 is the identity (grayscale is deterministic and
+# RGB-only; the SNR noises take a level in dB, are not clipped, and level 0 dB is strong noise).
+IMAGE_NOISE = sorted(set(CORRUPTIONS) - {"grayscale", *SNR_CORRUPTIONS})
 
 
 def test_registry_names():
@@ -70,7 +74,7 @@ def test_block_masking_refuses_non_image_data():
         get_corruption("block")(jnp.ones((4, 6)), 0.5, key=jax.random.key(0))
 
 
-@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("name", IMAGE_NOISE)
 def test_pure_in_range_and_level_zero_is_identity(name):
     x = jax.random.uniform(jax.random.key(0), (8, 5, 5, 1))
     a = corrupt(name, x, 0.3, key=jax.random.key(1))
@@ -82,7 +86,7 @@ def test_pure_in_range_and_level_zero_is_identity(name):
     np.testing.assert_array_equal(corrupt(name, x, 0.0, key=jax.random.key(1)), x)
 
 
-@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("name", IMAGE_NOISE)
 def test_level_may_be_a_traced_array(name):
     x = jnp.full((4, 6, 6, 1), 0.5)
     f = jax.jit(lambda level: get_corruption(name)(x, level, key=jax.random.key(0)))
@@ -91,6 +95,73 @@ def test_level_may_be_a_traced_array(name):
     np.testing.assert_array_equal(out[0], x)
     assert not np.array_equal(out[1], x)
 
+
+def test_grayscale_is_the_bt601_luma_in_float64_and_blends_with_level():
+    x = np.random.default_rng(0).uniform(size=(6, 5, 4, 3)).astype(np.float32)
+    x64 = x.astype(np.float64)
+    luma = 0.299 * x64[..., 0] + 0.587 * x64[..., 1] + 0.114 * x64[..., 2]  # ITU-R BT.601
+    gray = np.asarray(corrupt("grayscale", jnp.asarray(x), 1.0, key=jax.random.key(0)))
+    np.testing.assert_allclose(gray, np.repeat(luma[..., None], 3, axis=-1), atol=1e-6)
+    half = np.asarray(corrupt("grayscale", jnp.asarray(x), 0.25, key=jax.random.key(5)))
+    np.testing.assert_allclose(half, 0.75 * x64 + 0.25 * luma[..., None], atol=1e-6)
+    np.testing.assert_array_equal(corrupt("grayscale", jnp.asarray(x), 0.0, key=jax.random.key(1)), x)
+    traced = jax.jit(jax.vmap(lambda level: get_corruption("grayscale")(jnp.asarray(x), level, key=None)))
+    np.testing.assert_allclose(traced(jnp.array([1.0]))[0], gray, atol=1e-7)
+
+
+def test_grayscale_refuses_images_that_are_not_rgb():
+    with pytest.raises(ConfigError, match=r"grayscale needs RGB images shaped \[B, H, W, 3\], got shape \(2, 4, 4, 1\)"):
+        corrupt("grayscale", jnp.ones((2, 4, 4, 1)), 1.0, key=jax.random.key(0))
+
+
+def _offset_tones(n=3000, t=128):
+    """Sines of random amplitude, frequency and phase around a 0.5 offset: signal power a^2 / 2 each."""
+    rng = np.random.default_rng(1)
+    amp, freq, phase = rng.uniform(0.05, 0.4, n), rng.integers(3, 40, n), rng.uniform(0, 2 * np.pi, n)
+    time = np.arange(t)
+    tones = amp[:, None] * np.sin(2 * np.pi * freq[:, None] * time / t + phase[:, None])
+    return (0.5 + tones)[..., None].astype(np.float32), amp ** 2 / 2
+
+
+@pytest.mark.parametrize("name", SNR_CORRUPTIONS)
+@pytest.mark.parametrize("snr_db", [-5.0, 10.0])
+def test_snr_noise_hits_the_requested_snr_in_expectation(name, snr_db):
+    """Monte Carlo over 3000 frames: mean noise-to-signal power ratio within 4 standard errors of 10^(-SNR/10)."""
+    x, signal_power = _offset_tones()
+    noise = np.asarray(corrupt(name, jnp.asarray(x), snr_db, key=jax.random.key(2)), np.float64) - x
+    ratio = np.mean(noise[..., 0] ** 2, axis=1) / signal_power
+    target = 10 ** (-snr_db / 10)
+    assert abs(ratio.mean() - target) < 4 * ratio.std() / np.sqrt(len(ratio))
+    assert abs(ratio.mean() / target - 1) < 0.1  # and the bound is tight enough to mean something
+
+
+@pytest.mark.parametrize(("colour", "alpha"), [("white", 0.0), ("pink", 1.0), ("brown", 2.0)])
+def test_noise_colour_has_the_power_law_slope(colour, alpha):
+    """The mean periodogram of the noise falls as 1/f^alpha: its log-log slope is -alpha."""
+    noise = np.asarray(coloured_noise(jax.random.key(3), (2000, 128, 1), alpha), np.float64)[..., 0]
+    assert abs(noise.var() - 1.0) < 0.03  # unit variance in expectation
+    power = np.mean(np.abs(np.fft.rfft(noise, axis=1)) ** 2, axis=0)
+    freqs = np.fft.rfftfreq(128)
+    band = (freqs > 0) & (freqs < 0.5)
+    slope = np.polyfit(np.log(freqs[band]), np.log(power[band]), 1)[0]
+    assert abs(slope + alpha) < 0.1
+
+
+def test_snr_level_may_be_traced_and_negative():
+    x, _ = _offset_tones(n=8)
+    f = jax.jit(jax.vmap(lambda level: get_corruption("pink_snr")(jnp.asarray(x), level, key=jax.random.key(0))))
+    out = np.asarray(f(jnp.array([20.0, 0.0, -10.0]))) - x
+    powers = np.mean(out ** 2, axis=(1, 2, 3))
+    np.testing.assert_allclose(powers[1] / powers[0], 100.0, rtol=1e-4)  # the same draw, scaled by 20 dB
+    np.testing.assert_allclose(powers[2] / powers[1], 10.0, rtol=1e-4)
+    check_level("white_snr", -10.0)  # a negative SNR is a valid level
+    with pytest.raises(ConfigError, match="white_snr noise level must be finite"):
+        check_level("white_snr", float("nan"))
+
+
+def test_coloured_snr_noise_refuses_data_without_a_time_axis():
+    with pytest.raises(ConfigError, match=r"pink noise needs sequences shaped \[B, T, C\]"):
+        corrupt("pink_snr", jnp.ones((2, 4, 4, 1)), 0.0, key=jax.random.key(0))
 
 def test_negative_sigma_is_an_error():
     with pytest.raises(ConfigError, match="sigma must be >= 0"):
