@@ -234,7 +234,6 @@ ENTRIES = (
     Entry("fmnist_transformer_ae", "transformer AE, Fashion-MNIST, 7x7 patches, width 64, 1 block, code 32",
           train_eval("fmnist_transformer_ae", "reconstruction"), _transformer, ("runs/fmnist_transformer_ae",)),
 )
-ORDER = {e.key: i for i, e in enumerate(ENTRIES)}
 
 
 def device_name() -> str:
@@ -254,26 +253,33 @@ def executable(command: str) -> list[str]:
     return argv
 
 
-def run_entry(entry: Entry, root: Path, env: dict) -> float:
+def run_entry(entry: Entry, root: Path, env: dict) -> dict | None:
+    """Runs an entry's commands from `root` -> {"seconds", "load"}, or None (said on stderr) when one fails."""
     for out in entry.outputs:
         target = root / out
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-    start = time.perf_counter()
+    start, load = time.perf_counter(), os.getloadavg()[0]
     for command in entry.commands:
         print(f"[{entry.key}] $ {command}", flush=True)
         done = subprocess.run(executable(command), check=False, cwd=root, env=env)
         if done.returncode != 0:
-            raise SystemExit(f"[{entry.key}] `{command}` exited with {done.returncode}; the README was not "
-                             "changed for this row.")
-    return time.perf_counter() - start
+            print(f"[{entry.key}] `{command}` exited with {done.returncode}; its README row is left as it was.",
+                  file=sys.stderr, flush=True)
+            return None
+        load = max(load, os.getloadavg()[0])
+    return {"seconds": time.perf_counter() - start, "load": load}
 
 
-def row(entry: Entry, root: Path, seconds: float | None, device: str) -> str:
+def row(entry: Entry, root: Path, measured: dict, device: str) -> str:
+    """The README row: label, result (from the outputs), commands, device and time (with the load when shared)."""
     command = " then ".join(f"`{c}`" for c in entry.commands)
-    when = f"{device}, {seconds:.0f} s" if seconds is not None else device
+    device = measured.get("device", device)
+    if measured.get("load", 0) > (os.cpu_count() or 1):  # other work shared the CPU: the time is not the run's own
+        device = f"{device}, shared (load {measured['load']:.1f})"
+    when = f"{device}, {measured['seconds']:.0f} s" if "seconds" in measured else device
     return f"| {entry.label} | {entry.result(root)} | {command} | {when} |"
 
 
@@ -310,30 +316,36 @@ def main(argv=None) -> int:
         for e in ENTRIES:
             print(f"{e.key:<22}{'quick' if e.quick else '':<7}{' then '.join(c for c in e.commands)}")
         return 0
+    by_key = {e.key: e for e in ENTRIES}
     keys = [k for k in args.only.split(",") if k] if args.only else [e.key for e in ENTRIES if e.quick or not args.quick]
-    unknown = [k for k in keys if k not in ORDER]
+    unknown = [k for k in keys if k not in by_key]
     if unknown:
         print(f"unknown entries {unknown}; `python scripts/reproduce.py --list` shows them.", file=sys.stderr)
         return 2
-    entries = [ENTRIES[ORDER[k]] for k in keys]
+    entries = [by_key[k] for k in keys]
     root = Path(args.root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     timings_path = root / TIMINGS
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     device = device_name()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    rows = {}
+    rows, failed = {}, []
     for entry in entries:
         if not args.no_run:
-            timings[entry.key] = {"seconds": run_entry(entry, root, env), "device": device}
+            measured = run_entry(entry, root, env)
+            if measured is None:
+                failed.append(entry.key)
+                continue
+            timings[entry.key] = {**measured, "device": device}
             timings_path.write_text(json.dumps(timings, indent=2))
-        measured = timings.get(entry.key, {})
-        rows[entry.label] = row(entry, root, measured.get("seconds"), measured.get("device", device))
+        rows[entry.label] = row(entry, root, timings.get(entry.key, {}), device)
         print(rows[entry.label], flush=True)
     readme = Path(args.readme)
     readme.write_text(rewrite_results_table(readme.read_text(encoding="utf-8"), rows), encoding="utf-8")
     print(f"rewrote {len(rows)} row(s) of the results table in {readme}")
-    return 0
+    if failed:
+        print(f"failed, rows left as they were: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

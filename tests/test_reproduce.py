@@ -37,7 +37,7 @@ def write(root, path, payload):
 def test_no_run_rewrites_the_row_from_the_outputs(tmp_path):
     write(tmp_path, "runs/digits_ae/summary.json", {"test/mse": 0.0054852})
     write(tmp_path, "runs/digits_ae/eval_reconstruction.json", {"test/mse": 0.0054852, "test/pca16_mse": 0.0112646})
-    (tmp_path / reproduce.TIMINGS).write_text(json.dumps({"digits_ae": {"seconds": 12.4, "device": "CPU (2 cores)"}}))
+    (tmp_path / reproduce.TIMINGS).write_text(json.dumps({"digits_ae": {"seconds": 12.4, "load": 0.5, "device": "CPU (2 cores)"}}))
     readme = tmp_path / "README.md"
     readme.write_text(README)
     assert reproduce.main(["--only", "digits_ae", "--no-run", "--root", str(tmp_path), "--readme", str(readme)]) == 0
@@ -46,6 +46,17 @@ def test_no_run_rewrites_the_row_from_the_outputs(tmp_path):
                         "then `aejax eval runs/digits_ae --task reconstruction` | CPU (2 cores), 12 s |")
     assert lines[7] == "| something else | kept as is | `x` | H100 |"  # rows not run stay
     assert readme.read_text().replace(lines[6], "") == README.replace(README.split("\n")[6], "")
+
+
+def test_a_failing_command_leaves_its_row_and_says_so(tmp_path, monkeypatch, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    failing = reproduce.Entry("digits_ae", "digits, MLP AE, code 16", ("python -c 'raise SystemExit(3)'",),
+                              lambda root: "never", ())
+    monkeypatch.setattr(reproduce, "ENTRIES", (failing,))
+    assert reproduce.main(["--only", "digits_ae", "--root", str(tmp_path), "--readme", str(readme)]) == 1
+    assert readme.read_text() == README
+    assert "exited with 3; its README row is left as it was" in capsys.readouterr().err
 
 
 def test_a_row_missing_from_the_table_is_appended_at_its_end():
