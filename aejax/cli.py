@@ -165,27 +165,31 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from aejax.config import get_experiment_config, parse_overrides
-    from aejax.errors import DatasetNotFoundError
-    from aejax.train.benchmark import benchmark_loop
+    from aejax.bench import SECTIONS, SuiteOptions, markdown, run_suite
+    from aejax.config import apply_overrides, get_experiment_config, parse_overrides
+    from aejax.errors import ConfigError
 
-    experiment = args.experiment
-    if experiment is None:  # the 784-512-256-32 MLP on Fashion-MNIST when present, else digits
+    def integers(text: str, what: str) -> tuple[int, ...]:
         try:
-            from aejax.data import find_fashion_mnist
+            return tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"{what} must be comma-separated integers such as 128,1024, got {text!r}.") from None
 
-            find_fashion_mnist(args.data_dir)
-            experiment = "fmnist_mlp_ae"
-        except DatasetNotFoundError:
-            experiment = "digits_ae"
-    config = get_experiment_config(experiment, parse_overrides(args.set or []))
-    if args.data_dir:
-        config.data.dir = args.data_dir
-    result = benchmark_loop(config, epochs=args.epochs)
-    result["experiment"] = experiment
-    print(f"{'experiment':<14}{'backend':<9}{'batch':>6}{'fit steps/s':>14}{'bare steps/s':>15}{'fit/bare':>10}")
-    print(f"{experiment:<14}{result['backend']:<9}{result['batch_size']:>6}{result['fit_steps_per_s']:>14.1f}"
-          f"{result['bare_scan_steps_per_s']:>15.1f}{result['fit_over_bare']:>10.3f}")
+    overrides = parse_overrides(args.set or [])
+    loop_config = None
+    if args.experiment:
+        loop_config = get_experiment_config(args.experiment, overrides)
+        if args.data_dir:
+            loop_config = apply_overrides(loop_config, {"data.dir": args.data_dir})
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else SECTIONS
+    quick = args.quick
+    options = SuiteOptions(only=only, repeats=args.repeats or (1 if quick else 3), quick=quick,
+                           batch_sizes=integers(args.batch_sizes or ("128" if quick else "128,1024"), "--batch-sizes"),
+                           sweep_runs=integers(args.sweep_runs or ("1,4" if quick else "1,4,16,64"), "--sweep-runs"),
+                           loop_epochs=args.epochs or (3 if quick else 6), data_dir=args.data_dir,
+                           loop_config=loop_config, loop_overrides=tuple(overrides.items()) if loop_config is None else ())
+    result = run_suite(options, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(markdown(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2, sort_keys=True)
@@ -237,10 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="task option (repeatable); unknown options and wrong types are errors. Options: "
                           + "; ".join(f"{t}: {describe_options(t)}" for t in sorted(TASKS)))
     evaluate.set_defaults(func=cmd_eval)
-    bench = sub.add_parser("bench", help="time the training loop against a bare lax.scan of the step")
-    bench.add_argument("--experiment", help="experiment to time (default: fmnist_mlp_ae, or digits_ae without Fashion-MNIST)")
-    bench.add_argument("--epochs", type=int, default=6, help="epochs per measurement (the first compiles)")
-    bench.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    bench = sub.add_parser("bench", help="the benchmark suite: steps/s, compile time and efficiency of every kind "
+                           "and net, fit against the bare scan, contractive methods, sweeps, PyTorch eager")
+    bench.add_argument("--only", metavar="SECTIONS", help="comma-separated sections to run: loop, kinds, nets, "
+                       "contractive, sweep, torch (default: all)")
+    bench.add_argument("--repeats", type=int, help="repeats per figure; medians are reported (default 3, quick 1)")
+    bench.add_argument("--quick", action="store_true", help="a smoke test: digits, batch 128, fewer steps and runs")
+    bench.add_argument("--batch-sizes", help="batch sizes of the kinds and nets tables (default 128,1024)")
+    bench.add_argument("--sweep-runs", help="sweep sizes (default 1,4,16,64)")
+    bench.add_argument("--experiment", help="time this experiment in the loop section instead of the 784-512-32 "
+                       "sigmoid MLP autoencoder")
+    bench.add_argument("--epochs", type=int, help="epochs per fit in the loop section, the first compiles (default 6)")
+    bench.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value of the loop "
+                       "section's model (repeatable)")
     bench.add_argument("--data-dir", help="directory holding dataset files")
     bench.add_argument("--json", help="also write the results as JSON to this file")
     bench.set_defaults(func=cmd_bench)

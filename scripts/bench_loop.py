@@ -2,8 +2,8 @@
 
     python scripts/bench_loop.py [--experiment fmnist_mlp_ae] [--epochs 6] [--json FILE]
 
-Prints both throughputs (steps/s) and their ratio; the loop is meant to stay within 10%
-of the bare scan. Same as `aejax bench`.
+The loop section of the benchmark suite (`aejax bench --only loop`): both throughputs
+(steps/s) and their ratio; the loop is meant to stay within 10% of the bare scan.
 """
 
 import sys
@@ -11,4 +11,4 @@ import sys
 from aejax.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", *sys.argv[1:]]))
+    sys.exit(main(["bench", "--only", "loop", *sys.argv[1:]]))

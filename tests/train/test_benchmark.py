@@ -1,18 +1,104 @@
+import json
+
 import jax
 import numpy as np
+import pytest
+from conftest import digits_config
 
-from aejax.train.benchmark import benchmark_loop, make_bare_scan
+from aejax.bench import (
+    SuiteOptions,
+    counted_mlp_step_flops,
+    reference_config,
+    run_suite,
+    time_run_step,
+)
+from aejax.bench import suite as suite_module
+from aejax.cli import main
+from aejax.errors import ConfigError
+from aejax.train.benchmark import make_bare_scan
 from aejax.train.setup import setup_run
 from aejax.train.step import epoch_batch_indices
 
-from conftest import digits_config
+
+@pytest.fixture(scope="module")
+def suite_json(tmp_path_factory):
+    """`aejax bench --quick --only loop,torch` on digits with torch hidden: the JSON and stdout."""
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    patch = pytest.MonkeyPatch()
+    patch.setattr(suite_module, "torch_available", lambda: False)
+    try:
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["bench", "--quick", "--only", "loop,torch", "--epochs", "2", "--json", str(path)])
+    finally:
+        patch.undo()
+    assert code == 0
+    return json.loads(path.read_text()), out.getvalue()
 
 
-def test_benchmark_reports_both_throughputs():
-    result = benchmark_loop(digits_config(), epochs=3)
-    assert {"fit_steps_per_s", "bare_scan_steps_per_s", "fit_over_bare", "backend"} <= set(result)
+def test_suite_json_keeps_the_loop_figures_and_names_the_machine(suite_json):
+    result, _ = suite_json
     assert result["fit_steps_per_s"] > 0 and result["bare_scan_steps_per_s"] > 0
-    assert result["fit_over_bare"] == result["fit_steps_per_s"] / result["bare_scan_steps_per_s"]
+    assert result["fit_over_bare"] == result["loop"]["fit_over_bare"]
+    assert result["loop"]["model_widths"] == "64-512-32" and result["loop"]["optimizer"] == "adam"
+    machine = result["machine"]
+    assert {"device", "backend", "cpu_model", "cpu_cores", "jax", "flax", "optax"} <= set(machine)
+    assert machine["jax"] == jax.__version__
+    assert result["dataset"] == "digits" and "quick" in result["dataset_note"]
+    assert result["matmul_peak_flops_per_s"] > 0
+
+
+def test_suite_without_torch_says_the_reference_was_skipped(suite_json):
+    result, stdout = suite_json
+    assert "torch_steps_per_s" not in result["torch"] and "skipped" in result["torch"]["torch_skipped"]
+    assert result["torch"]["bare_scan_steps_per_s"] > 0 and result["torch"]["jit_loop_steps_per_s"] > 0
+    assert "the reference was skipped" in stdout and "| fit_steps_per_s |" in stdout
+
+
+@pytest.fixture(scope="module")
+def step_row():
+    """One row of the kinds table: the 64-512-32 sigmoid MLP on digits, batch 32, 3 steps, one repeat."""
+    run = setup_run(reference_config("digits", batch_size=32))
+    flops = counted_mlp_step_flops((64, 512, 32, 512, 64), 32)
+    return flops, time_run_step(run, steps=3, repeats=1, counted_flops=flops, peak_shapes=((64, 64, 64),))
+
+
+def test_counted_mlp_flops_match_the_compiled_programs_cost_analysis(step_row):
+    counted, row = step_row
+    assert counted == 2 * 32 * (64 * 512 + 512 * 32) * 2 * 3 - 2 * 32 * 64 * 512
+    # the cost analysis adds the elementwise work (sigmoids, loss, Adam) that the count leaves out
+    assert counted <= row["cost_flops"] <= 1.2 * counted
+
+
+def test_a_step_row_reports_compile_rate_and_efficiency_from_one_measurement(step_row):
+    flops, row = step_row
+    assert row["compile_s"] > 0 and row["finite"] and row["counted_flops"] == flops
+    assert row["examples_per_s"] == pytest.approx(32 * row["steps_per_s"])
+    assert row["step_flops_per_s"] == pytest.approx(flops * row["steps_per_s"])
+    assert row["efficiency"] == pytest.approx(row["step_flops_per_s"] / row["matmul_peak_flops_per_s"])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"only": ("loop", "speed")}, "unknown benchmark section"),
+    ({"repeats": 0}, "repeats must be >= 1"),
+    ({"sweep_runs": (0,)}, "sweep sizes must be positive"),
+])
+def test_bad_suite_options_are_config_errors(options, message):
+    with pytest.raises(ConfigError, match=message):
+        run_suite(SuiteOptions(**options))
+
+
+def test_torch_reference_trains_when_torch_is_installed():
+    pytest.importorskip("torch")
+    from aejax.bench import torch_steps_per_s
+
+    x = np.random.default_rng(0).uniform(size=(256, 64)).astype(np.float32)
+    out = torch_steps_per_s(x, widths=(64, 32, 8, 32, 64), activation="sigmoid", batch_size=32,
+                            learning_rate=1e-3, steps=5, repeats=1, threads=1)
+    assert out["steps_per_s"] > 0 and np.isfinite(out["final_loss"]) and out["threads"] == 1
 
 
 def test_bare_scan_and_fit_run_the_same_optimizer_and_step():
@@ -39,3 +125,8 @@ def test_bare_scan_and_fit_run_the_same_optimizer_and_step():
     moved = [float(np.abs(a - b).max()) for a, b in zip(jax.tree_util.tree_leaves(first["params"]),
                                                         jax.tree_util.tree_leaves(init))]
     assert max(moved) > 0
+
+
+def test_bench_command_rejects_malformed_numbers_before_running(capsys):
+    assert main(["bench", "--quick", "--batch-sizes", "128,1k"]) == 2
+    assert "--batch-sizes must be comma-separated integers" in capsys.readouterr().err

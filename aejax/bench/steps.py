@@ -1,0 +1,123 @@
+"""Timing one run's training step: compile apart from run time, FLOPs per step, efficiency.
+
+Every timed program is the bare `lax.scan` of a `RunSetup`'s own step (`make_bare_scan`, the
+program `fit` runs without validation, logging and checkpoints). Compile time is the
+`lower(...).compile()` of that scan; run time is the median over repeats of one call of S
+steps. Each repeat also times the peak matmul (`aejax.bench.machine`), right after the
+steps, so the efficiency (step FLOP/s over matmul FLOP/s) compares two figures measured under
+the same load; its median over repeats is reported.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aejax.bench.machine import PEAK_SHAPES, matmul_peak_flops_per_s
+from aejax.train.benchmark import make_bare_scan
+from aejax.train.setup import RunSetup
+from aejax.train.step import epoch_batch_indices
+
+
+def counted_mlp_step_flops(widths: Sequence[int], batch_size: int) -> float:
+    """Matmul FLOPs of one training step of an MLP with layer widths `widths` (input first).
+
+    Forward: 2*B*in*out per layer. Backward: the weight gradient of every layer (2*B*in*out)
+    and the input gradient of every layer but the first (nothing needs d loss / d x).
+    Elementwise work (activations, the loss, the optimizer) is not counted.
+    """
+    pairs = list(itertools.pairwise(widths))
+    if not pairs or batch_size < 1:
+        raise ValueError(f"need at least two widths and a positive batch size, got {widths} and {batch_size}.")
+    forward = sum(2.0 * batch_size * a * b for a, b in pairs)
+    first_input_grad = 2.0 * batch_size * pairs[0][0] * pairs[0][1]
+    return 3 * forward - first_input_grad
+
+
+def compiled_flops(compiled) -> float | None:
+    """The "flops" XLA's cost analysis gives a compiled program (a dict, or a list with one dict
+    on some jax versions); None when the backend does not say."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 - some backends raise instead of returning nothing
+        return None
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    flops = (analysis or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
+def step_flops(run: RunSetup) -> float | None:
+    """FLOPs of one jitted training step of `run` from the compiled program's cost analysis.
+
+    The single step is compiled for this (a scanned program's cost analysis counts its loop
+    body once, not once per step).
+    """
+    batch = {"x": jnp.asarray(run.dataset.train.x[:run.train.batch_size]),
+             "y": jnp.asarray(run.dataset.train.y[:run.train.batch_size])}
+    step = jax.jit(run.train_step())
+    return compiled_flops(step.lower(run.init_state(), batch, run.keys.loop, run.hp).compile())
+
+
+def batch_indices(run: RunSetup, steps: int) -> jax.Array:
+    """[steps, B] example indices: the run's epochs in order, as many as `steps` needs."""
+    per_epoch = run.steps_per_epoch
+    epochs = [epoch_batch_indices(run.keys.data, e, num_examples=len(run.dataset.train),
+                                  batch_size=run.train.batch_size) for e in range(-(-steps // per_epoch))]
+    return jnp.concatenate(epochs)[:steps]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds `fn()` takes, its outputs ready."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    return time.perf_counter() - start
+
+
+def time_run_step(run: RunSetup, *, steps: int, repeats: int, counted_flops: float | None = None,
+                  peak_shapes=PEAK_SHAPES) -> dict[str, Any]:
+    """Times `steps` steps of `run`'s bare scan `repeats` times; one row of the suite's tables.
+
+    Returns compile_s, steps_per_s and examples_per_s (medians), the FLOPs per step from the
+    cost analysis (`cost_flops`) and, when given, the counted matmul FLOPs (`counted_flops`,
+    used as the model FLOPs when present), `step_flops_per_s`, the `matmul_peak_flops_per_s`
+    measured beside it, and `efficiency`, the median of their per-repeat ratio.
+    """
+    if steps < 1 or repeats < 1:
+        raise ValueError(f"steps and repeats must be >= 1, got {steps} and {repeats}.")
+    bare = make_bare_scan(run)
+    idx_SxB = batch_indices(run, steps)
+    state = run.init_state()
+    start = time.perf_counter()
+    compiled = bare.lower(state, idx_SxB).compile()
+    compile_s = time.perf_counter() - start
+    state, out = compiled(state, idx_SxB)  # first call: allocations, caches
+    jax.block_until_ready(out)
+    cost = step_flops(run)
+    model_flops = counted_flops or cost
+    seconds, peaks = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, out = compiled(state, idx_SxB)
+        jax.block_until_ready((state, out))
+        seconds.append(time.perf_counter() - start)
+        peaks.append(matmul_peak_flops_per_s(peak_shapes))
+    steps_per_s = [steps / s for s in seconds]
+    row = {"batch_size": run.train.batch_size, "steps": steps, "repeats": repeats, "compile_s": compile_s,
+           "steps_per_s": statistics.median(steps_per_s),
+           "examples_per_s": statistics.median(steps_per_s) * run.train.batch_size,
+           "cost_flops": cost, "counted_flops": counted_flops, "matmul_peak_flops_per_s": statistics.median(peaks)}
+    if model_flops:
+        row["step_flops_per_s"] = model_flops * row["steps_per_s"]
+        row["efficiency"] = statistics.median(model_flops * r / p for r, p in zip(steps_per_s, peaks))
+    else:
+        row["step_flops_per_s"] = row["efficiency"] = None
+    row["finite"] = bool(np.all(np.asarray(out[1])))
+    return row

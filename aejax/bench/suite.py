@@ -1,0 +1,404 @@
+"""The benchmark suite behind `aejax bench` and `scripts/bench.py`: one run, every figure side by side.
+
+Sections (`SECTIONS`; `only=` picks some):
+  loop         `fit` against the bare scan of the same `setup_run` (one optimizer), the reference model
+  kinds        every autoencoder kind on the reference MLP (the MAE on its transformer), batch 128 and 1024
+  nets         the conv net (float32 and bfloat16 compute) and the transformer, batch 128 and 1024
+  contractive  the contractive penalty's Jacobian methods against the plain step, batch 128
+  sweep        vmapped sweep programs of 1, 4, 16 and 64 runs (seeds), run-steps/s
+  torch        a Python loop of jitted steps and the PyTorch eager step against the bare scan
+
+The reference model is the 784-512-32 sigmoid MLP autoencoder (MSE, Adam, batch 128) on
+Fashion-MNIST; without Fashion-MNIST (or with `quick`) it is the 64-512-32 one on scikit-learn's
+digits, and the output says so. Every figure is the median over `repeats`; each step row has its
+compile time apart, its FLOPs per step (counted for MLPs, else XLA's cost analysis), its FLOP/s,
+and the peak matmul FLOP/s measured beside it (`aejax.bench.steps`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from aejax.bench.machine import load_average, machine_info, matmul_peak_flops_per_s
+from aejax.bench.steps import (
+    batch_indices,
+    counted_mlp_step_flops,
+    time_run_step,
+    timed,
+)
+from aejax.bench.torch_reference import torch_available, torch_steps_per_s
+from aejax.config import apply_overrides, base_config, resolve_config
+from aejax.errors import ConfigError, DatasetNotFoundError
+from aejax.models import KINDS
+from aejax.sweep.group import stack
+from aejax.train.benchmark import benchmark_loop, make_bare_scan
+from aejax.train.setup import config_dataset, setup_run
+from aejax.train.step import epoch_body
+
+SECTIONS = ("loop", "kinds", "nets", "contractive", "sweep", "torch")
+SWEEP_RUNS = (1, 4, 16, 64)
+CONTRACTIVE_METHODS = ("auto", "jacrev", "jacfwd", "hutchinson")
+HIDDEN, CODE, ACTIVATION = (512,), 32, "sigmoid"
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteOptions:
+    """What to run and how long: `only` sections, `repeats` per figure, `batch_sizes` for the step
+    tables, `sweep_runs`, `loop_epochs` per fit, `quick` (digits, fewer steps: a smoke test)."""
+
+    only: tuple[str, ...] = SECTIONS
+    repeats: int = 3
+    batch_sizes: tuple[int, ...] = (128, 1024)
+    sweep_runs: tuple[int, ...] = SWEEP_RUNS
+    loop_epochs: int = 6
+    quick: bool = False
+    data_dir: str | None = None
+    loop_config: ml_collections.ConfigDict | None = None  # the loop section's model (default: the reference)
+    loop_overrides: tuple[tuple[str, Any], ...] = ()  # dotted-key overrides of the reference in the loop section
+
+    def check(self) -> None:
+        unknown = sorted(set(self.only) - set(SECTIONS))
+        if unknown or not self.only:
+            raise ConfigError(f"unknown benchmark section(s) {unknown or '(none given)'}; choose from "
+                              f"{', '.join(SECTIONS)}, e.g. --only loop,torch.")
+        if self.repeats < 1 or self.loop_epochs < 2:
+            raise ConfigError(f"repeats must be >= 1 and loop epochs >= 2 (the first compiles), got "
+                              f"{self.repeats} and {self.loop_epochs}.")
+        if not self.batch_sizes or min(self.batch_sizes) < 1 or not self.sweep_runs or min(self.sweep_runs) < 1:
+            raise ConfigError("batch sizes and sweep sizes must be positive integers, e.g. 128,1024 and 1,4,16.")
+
+
+def pick_dataset(data_dir: str | None, quick: bool) -> tuple[str, str]:
+    """("fashion_mnist", "") when its files are found and not `quick`, else ("digits", why)."""
+    if quick:
+        return "digits", "quick run: scikit-learn digits (8x8) instead of Fashion-MNIST"
+    from aejax.data import find_fashion_mnist
+
+    try:
+        find_fashion_mnist(data_dir)
+        return "fashion_mnist", ""
+    except DatasetNotFoundError:
+        return "digits", "Fashion-MNIST not found: scikit-learn digits (8x8) instead (see `aejax download`)"
+
+
+def reference_config(dataset: str, *, kind: str = "undercomplete", net: str = "mlp", batch_size: int = 128,
+                     data_dir: str | None = None, **overrides) -> ml_collections.ConfigDict:
+    """The suite's model: a `kind` autoencoder on the 784-512-32 sigmoid MLP (code 32, Adam at 1e-3)
+    for `dataset`; `net="conv"` is fmnist_ae's net (32/64 channels, Dense 256), `"transformer"`
+    fmnist_transformer_ae's (patch 7, one block; patch 4 on 8x8 digits)."""
+    c = base_config(kind=kind, net=net)
+    c.data.name = dataset
+    c.data.dir = data_dir or ""
+    if dataset == "fashion_mnist":
+        c.data.val_size = 5000
+    c.model.code_size = CODE
+    c.model.hidden = HIDDEN if net == "mlp" else ((256,) if net == "conv" else c.model.hidden)
+    c.model.activation = ACTIVATION if net == "mlp" else c.model.activation
+    if net == "transformer":
+        c.model.patch_size = 7 if dataset == "fashion_mnist" else 4
+        c.model.depth = 1 if kind != "mae" else c.model.depth
+    return resolve_config(c, {"train.batch_size": batch_size, "train.progress": False, "train.figures": False,
+                              **overrides})
+
+
+def mlp_widths(run) -> tuple[int, ...] | None:
+    """Layer widths (input first) of an undercomplete MLP run, for the counted FLOPs; None otherwise."""
+    model = run.config.model
+    if model.net != "mlp" or model.kind not in ("undercomplete", "denoising"):
+        return None
+    features = int(run.dataset.train.x[0].size)
+    return (features, *model.hidden, model.code_size, *reversed(model.hidden), features)
+
+
+def _steps_for(net: str, batch_size: int, quick: bool, method: str = "") -> int:
+    """Steps per timed call: about half a second of work on a 2-core CPU."""
+    per_128 = {"mlp": 40, "conv": 3, "transformer": 10}[net]
+    if method == "jacfwd":
+        per_128 = 2
+    elif method in ("auto", "jacrev"):
+        per_128 = 6
+    steps = max(1, per_128 * 128 // batch_size)
+    return max(1, steps // 4) if quick else steps
+
+
+class Suite:
+    """One benchmark run: holds the options, the dataset (loaded once) and the results as they come."""
+
+    def __init__(self, options: SuiteOptions, *, log=print):
+        options.check()
+        self.options = options
+        self.log = log
+        self.dataset_name, self.dataset_note = pick_dataset(options.data_dir, options.quick)
+        self._datasets: dict[tuple, Any] = {}
+
+    def setup(self, config: ml_collections.ConfigDict):
+        """`setup_run(config)`, sharing one loaded dataset between configs with the same data section."""
+        key = tuple(sorted(config.data.to_dict().items()))
+        if key not in self._datasets:
+            self._datasets[key] = config_dataset(config.data)
+        return setup_run(config, dataset=self._datasets[key])
+
+    def config(self, **kwargs) -> ml_collections.ConfigDict:
+        return reference_config(self.dataset_name, data_dir=self.options.data_dir, **kwargs)
+
+    def step_row(self, name: str, config: ml_collections.ConfigDict, steps: int) -> dict[str, Any]:
+        run = self.setup(config)
+        widths = mlp_widths(run)
+        counted = counted_mlp_step_flops(widths, run.train.batch_size) if widths else None
+        row = {"name": name, "kind": config.model.kind, "net": config.model.net,
+               **time_run_step(run, steps=steps, repeats=self.options.repeats, counted_flops=counted)}
+        self.log(f"  {name:<28} batch {row['batch_size']:>5}: {row['steps_per_s']:9.1f} steps/s, compile "
+                 f"{row['compile_s']:.1f} s" + (f", efficiency {row['efficiency']:.2f}" if row["efficiency"] else ""))
+        return row
+
+    # -- sections -------------------------------------------------------------------------------------
+
+    def loop(self) -> dict[str, Any]:
+        config = self.options.loop_config or self.config(**dict(self.options.loop_overrides))
+        if self.options.loop_config is None and self.options.quick:
+            config = apply_overrides(config, {"train.batch_size": 64})
+        repeats = [benchmark_loop(config, epochs=self.options.loop_epochs) for _ in range(self.options.repeats)]
+        fit = [r["fit_steps_per_s"] for r in repeats]
+        bare = [r["bare_scan_steps_per_s"] for r in repeats]
+        out = {**{k: v for k, v in repeats[0].items() if not k.endswith("per_s") and k != "fit_over_bare"},
+               "fit_steps_per_s": statistics.median(fit), "bare_scan_steps_per_s": statistics.median(bare),
+               "fit_over_bare": statistics.median(f / b for f, b in zip(fit, bare)),
+               "fit_steps_per_s_repeats": fit, "bare_scan_steps_per_s_repeats": bare,
+               "optimizer": config.optim.name, "model_widths": self._widths_label(config)}
+        self.log(f"  loop: fit {out['fit_steps_per_s']:.1f} vs bare scan {out['bare_scan_steps_per_s']:.1f} "
+                 f"steps/s (fit/bare {out['fit_over_bare']:.3f})")
+        return out
+
+    def _widths_label(self, config) -> str:
+        run = self.setup(config)
+        widths = mlp_widths(run)
+        return "-".join(str(w) for w in widths[:len(widths) // 2 + 1]) if widths else config.model.net
+
+    def kinds(self) -> list[dict[str, Any]]:
+        rows = []
+        for batch in self.options.batch_sizes:
+            for kind in KINDS:
+                net = "transformer" if kind == "mae" else "mlp"
+                config = self.config(kind=kind, net=net, batch_size=batch)
+                rows.append(self.step_row(kind, config, _steps_for(net, batch, self.options.quick)))
+        return rows
+
+    def nets(self) -> list[dict[str, Any]]:
+        rows = []
+        for batch in self.options.batch_sizes:
+            for net, dtype in (("conv", "float32"), ("conv", "bfloat16"), ("transformer", "float32")):
+                config = self.config(net=net, batch_size=batch, **{"model.dtype": dtype})
+                rows.append({**self.step_row(f"{net} {dtype}", config, _steps_for(net, batch, self.options.quick)),
+                             "dtype": dtype})
+        return rows
+
+    def contractive(self) -> list[dict[str, Any]]:
+        plain = self.step_row("plain (undercomplete)", self.config(), _steps_for("mlp", 128, self.options.quick))
+        rows = [{**plain, "method": "plain", "relative_to_plain": 1.0}]
+        for method in CONTRACTIVE_METHODS:
+            config = self.config(kind="contractive", **{"model.method": method})
+            row = self.step_row(f"contractive {method}", config, _steps_for("mlp", 128, self.options.quick, method))
+            rows.append({**row, "method": method, "relative_to_plain": plain["steps_per_s"] / row["steps_per_s"]})
+        return rows
+
+    def sweep(self) -> list[dict[str, Any]]:
+        """R seeds of the reference model as one vmapped program (`epoch_body`, as `aejax sweep` runs a
+        group) over a fixed S steps: run-steps/s and the speed-up over one run."""
+        config = self.config()
+        first = self.setup(config)
+        batch = first.train.batch_size
+        steps = min(_steps_for("mlp", batch, self.options.quick) // 2 or 1, first.steps_per_epoch)
+        num = steps * batch
+        body = epoch_body(first.train_step(), num_examples=num, batch_size=batch)
+        x, y = jax.device_put(first.dataset.train.x[:num]), jax.device_put(first.dataset.train.y[:num])
+        widths = mlp_widths(first)
+        flops = counted_mlp_step_flops(widths, batch)
+        rows = []
+        for runs in self.options.sweep_runs:
+            setups = [first] + [self.setup(resolve_config(config, {"seed": s})) for s in range(1, runs)]
+            group = jax.jit(jax.vmap(body, in_axes=(0, None, None, 0, 0, 0, None)))
+            state = stack([s.init_state() for s in setups])
+            args = (stack([s.hp for s in setups]), jnp.stack([s.keys.data for s in setups]),
+                    jnp.stack([s.keys.loop for s in setups]))
+            start = time.perf_counter()
+            compiled = group.lower(state, x, y, *args, 0).compile()
+            compile_s = time.perf_counter() - start
+            state, _ = compiled(state, x, y, *args, 0)
+            rates, peaks = [], []
+            for r in range(self.options.repeats):
+                start = time.perf_counter()
+                jax.block_until_ready(compiled(state, x, y, *args, r + 1))
+                rates.append(runs * steps / (time.perf_counter() - start))
+                peaks.append(matmul_peak_flops_per_s())
+            row = {"runs": runs, "batch_size": batch, "steps": steps, "compile_s": compile_s,
+                   "run_steps_per_s": statistics.median(rates), "matmul_peak_flops_per_s": statistics.median(peaks),
+                   "step_flops_per_s": flops * statistics.median(rates),
+                   "efficiency": statistics.median(flops * a / p for a, p in zip(rates, peaks))}
+            rows.append(row)
+            self.log(f"  sweep of {runs:>3} runs: {row['run_steps_per_s']:9.1f} run-steps/s, compile {compile_s:.1f} s")
+        for row in rows:
+            row["speedup_over_one_run"] = row["run_steps_per_s"] / rows[0]["run_steps_per_s"]
+        return rows
+
+    def torch(self) -> dict[str, Any]:
+        """The bare scan, a Python loop of the jitted step and PyTorch eager, interleaved per repeat."""
+        run = self.setup(self.config())
+        batch = run.train.batch_size
+        steps = _steps_for("mlp", batch, self.options.quick) * 2
+        bare = make_bare_scan(run)
+        idx_SxB = batch_indices(run, steps)
+        x, y = jax.device_put(run.dataset.train.x), jax.device_put(run.dataset.train.y)
+        step = run.train_step()
+
+        @jax.jit
+        def one_step(state, idx_B, key):
+            return step(state, {"x": jnp.take(x, idx_B, axis=0), "y": jnp.take(y, idx_B, axis=0)}, key, run.hp)
+
+        def python_loop(state):
+            for i in range(steps):
+                state, _, _ = one_step(state, idx_SxB[i], jax.random.fold_in(run.keys.loop, i))
+            return state
+
+        state = run.init_state()
+        state, _ = bare(state, idx_SxB)
+        loop_state = python_loop(run.init_state())
+        has_torch = torch_available()
+        threads = os.cpu_count() or 1
+        flat = run.dataset.train.x.reshape(len(run.dataset.train), -1)
+        widths = mlp_widths(run)
+        rates: dict[str, list[float]] = {"bare_scan": [], "jit_loop": [], "torch": []}
+        torch_info: dict[str, Any] = {}
+        for _ in range(self.options.repeats):
+            rates["bare_scan"].append(steps / timed(lambda: bare(state, idx_SxB)))
+            rates["jit_loop"].append(steps / timed(lambda: python_loop(loop_state)))
+            if has_torch:
+                torch_info = torch_steps_per_s(flat, widths=widths, activation=ACTIVATION, batch_size=batch,
+                                               learning_rate=float(run.hp["learning_rate"]), steps=steps,
+                                               repeats=1, threads=threads)
+                rates["torch"].append(torch_info["steps_per_s"])
+        out = {"batch_size": batch, "steps": steps, "model_widths": "-".join(map(str, widths[:len(widths) // 2 + 1])),
+               "bare_scan_steps_per_s": statistics.median(rates["bare_scan"]),
+               "jit_loop_steps_per_s": statistics.median(rates["jit_loop"])}
+        if has_torch:
+            out.update({"torch_steps_per_s": statistics.median(rates["torch"]), "torch_threads": threads,
+                        "torch_version": torch_info["torch"],
+                        "bare_scan_over_torch": statistics.median(
+                            b / t for b, t in zip(rates["bare_scan"], rates["torch"])),
+                        "jit_loop_over_torch": statistics.median(
+                            j / t for j, t in zip(rates["jit_loop"], rates["torch"]))})
+            self.log(f"  torch eager {out['torch_steps_per_s']:.1f} steps/s ({threads} threads); bare scan "
+                     f"{out['bare_scan_over_torch']:.2f}x torch")
+        else:
+            out["torch_skipped"] = "torch is not installed (pip install 'aejax[bench]'); the reference was skipped"
+            self.log(f"  {out['torch_skipped']}")
+        return out
+
+    def run(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"schema": 1, "machine": machine_info(), "dataset": self.dataset_name,
+                                  "dataset_note": self.dataset_note, "repeats": self.options.repeats,
+                                  "quick": self.options.quick, "sections": list(self.options.only),
+                                  "load_average_before": load_average()}
+        if self.dataset_note:
+            self.log(f"aejax bench: {self.dataset_note}")
+        start = time.perf_counter()
+        result["matmul_peak_flops_per_s"] = matmul_peak_flops_per_s()
+        for section in SECTIONS:
+            if section in self.options.only:
+                self.log(f"aejax bench: {section} ...")
+                result[section] = getattr(self, section)()
+        if "loop" in result:
+            for key in ("fit_steps_per_s", "bare_scan_steps_per_s", "fit_over_bare"):
+                result[key] = result["loop"][key]
+        result["load_average_after"] = load_average()
+        result["total_s"] = time.perf_counter() - start
+        return result
+
+
+def run_suite(options: SuiteOptions | None = None, *, log=print) -> dict[str, Any]:
+    """Runs the selected sections and returns the JSON-able result (see the module docstring)."""
+    return Suite(options or SuiteOptions(), log=log).run()
+
+
+# -- the markdown tables ------------------------------------------------------------------------------
+
+def _fmt(value, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _gflops(value) -> str:
+    return "-" if value is None else f"{value / 1e9:.1f}"
+
+
+def _step_table(rows) -> str:
+    return _table(["step", "batch", "compile s", "steps/s", "examples/s", "MFLOP/step", "GFLOP/s",
+                   "peak GFLOP/s", "efficiency"],
+                  [[r["name"], str(r["batch_size"]), _fmt(r["compile_s"]), _fmt(r["steps_per_s"]),
+                    _fmt(r["examples_per_s"], ".0f"),
+                    _fmt((r["counted_flops"] or r["cost_flops"] or 0) / 1e6 or None, ".1f"),
+                    _gflops(r["step_flops_per_s"]), _gflops(r["matmul_peak_flops_per_s"]), _fmt(r["efficiency"], ".2f")]
+                   for r in rows])
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """Every section of a `run_suite` result as markdown tables, with the machine on top."""
+    m = result["machine"]
+    parts = [(f"**{m['device']}** ({m['backend']}, {m['device_count']} device(s)); CPU {m['cpu_model']}, "
+             f"{m['cpu_cores']} cores; jax {m['jax']}, flax {m['flax']}, optax {m['optax']}, torch "
+             f"{m['torch'] or 'not installed'}; data: {result['dataset']}; median of {result['repeats']} "
+             f"repeat(s); load average before {result['load_average_before']}, after "
+             f"{result['load_average_after']}; peak float32 matmul {_gflops(result['matmul_peak_flops_per_s'])} "
+             f"GFLOP/s; {result['total_s']:.0f} s in all.")]
+    if result.get("dataset_note"):
+        parts.append(f"Note: {result['dataset_note']}.")
+    if "loop" in result:
+        lp = result["loop"]
+        parts.append(f"### fit against the bare scan ({lp['model']} {lp['model_widths']}, batch {lp['batch_size']}, "
+                     f"{lp['optimizer']} in both)\n\n" + _table(
+                         ["fit_steps_per_s", "bare_scan_steps_per_s", "fit / bare"],
+                         [[_fmt(lp["fit_steps_per_s"]), _fmt(lp["bare_scan_steps_per_s"]),
+                           _fmt(lp["fit_over_bare"], ".3f")]]))
+    if "torch" in result:
+        t = result["torch"]
+        rows = [["bare scanned step (aejax)", _fmt(t["bare_scan_steps_per_s"]),
+                 _fmt(t.get("bare_scan_over_torch"), ".2f")],
+                ["Python loop of the jitted step", _fmt(t["jit_loop_steps_per_s"]),
+                 _fmt(t.get("jit_loop_over_torch"), ".2f")]]
+        if "fit_steps_per_s" in result and "torch_steps_per_s" in t:
+            rows.insert(0, ["fit (from the loop table)", _fmt(result["fit_steps_per_s"]),
+                            _fmt(result["fit_steps_per_s"] / t["torch_steps_per_s"], ".2f")])
+        rows.append([f"PyTorch eager ({t.get('torch_threads', '-')} threads)", _fmt(t.get("torch_steps_per_s")),
+                     "1.00" if "torch_steps_per_s" in t else "-"])
+        title = f"### against PyTorch eager ({t['model_widths']} sigmoid MLP AE, batch {t['batch_size']})"
+        note = f"\n\n{t['torch_skipped']}." if "torch_skipped" in t else ""
+        parts.append(f"{title}\n\n" + _table(["loop", "steps/s", "x torch"], rows) + note)
+    for section, title in (("kinds", "every kind (MLP; the MAE on its transformer)"),
+                           ("nets", "conv (float32, bfloat16) and transformer nets")):
+        if section in result:
+            parts.append(f"### {title}\n\n" + _step_table(result[section]))
+    if "contractive" in result:
+        rows = result["contractive"]
+        parts.append("### contractive penalty methods (batch 128)\n\n" + _table(
+            ["method", "steps/s", "compile s", "x plain step time"],
+            [[r["method"], _fmt(r["steps_per_s"]), _fmt(r["compile_s"]), _fmt(r["relative_to_plain"], ".2f")]
+             for r in rows]))
+    if "sweep" in result:
+        parts.append("### vmapped sweep programs (seeds of the reference model)\n\n" + _table(
+            ["runs", "batch", "compile s", "run-steps/s", "x one run", "efficiency"],
+            [[str(r["runs"]), str(r["batch_size"]), _fmt(r["compile_s"]), _fmt(r["run_steps_per_s"]),
+              _fmt(r["speedup_over_one_run"], ".2f"), _fmt(r["efficiency"], ".2f")] for r in result["sweep"]]))
+    return "\n\n".join(parts) + "\n"
