@@ -2,7 +2,7 @@
 
 Usage:
     aejax sweep experiments/fmnist_oneclass.py --workdir sweeps/fmnist_oneclass
-    python scripts/oneclass_table.py sweeps/fmnist_oneclass [--score mse] [--force]
+    python scripts/oneclass_table.py sweeps/fmnist_oneclass [--score smoothed_mse] [--force]
 
 Runs `aejax eval RUN --task anomaly` on every DIR/runs/*/ that has no eval_anomaly.json yet
 (or all with --force), then prints a Markdown table (one row per normal class, then the mean)
@@ -18,8 +18,8 @@ import os
 import sys
 import time
 
-DETECTORS = (("autoencoder", ""), ("PCA recon.", "pca_"), ("Isolation Forest", "isolation_forest_"),
-             ("one-class SVM", "ocsvm_"))
+DETECTORS = (("autoencoder", ""), ("PCA recon.", "pca_"), ("PCA recon. smoothed", "pca_smoothed_"),
+             ("Isolation Forest", "isolation_forest_"), ("one-class SVM", "ocsvm_"))
 
 
 def main(argv=None) -> int:
@@ -46,10 +46,11 @@ def main(argv=None) -> int:
         with open(path, encoding="utf-8") as f:
             res = json.load(f)
         rows.append({"normal_class": res["normal_class"], "score": res["score"],
-                     **{name: res[f"test/{prefix}{args.metric}"] for name, prefix in DETECTORS}})
+                     **{name: res[f"test/{prefix}{args.metric}"] for name, prefix in DETECTORS
+                        if f"test/{prefix}{args.metric}" in res}})
     rows.sort(key=lambda r: r["normal_class"])
-    means = {name: sum(r[name] for r in rows) / len(rows) for name, _ in DETECTORS}
-    names = [n for n, _ in DETECTORS]
+    names = [n for n, _ in DETECTORS if all(n in r for r in rows)]  # the smoothed PCA only for image data
+    means = {name: sum(r[name] for r in rows) / len(rows) for name in names}
     lines = [f"| normal class | " + " | ".join(f"{n} {args.metric.upper()}" if i == 0 else n
                                                 for i, n in enumerate(names)) + " |",
              "|---" * (len(names) + 1) + "|"]

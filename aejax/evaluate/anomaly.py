@@ -10,15 +10,22 @@ Autoencoder scores (each reported; option `score` picks the headline `test/auroc
   "code_knn"  mean Euclidean distance of the code to its `knn` nearest training codes;
   "combined"  reconstruction error and code distance together: the sum of the two after
               standardizing each by its mean and std on the (normal-only) validation split;
+  "smoothed_mse"  images only: the mean square of the residual x_hat - x after a Gaussian
+              low-pass filter over the image plane (std `smooth_sigma` pixels). An error that
+              is spatially coherent (a missing sleeve, a wrong silhouette) survives the filter,
+              pixel-level texture error averages away; a plain squared error weighs both alike
+              (the argument of Bergmann et al. 2019 for structural rather than per-pixel errors);
   "auto"      "elbo" for a `Likelihood` kind, else "mse" (on Fashion-MNIST the code distance
               scored below the reconstruction error, and adding it did not help: docs/evaluation.md).
 Baselines on the same split (scikit-learn), each under its own key: PCA reconstruction error
-at the model's code size ("pca"), Isolation Forest ("isolation_forest") and a one-class SVM
+at the model's code size ("pca"; for images also its smoothed error, "pca_smoothed", the same
+filter as "smoothed_mse" on PCA's residual), Isolation Forest ("isolation_forest") and a one-class SVM
 with an RBF kernel ("ocsvm") on the raw features, all fitted on the training split.
 
 References: Schölkopf et al. 2001, "Estimating the support of a high-dimensional distribution"
 (one-class SVM); Liu, Ting & Zhou 2008, "Isolation forest"; Golan & El-Yaniv 2018, "Deep anomaly
-detection using geometric transformations" (the one-class Fashion-MNIST protocol).
+detection using geometric transformations" (the one-class Fashion-MNIST protocol); Bergmann et al.
+2019, "Improving unsupervised defect segmentation by applying structural similarity to autoencoders".
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from sklearn.svm import OneClassSVM
 from aejax.errors import ConfigError
 from aejax.models.protocols import Likelihood
 
-SCORES = ("auto", "mse", "elbo", "code_knn", "combined")
+SCORES = ("auto", "mse", "elbo", "code_knn", "combined", "smoothed_mse")
 
 
 def detection_metrics(scores_N: np.ndarray, is_anomaly_N: np.ndarray) -> dict[str, float]:
@@ -52,13 +59,35 @@ def detection_metrics(scores_N: np.ndarray, is_anomaly_N: np.ndarray) -> dict[st
             "pr_auc": float(average_precision_score(is_anomaly_N, scores_N))}
 
 
-def reconstruction_errors(model, params, x_N, *, batch_size: int = 1000) -> np.ndarray:
-    """Per-example mean squared error of model.reconstruct(x) against x -> [N]."""
+def is_image_batch(x) -> bool:
+    """Whether `x` holds images [N, H, W, C] with a real image plane (not tabular [N, D, 1, 1] or sequences)."""
+    return np.ndim(x) == 4 and min(np.shape(x)[1:3]) > 1
+
+
+def smoothed_squared_error(residual_NxHxWxC: np.ndarray, sigma: float) -> np.ndarray:
+    """Mean square of a residual after a Gaussian filter of std `sigma` pixels over H and W -> [N].
+
+    scipy's `gaussian_filter` (reflecting borders); sigma 0 is the plain mean squared error.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    r = np.asarray(residual_NxHxWxC, np.float64)
+    if sigma > 0:
+        r = gaussian_filter(r, sigma=(0.0, sigma, sigma, 0.0))
+    return np.mean(np.square(r).reshape(len(r), -1), axis=1)
+
+
+def reconstruction_errors(model, params, x_N, *, batch_size: int = 1000, smooth_sigma: float = 0.0) -> np.ndarray:
+    """Per-example mean squared error of model.reconstruct(x) against x -> [N]; with `smooth_sigma` > 0
+    (images), of the residual after a Gaussian filter of that std in pixels (`smoothed_squared_error`)."""
     out = []
     for start in range(0, len(x_N), batch_size):
         xb = x_N[start:start + batch_size]
         x_hat = np.asarray(model.reconstruct(params, {"x": xb, "y": np.zeros(len(xb), np.int32)}))
-        out.append(np.mean(np.square(x_hat - xb).reshape(len(xb), -1), axis=1))
+        if smooth_sigma > 0:
+            out.append(smoothed_squared_error(x_hat - xb, smooth_sigma))
+        else:
+            out.append(np.mean(np.square(x_hat - xb).reshape(len(xb), -1), axis=1))
     return np.concatenate(out)
 
 
@@ -87,8 +116,9 @@ def knn_distance(train_NxK: np.ndarray, query_MxK: np.ndarray, k: int) -> np.nda
 
 
 def baseline_scores(train_x: np.ndarray, test_x: np.ndarray, *, code_size: int, seed: int,
-                    ocsvm_nu: float = 0.1) -> dict[str, np.ndarray]:
-    """Anomaly scores of the classical detectors on raw features, fitted on `train_x` (higher = more anomalous)."""
+                    ocsvm_nu: float = 0.1, smooth_sigma: float = 0.0) -> dict[str, np.ndarray]:
+    """Anomaly scores of the classical detectors on raw features, fitted on `train_x` (higher = more anomalous);
+    with `smooth_sigma` > 0 also PCA's smoothed residual error ("pca_smoothed", images)."""
     flat_train = train_x.reshape(len(train_x), -1).astype(np.float64)
     flat_test = test_x.reshape(len(test_x), -1).astype(np.float64)
     k = max(1, min(int(code_size), flat_train.shape[0] - 1, flat_train.shape[1]))
@@ -96,13 +126,17 @@ def baseline_scores(train_x: np.ndarray, test_x: np.ndarray, *, code_size: int, 
     recon = pca.inverse_transform(pca.transform(flat_test))
     forest = IsolationForest(n_estimators=200, random_state=seed).fit(flat_train)
     svm = OneClassSVM(kernel="rbf", gamma="scale", nu=ocsvm_nu).fit(flat_train)
-    return {"pca": np.mean(np.square(recon - flat_test), axis=1),
-            "isolation_forest": -forest.score_samples(flat_test),
-            "ocsvm": -svm.decision_function(flat_test)}
+    scores = {"pca": np.mean(np.square(recon - flat_test), axis=1),
+              "isolation_forest": -forest.score_samples(flat_test),
+              "ocsvm": -svm.decision_function(flat_test)}
+    if smooth_sigma > 0:
+        scores["pca_smoothed"] = smoothed_squared_error((recon - flat_test).reshape(test_x.shape), smooth_sigma)
+    return scores
 
 
 def anomaly_task(model, params, dataset, hp, *, seed: int, out_dir: str, score: str = "auto", knn: int = 5,
-                 baselines: bool = True, ocsvm_nu: float = 0.1, batch_size: int = 1000) -> dict[str, Any]:
+                 baselines: bool = True, ocsvm_nu: float = 0.1, batch_size: int = 1000,
+                 smooth_sigma: float = 1.0) -> dict[str, Any]:
     """Scores the test split of a one-class run; the autoencoder beside PCA, Isolation Forest, one-class SVM.
 
     Args:
@@ -114,6 +148,7 @@ def anomaly_task(model, params, dataset, hp, *, seed: int, out_dir: str, score: 
       knn: neighbours for the code-distance score.
       baselines: also fit the three classical detectors.
       ocsvm_nu: the one-class SVM's nu (upper bound on the training outlier fraction).
+      smooth_sigma: std in pixels of the Gaussian filter of "smoothed_mse" and "pca_smoothed" (images).
     Returns:
       "test/auroc", "test/pr_auc" (the headline score, named in "score"), "test/<detector>_auroc"
       and "test/<detector>_pr_auc" for every autoencoder score and baseline, "normal_class",
@@ -133,6 +168,12 @@ def anomaly_task(model, params, dataset, hp, *, seed: int, out_dir: str, score: 
                           "seen as normal); this run trained on every class.")
     if knn < 1:
         raise ConfigError(f"knn must be >= 1, got {knn}.")
+    images = is_image_batch(dataset.test.x)
+    if score == "smoothed_mse" and not images:
+        raise ConfigError(f"score='smoothed_mse' filters the residual over the image plane, but this data has shape "
+                          f"{tuple(np.shape(dataset.test.x)[1:])} per example; use score='mse'.")
+    if smooth_sigma <= 0:
+        raise ConfigError(f"smooth_sigma must be > 0 pixels, got {smooth_sigma}.")
     test_x = dataset.test.x
     is_anomaly = dataset.test.y != normal
 
@@ -144,12 +185,15 @@ def anomaly_task(model, params, dataset, hp, *, seed: int, out_dir: str, score: 
     standard = lambda a, ref: (a - ref.mean()) / (ref.std() + 1e-12)
     ae_scores = {"mse": err["test"], "code_knn": dist["test"],
                  "combined": standard(err["test"], err["val"]) + standard(dist["test"], dist["val"])}
+    if images:
+        ae_scores["smoothed_mse"] = reconstruction_errors(model, params, test_x, batch_size=batch_size,
+                                                          smooth_sigma=smooth_sigma)
     if likelihood:
         ae_scores["elbo"] = negative_elbo(model, params, test_x, hp, key=jax.random.key(seed), batch_size=batch_size)
     all_scores = dict(ae_scores)
     if baselines:
         all_scores.update(baseline_scores(dataset.train.x, test_x, code_size=model.code_size, seed=seed,
-                                          ocsvm_nu=ocsvm_nu))
+                                          ocsvm_nu=ocsvm_nu, smooth_sigma=smooth_sigma if images else 0.0))
     detectors = {name: detection_metrics(s, is_anomaly) for name, s in all_scores.items()}
     results: dict[str, Any] = {"test/auroc": detectors[score]["auroc"], "test/pr_auc": detectors[score]["pr_auc"],
                                "score": score, "normal_class": int(normal),
