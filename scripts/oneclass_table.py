@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     rows.sort(key=lambda r: r["normal_class"])
     names = [n for n, _ in DETECTORS if all(n in r for r in rows)]  # the smoothed PCA only for image data
     means = {name: sum(r[name] for r in rows) / len(rows) for name in names}
-    lines = [f"| normal class | " + " | ".join(f"{n} {args.metric.upper()}" if i == 0 else n
+    lines = ["| normal class | " + " | ".join(f"{n} {args.metric.upper()}" if i == 0 else n
                                                 for i, n in enumerate(names)) + " |",
              "|---" * (len(names) + 1) + "|"]
     for r in rows:
