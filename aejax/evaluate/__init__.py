@@ -33,6 +33,7 @@ TASKS: dict[str, str] = {
     "compression": "aejax.evaluate.compression:compression_task",
     "inpainting": "aejax.evaluate.inpainting:inpainting_task",
     "mae": "aejax.evaluate.masked:mae_task",
+    "colorization": "aejax.evaluate.colorization:colorization_task",
 }
 
 _SUPPLIED = ("seed", "out_dir")  # keyword arguments the caller supplies, not options
