@@ -20,7 +20,10 @@ Autoencoder scores (each reported; option `score` picks the headline `test/auroc
 Baselines on the same split (scikit-learn), each under its own key: PCA reconstruction error
 at the model's code size ("pca"; for images also its smoothed error, "pca_smoothed", the same
 filter as "smoothed_mse" on PCA's residual), Isolation Forest ("isolation_forest") and a one-class SVM
-with an RBF kernel ("ocsvm") on the raw features, all fitted on the training split.
+with an RBF kernel ("ocsvm") on the raw features, all fitted on the training split; for
+sequences [N, T, C] also a rolling z-score ("rolling_zscore": each window's largest |z| of a
+point against the mean and std of the `zscore_window` points before it, or after it for a
+window's first points; `aejax.evaluate.series`; nothing is fitted).
 
 References: Schölkopf et al. 2001, "Estimating the support of a high-dimensional distribution"
 (one-class SVM); Liu, Ting & Zhou 2008, "Isolation forest"; Golan & El-Yaniv 2018, "Deep anomaly
@@ -42,6 +45,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.svm import OneClassSVM
 
 from aejax.errors import ConfigError
+from aejax.evaluate.series import rolling_zscore_scores
 from aejax.models.protocols import Likelihood
 
 SCORES = ("auto", "mse", "elbo", "code_knn", "combined", "smoothed_mse")
@@ -135,8 +139,8 @@ def baseline_scores(train_x: np.ndarray, test_x: np.ndarray, *, code_size: int, 
 
 
 def anomaly_task(model, params, dataset, hp, *, seed: int, out_dir: str, score: str = "auto", knn: int = 5,
-                 baselines: bool = True, ocsvm_nu: float = 0.1, batch_size: int = 1000,
-                 smooth_sigma: float = 1.0) -> dict[str, Any]:
+                 baselines: bool = True, ocsvm_nu: float = 0.1, batch_size: int = 1000, zscore_window: int = 16,
+                 per_class: bool = False, smooth_sigma: float = 1.0) -> dict[str, Any]:
     """Scores the test split of a one-class run; the autoencoder beside PCA, Isolation Forest, one-class SVM.
 
     Args:
@@ -149,6 +153,10 @@ def anomaly_task(model, params, dataset, hp, *, seed: int, out_dir: str, score: 
       baselines: also fit the three classical detectors.
       ocsvm_nu: the one-class SVM's nu (upper bound on the training outlier fraction).
       smooth_sigma: std in pixels of the Gaussian filter of "smoothed_mse" and "pca_smoothed" (images).
+      zscore_window: past points of the rolling z-score baseline (sequence data only).
+      per_class: also report every detector's AUROC for each anomalous class against the normal
+        class alone ("test/<detector>_auroc_class<c>"; e.g. spikes, level shifts and frequency
+        changes of `series_anomalies`).
     Returns:
       "test/auroc", "test/pr_auc" (the headline score, named in "score"), "test/<detector>_auroc"
       and "test/<detector>_pr_auc" for every autoencoder score and baseline, "normal_class",
@@ -194,12 +202,19 @@ def anomaly_task(model, params, dataset, hp, *, seed: int, out_dir: str, score: 
     if baselines:
         all_scores.update(baseline_scores(dataset.train.x, test_x, code_size=model.code_size, seed=seed,
                                           ocsvm_nu=ocsvm_nu, smooth_sigma=smooth_sigma if images else 0.0))
+        if np.ndim(test_x) == 3:
+            all_scores["rolling_zscore"] = rolling_zscore_scores(test_x, zscore_window)
     detectors = {name: detection_metrics(s, is_anomaly) for name, s in all_scores.items()}
     results: dict[str, Any] = {"test/auroc": detectors[score]["auroc"], "test/pr_auc": detectors[score]["pr_auc"],
                                "score": score, "normal_class": int(normal),
                                "test/anomaly_fraction": float(is_anomaly.mean())}
     for name, m in detectors.items():
         results[f"test/{name}_auroc"], results[f"test/{name}_pr_auc"] = m["auroc"], m["pr_auc"]
+    if per_class:
+        for c in sorted(set(np.unique(dataset.test.y).tolist()) - {int(normal)}):
+            keep = (dataset.test.y == normal) | (dataset.test.y == c)
+            for name, sc in all_scores.items():
+                results[f"test/{name}_auroc_class{c}"] = detection_metrics(sc[keep], is_anomaly[keep])["auroc"]
     results["detectors"] = detectors
     results["figures"] = [_figure(all_scores, score, is_anomaly, normal, out_dir)]
     return results

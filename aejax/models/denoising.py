@@ -77,7 +77,7 @@ class DenoisingAE:
     def check_data(self, x, y=None):
         common.check_data_for_likelihood(self.likelihood, x, y)
         x = np.asarray(x)
-        if x.min() < 0.0 or x.max() > 1.0:
+        if x.ndim == 4 and (x.min() < 0.0 or x.max() > 1.0):  # sequences [N, T, C] may take any values
             raise DataError(f"denoising corrupts images in [0, 1] but the data lie in [{x.min():.4g}, {x.max():.4g}]; "
                             "rescale the images to [0, 1].")
 

@@ -1,4 +1,8 @@
-"""Figures (matplotlib, Agg backend): reconstruction grids and training curves."""
+"""Figures (matplotlib, Agg backend): reconstruction grids and training curves.
+
+Images [N, H, W, C] are drawn as tiles; sequences [N, T, C] as line plots (one panel per
+example, one line per channel), through the same `image_rows` entry point.
+"""
 
 from __future__ import annotations
 
@@ -24,11 +28,46 @@ def _tile(images_NxHxWxC: np.ndarray, gap: int = 1) -> np.ndarray:
     return out
 
 
+def sequence_rows(rows: Sequence[np.ndarray], labels: Sequence[str], path: str, *, title: str = "",
+                  overlay: bool = False) -> str:
+    """Saves sequences [N, T, C] as line plots: one panel per example, one line per channel.
+
+    With `overlay`, every row is drawn into the same panels (e.g. inputs dashed under their
+    reconstructions, the legend naming the rows); otherwise one row of panels per array.
+    """
+    n = min(len(r) for r in rows)
+    grid_rows = 1 if overlay else len(rows)
+    fig, axes = plt.subplots(grid_rows, n, figsize=(1.6 * n, 1.3 * grid_rows + 0.4), squeeze=False,
+                             sharex=True, sharey=True)
+    styles = ("--", "-", ":", "-.")
+    for r, (row, label) in enumerate(zip(rows, labels)):
+        row = np.asarray(row, np.float32)
+        for j in range(n):
+            ax = axes[0 if overlay else r, j]
+            for c in range(row.shape[-1]):
+                ax.plot(row[j, :, c], styles[r % len(styles)] if overlay else "-", lw=1.0, color=f"C{c}",
+                        alpha=0.6 if overlay and r == 0 else 1.0, label=label if overlay and c == 0 and j == 0 else None)
+            ax.tick_params(labelsize=6)
+        if not overlay:
+            axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+    if overlay:
+        axes[0, 0].legend(fontsize=6, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def image_rows(rows: Sequence[np.ndarray], labels: Sequence[str], path: str, *, title: str = "") -> str:
     """Saves a grid with one row per array of images [N, H, W, C], labelled on the left.
 
     Each row is one tiled image (one axes per row, not per image: cheap to draw for every run of a sweep).
+    Sequences [N, T, C] are drawn as lines instead (`sequence_rows`).
     """
+    if np.ndim(rows[0]) == 3:
+        return sequence_rows(rows, labels, path, title=title)
     n = min(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), 1, figsize=(1.1 * n, 1.2 * len(rows)), squeeze=False)
     for ax, row, label in zip(axes[:, 0], rows, labels):
@@ -119,8 +158,12 @@ def training_figures(model, params, dataset, workdir: str, *, num_images: int = 
     os.makedirs(out, exist_ok=True)
     x = dataset.test.x[:num_images]
     x_hat = np.asarray(model.reconstruct(params, {"x": x, "y": dataset.test.y[:num_images]}))
-    paths = [image_rows([x, x_hat], ["input", "recon"], os.path.join(out, "reconstructions.png"),
-                        title="test inputs (top) and reconstructions (bottom)")]
+    if x.ndim == 3:
+        paths = [sequence_rows([x, x_hat], ["input", "recon"], os.path.join(out, "reconstructions.png"),
+                               title="test inputs (dashed) and reconstructions", overlay=True)]
+    else:
+        paths = [image_rows([x, x_hat], ["input", "recon"], os.path.join(out, "reconstructions.png"),
+                            title="test inputs (top) and reconstructions (bottom)")]
     paths.append(training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(out, "curves.png"),
                                  kl_warmup_steps=kl_warmup, lr_warmup_steps=lr_warmup_steps))
     return paths
