@@ -110,6 +110,10 @@ TRAIN_DEFAULTS = {"epochs": 20, "batch_size": 128, "eval_batch_size": 1000, "che
                   "mlflow": False, "mlflow_uri": "", "mlflow_experiment": "aejax"}
 MODEL_DEFAULTS = {"kind": "undercomplete", "code_size": 16}
 HP_DEFAULTS = {"learning_rate": 1e-3}
+# How the training split reaches the device (aejax.train.feed, aejax.data.lazy) and how often the loop
+# returns to the host (aejax.train.fit); none of them changes what a run computes.
+DATA_DEFAULTS.update({"on_device": True, "device_bytes_limit": 0, "stream_chunk_steps": 0, "mmap": False})
+TRAIN_DEFAULTS.update({"eval_every": 1, "epochs_per_call": 1, "async_metrics": False})
 
 
 def base_config(kind: str = "undercomplete", net: str = "mlp") -> ml_collections.ConfigDict:

@@ -284,6 +284,10 @@ def check_images(x: np.ndarray, *, what: str = "data", unit_range: bool = False)
 
     With `unit_range`, values must also lie in [0, 1] (what a Bernoulli likelihood needs).
     """
+    if callable(getattr(x, "chunks", None)):  # memory-mapped rows (aejax.data.lazy.Rows): a chunk at a time
+        for part in x.chunks():
+            check_images(part, what=what, unit_range=unit_range)
+        return
     x = np.asarray(x)
     if x.ndim != 4:
         raise DataError(f"{what} must have shape [N, H, W, C], got shape {x.shape}; "

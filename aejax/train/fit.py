@@ -16,7 +16,6 @@ import time
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -25,6 +24,7 @@ from aejax.data import Dataset
 from aejax.errors import CheckpointError, ConfigError, NonFiniteError
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import host, is_primary
+from aejax.train.feed import epoch_metrics
 from aejax.train.metrics import MetricsWriter, NullWriter
 from aejax.train.setup import RunKeys, RunSetup, setup_run
 from aejax.train.tracking import MlflowRun, log_training_end
@@ -36,6 +36,8 @@ EXIT_INTERRUPTED = 130
 
 # Keys that say how a run is shown, saved or where its data lie, not what it computes.
 NOT_IDENTITY = ("train.progress", "train.figures", "train.tensorboard", "train.checkpoint_every",
+                "data.on_device", "data.device_bytes_limit", "data.stream_chunk_steps", "data.mmap",
+                "train.eval_every", "train.epochs_per_call", "train.async_metrics",
                 "train.keep_checkpoints", "data.dir", "train.mlflow", "train.mlflow_uri", "train.mlflow_experiment")
 
 
@@ -108,15 +110,16 @@ def fit(config: ml_collections.ConfigDict, workdir: str, *, dataset: Dataset | N
         resume_step = int(host(state["step"]))
         writer = (MetricsWriter(workdir, resume_step=resume_step, tensorboard=opts.tensorboard, tracker=tracker)
                   if is_primary() else NullWriter())
-        evaluate, splits = run.eval_fn(), _device_splits(run)  # built once: the final report reuses them
+        evaluate, splits = run.eval_fn(), run.device_splits()  # built once: the final report reuses them
         try:
             state, epoch_times = train_epochs(
-                state, epoch_fn=run.epoch_fn(), evaluate=evaluate, data=splits[:2],
+                state, feed=run.feed_fn(), evaluate=evaluate, val_data=splits[1],
                 hp=run.hp, keys=run.keys, start_epoch=start_epoch, epochs=opts.epochs,
                 steps_per_epoch=run.steps_per_epoch, batch_size=opts.batch_size,
                 save=lambda epoch, s: ckpt.save(epoch, run.checkpoint_tree(s, epoch)), checkpointer=ckpt,
                 writer=writer, checkpoint_every=opts.checkpoint_every, skip_nonfinite=opts.skip_nonfinite,
-                progress=opts.progress)
+                progress=opts.progress, eval_every=opts.eval_every, epochs_per_call=opts.epochs_per_call,
+                async_metrics=opts.async_metrics)
         except BaseException as e:
             if tracker is not None:
                 tracker.finish("KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED")
@@ -158,59 +161,94 @@ def restore_or_init(run: RunSetup, ckpt: Checkpointer, workdir: str):
     return state, int(start_epoch)
 
 
-def _device_splits(run: RunSetup):
-    """((train_x, train_y), (val_x, val_y), (test_x, test_y)) on the device (replicated over a data mesh)."""
-    d = run.dataset
-    return tuple((run.replicate(s.x), run.replicate(s.y)) for s in (d.train, d.val, d.test))
-
-
-def train_epochs(state, *, epoch_fn: Callable, evaluate: Callable, data, hp, keys: RunKeys, start_epoch: int,
+def train_epochs(state, *, feed: Callable, evaluate: Callable, val_data, hp, keys: RunKeys, start_epoch: int,
                  epochs: int, steps_per_epoch: int, batch_size: int, save: Callable[[int, Any], None],
                  checkpointer: Checkpointer, writer: MetricsWriter, checkpoint_every: int, skip_nonfinite: bool,
-                 progress: bool):
-    """The epoch loop: one scanned device call per epoch, one host transfer, validation, logs, saves.
+                 progress: bool, eval_every: int = 1, epochs_per_call: int = 1, async_metrics: bool = False):
+    """The epoch loop: device calls of one or more epochs, one host transfer each, validation, logs, saves.
 
     Args:
       state: the train state to continue from (step `start_epoch * steps_per_epoch`).
-      epoch_fn: epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
+      feed: feed(state, epochs) -> (state, parts), `aejax.train.feed` (on the device, or streamed).
       evaluate: evaluate(params, x, y, hp, key) -> dict of means.
-      data: ((train_x, train_y), (val_x, val_y)) on the device.
+      val_data: (val_x, val_y).
       save: save(epoch, state) writes a checkpoint (after the last epoch, every
-        `checkpoint_every`, and when a stop signal arrived).
+        `checkpoint_every`, and when a stop signal arrived); orbax writes it in the background.
+      eval_every: validation after every `eval_every`-th epoch and the last; other epochs' records
+        hold the training terms only.
+      epochs_per_call: epochs run in one device call when nothing needs the host between them (no
+        validation, checkpoint or end in between).
+      async_metrics: a call that neither validates nor saves leaves its metrics on the device; they
+        are fetched (and written) after the next call was dispatched, so the device does not wait
+        for the host's logging. A non-finite step is then reported one call later (no checkpoint
+        is written in between, so the last good one is kept).
     Returns:
-      (final state, wall seconds of each epoch trained here).
+      (final state, wall seconds of each epoch trained here: a call's time shared by its epochs).
     """
-    (train_x, train_y), (val_x, val_y) = data
     bar = _progress(progress, start_epoch, epochs)
-    epoch_times = []
+    epoch_times: list[float] = []
     first_step = int(host(state["step"]))
+    pending = None  # an unfetched call: (epochs, parts)
+    mark = time.perf_counter()
+
+    def record(group: range, parts, val: dict) -> None:
+        nonlocal first_step, mark
+        metrics, finite = epoch_metrics(parts, len(group))  # the call's one host transfer
+        dt = (time.perf_counter() - mark) / len(group)
+        for i, epoch in enumerate(group):
+            m_i = {k: v[i] for k, v in metrics.items()}
+            if not finite[i].all() and not skip_nonfinite:
+                raise _nonfinite_error(m_i, finite[i], first_step, checkpointer)
+            last_of_call = epoch == group[-1]
+            rec = epoch_record(epoch, first_step + steps_per_epoch, m_i, finite[i], val if last_of_call else {},
+                               skip_nonfinite=skip_nonfinite)
+            epoch_times.append(dt)
+            writer.write(rec, extra_scalars={"perf/examples_per_s": steps_per_epoch * batch_size / dt})
+            bar.update(rec["train/loss"], rec.get("val/mse", float("nan")), steps_per_epoch * batch_size / dt)
+            first_step += steps_per_epoch
+        mark = time.perf_counter()
+
     try:
         with _SignalFlag() as stop:
-            for epoch in range(start_epoch, epochs):
-                t0 = time.perf_counter()
-                state, (metrics, finite) = epoch_fn(state, train_x, train_y, hp, keys.data, keys.loop,
-                                                    jnp.asarray(epoch, jnp.int32))
-                metrics, finite = host((metrics, finite))  # the epoch's one host transfer
-                if not finite.all() and not skip_nonfinite:
-                    raise _nonfinite_error(metrics, finite, first_step, checkpointer)
-                val = evaluate(state["params"], val_x, val_y, hp, jax.random.fold_in(keys.eval, epoch))
-                record = epoch_record(epoch, first_step + steps_per_epoch, metrics, finite, val,
-                                      skip_nonfinite=skip_nonfinite)
-                dt = time.perf_counter() - t0
-                epoch_times.append(dt)
-                writer.write(record, extra_scalars={"perf/examples_per_s": steps_per_epoch * batch_size / dt})
-                last = epoch + 1 == epochs
-                if last or (epoch + 1) % checkpoint_every == 0 or stop.signum is not None:
-                    save(epoch + 1, state)
-                bar.update(record["train/loss"], record["val/mse"], steps_per_epoch * batch_size / dt)
-                first_step += steps_per_epoch
+            epoch = start_epoch
+            while epoch < epochs:
+                group = range(epoch, epoch + _call_length(epoch, epochs, epochs_per_call, eval_every,
+                                                          checkpoint_every))
+                state, parts = feed(state, group)
+                end = group.stop
+                last = end == epochs
+                validates = last or end % eval_every == 0
+                saves = last or end % checkpoint_every == 0 or stop.signum is not None
+                if pending is not None:
+                    record(*pending, {})
+                    pending = None
+                if async_metrics and not (validates or saves):
+                    pending = (group, parts)
+                else:
+                    val = (evaluate(state["params"], *val_data, hp, jax.random.fold_in(keys.eval, end - 1))
+                           if validates else {})
+                    record(group, parts, val)
+                    if saves:
+                        save(end, state)
                 if stop.signum is not None and not last:
+                    if pending is not None:
+                        record(*pending, {})
+                        save(end, state)
                     checkpointer.wait()
-                    raise StopRequested(f"stopped by signal {stop.signum} after epoch {epoch + 1}; "
+                    raise StopRequested(f"stopped by signal {stop.signum} after epoch {end}; "
                                         f"a checkpoint is in {checkpointer.directory}; run the same command to resume.")
+                epoch = end
     finally:
         bar.close()
     return state, epoch_times
+
+
+def _call_length(epoch: int, epochs: int, epochs_per_call: int, eval_every: int, checkpoint_every: int) -> int:
+    """Epochs in the device call that starts at `epoch` (0-based): up to `epochs_per_call`, ending at
+    the next validation, checkpoint or the end, whichever comes first."""
+    next_eval = (epoch // eval_every + 1) * eval_every
+    next_save = (epoch // checkpoint_every + 1) * checkpoint_every
+    return min(epoch + epochs_per_call, next_eval, next_save, epochs) - epoch
 
 
 def epoch_record(epoch: int, step: int, metrics, finite, val, *, skip_nonfinite: bool) -> dict[str, Any]:
@@ -226,7 +264,7 @@ def epoch_record(epoch: int, step: int, metrics, finite, val, *, skip_nonfinite:
 
 def final_report(run: RunSetup, state, workdir: str, *, evaluate: Callable, splits, epoch_times: list[float],
                  wall_start: float) -> dict:
-    """Evaluates the final params on every split (`splits` as `_device_splits` gives them, with the
+    """Evaluates the final params on every split (`splits` as `run.device_splits()` gives them, with the
     training loop's `evaluate`); writes summary.json and the figures."""
     terms = {}
     for split_name, (x, y) in zip(("train", "val", "test"), splits):
@@ -251,7 +289,9 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
         summary["data/name"] = run.dataset.name
         summary["data/source"] = getattr(run.dataset, "source", None) or "in-memory arrays"
         summary["data/source_hash"] = getattr(run.dataset, "source_hash", None)
-    steady = epoch_times[1:] or epoch_times
+    warmup = _call_length(0, run.train.epochs, run.train.epochs_per_call, run.train.eval_every,
+                          run.train.checkpoint_every)  # the epochs of the first, compiling call
+    steady = epoch_times[warmup:] or epoch_times
     summary.update({
         "epochs": run.train.epochs,
         "steps": steps,

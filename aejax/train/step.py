@@ -92,6 +92,42 @@ def epoch_body(step: Callable, *, num_examples: int, batch_size: int, batch_shar
     return epoch_fn
 
 
+def make_epochs_fn(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
+    """Returns a jitted epochs(state, x, y, hp, data_key, loop_key, epochs_E) -> (state, (metrics, finite)).
+
+    Several epochs in one device call: a `lax.scan` of `epoch_body` over the [E] epoch numbers,
+    so nothing returns to the host between them; `metrics` leaves and `finite` are [E, steps].
+    Each epoch draws its batch order and step keys as a single-epoch call would. The state
+    argument is donated.
+    """
+    body = epoch_body(step, num_examples=num_examples, batch_size=batch_size, batch_sharding=batch_sharding)
+
+    def epochs_fn(state, x_N, y_N, hp, data_key, loop_key, epochs_E):
+        return jax.lax.scan(lambda s, e: body(s, x_N, y_N, hp, data_key, loop_key, e), state, epochs_E)
+
+    return jax.jit(epochs_fn, donate_argnums=(0,))
+
+
+def make_chunk_fn(step: Callable) -> Callable:
+    """Returns a jitted chunk(state, x_KxB, y_KxB, hp, loop_key) -> (state, (metrics, finite)).
+
+    The steps of K batches that the host gathered (streaming from host memory, see
+    `aejax.train.feed`): the same step with the same key `fold_in(loop_key, step)` as the
+    on-device epoch, scanned over the chunk's leading axis. The state argument is donated.
+    """
+
+    def chunk_fn(state, x_KxB, y_KxB, hp, loop_key):
+        def body(state, batch):
+            x_B, y_B = batch
+            key = jax.random.fold_in(loop_key, state["step"])
+            state, metrics, finite = step(state, {"x": x_B, "y": y_B}, key, hp)
+            return state, (metrics, finite)
+
+        return jax.lax.scan(body, state, (x_KxB, y_KxB))
+
+    return jax.jit(chunk_fn, donate_argnums=(0,))
+
+
 def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
     """Returns a jitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
 
@@ -103,14 +139,17 @@ def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int, batch_s
     return jax.jit(body, donate_argnums=(0,))
 
 
-def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False) -> Callable:
+def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_batches: int = 0) -> Callable:
     """Returns evaluate(params, x, y, hp, key) -> dict of means over the split.
 
     Terms: the model's loss and aux terms (with keys folded from `key` per batch) and
     "mse", the mean squared error per pixel of `model.reconstruct`. Full batches run in one
     `lax.map`; a remainder runs once more at its own size. Means are exact (weighted).
     With `runs_axis`, params, hp and key carry a leading run axis (a sweep group) and each
-    mean is a [R] array.
+    mean is a [R] array. With `host_chunk_batches` > 0, a split given as host arrays (numpy,
+    or rows of a memory-mapped file) is read `host_chunk_batches` batches at a time, at most
+    two chunks on the device: the same per-batch terms and keys, summed chunk by chunk (so
+    the means may differ from a one-call evaluation in the last bits).
     """
 
     def batch_terms(params, batch, key, hp):
@@ -119,31 +158,57 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False) -> Callable
         mse = jnp.mean(jnp.square(x_hat - batch["x"]))
         return {"loss": loss, **aux, "mse": mse}
 
-    def full_batches(params, x_MxB, y_MxB, hp, key):
+    def full_batches(params, x_MxB, y_MxB, hp, key, first_batch):
         def one(args):
             i, xb, yb = args
             return batch_terms(params, {"x": xb, "y": yb}, jax.random.fold_in(key, i), hp)
-        terms = jax.lax.map(one, (jnp.arange(x_MxB.shape[0]), x_MxB, y_MxB))
+        batch_ids = jnp.arange(x_MxB.shape[0]) + first_batch
+        terms = jax.lax.map(one, (batch_ids, x_MxB, y_MxB))
         return jax.tree_util.tree_map(lambda t: jnp.sum(t, axis=0) * x_MxB.shape[1], terms)
 
     def remainder(params, x, y, hp, key):
         terms = batch_terms(params, {"x": x, "y": y}, jax.random.fold_in(key, 2**31 - 1), hp)
         return jax.tree_util.tree_map(lambda t: t * x.shape[0], terms)
 
-    over_runs = (lambda f: jax.vmap(f, in_axes=(0, None, None, 0, 0))) if runs_axis else (lambda f: f)
-    full_batches, remainder = jax.jit(over_runs(full_batches)), jax.jit(over_runs(remainder))
+    over_runs = (lambda f: jax.vmap(f, in_axes=(0, None, None, 0, 0, None))) if runs_axis else (lambda f: f)
+    over_runs_rest = (lambda f: jax.vmap(f, in_axes=(0, None, None, 0, 0))) if runs_axis else (lambda f: f)
+    full_batches, remainder = jax.jit(over_runs(full_batches)), jax.jit(over_runs_rest(remainder))
+
+    def add(a, b):
+        return b if not a else jax.tree_util.tree_map(jnp.add, a, b)
+
+    def full_sums(params, x, y, hp, key, full: int):
+        if host_chunk_batches > 0 and not isinstance(x, jax.Array):
+            return streamed_full_sums(params, x, y, hp, key, full)
+        m = full // batch_size
+        return full_batches(params, x[:full].reshape(m, batch_size, *x.shape[1:]), y[:full].reshape(m, batch_size),
+                            hp, key, 0)
+
+    def streamed_full_sums(params, x, y, hp, key, full: int):
+        sums, in_flight = {}, None
+        step = host_chunk_batches * batch_size
+        for start in range(0, full, step):
+            stop = min(start + step, full)
+            m = (stop - start) // batch_size
+            x_MxB = jax.device_put(np.asarray(x[start:stop]).reshape(m, batch_size, *x.shape[1:]))
+            y_MxB = jax.device_put(np.asarray(y[start:stop]).reshape(m, batch_size))
+            if in_flight is not None:
+                jax.block_until_ready(in_flight)  # at most two chunks on the device
+            in_flight = full_batches(params, x_MxB, y_MxB, hp, key, start // batch_size)
+            sums = add(sums, in_flight)
+        return sums
 
     def evaluate(params, x, y, hp, key) -> dict[str, Any]:
         n = int(x.shape[0])
         full = (n // batch_size) * batch_size
         sums: dict[str, Any] = {}
         if full:
-            m = full // batch_size
-            sums = full_batches(params, x[:full].reshape(m, batch_size, *x.shape[1:]),
-                                y[:full].reshape(m, batch_size), hp, key)
+            sums = full_sums(params, x, y, hp, key, full)
         if full < n:
-            rest = remainder(params, x[full:], y[full:], hp, key)
-            sums = rest if not sums else jax.tree_util.tree_map(jnp.add, sums, rest)
+            rest_x, rest_y = x[full:], y[full:]
+            if not isinstance(rest_x, jax.Array):
+                rest_x, rest_y = np.asarray(rest_x), np.asarray(rest_y)
+            sums = add(sums, remainder(params, rest_x, rest_y, hp, key))
         host = to_host(sums)
         if runs_axis:
             return {k: np.asarray(v, np.float64) / n for k, v in host.items()}
