@@ -1,4 +1,4 @@
-"""Denoising quality: PSNR and SSIM of denoised against clean test images.
+"""Denoising quality: PSNR and SSIM of denoised against clean test images; SNR improvement for signals.
 
 Scores the model at its training corruption and level, and over a grid of levels for every
 corruption in `aejax.data.corruptions.CORRUPTIONS`, next to the same scores for the
@@ -6,15 +6,24 @@ corrupted input itself. Works for any kind with `reconstruct` (a plain autoencod
 weak denoiser, which is the comparison). Writes figures/denoising.png (clean, corrupted,
 denoised rows) and figures/denoising_grid.png (PSNR against level).
 
+For 1-D data (sequences [N, T, C], e.g. `synthetic_audio`) the scores are signal-to-noise ratios
+instead (`snr_db`): the input SNR of the noisy frames, the output SNR of the denoised ones and the
+SNR improvement (output minus input, dB), over a grid of input SNRs (`DEFAULT_SNR_LEVELS`). It
+writes figures/denoising_waveforms.png (clean, noisy and denoised waveforms),
+figures/denoising_grid.png (SNR improvement against input SNR) and, when asked, WAV files.
+
 References: Wang, Bovik, Sheikh & Simoncelli 2004, "Image quality assessment: from error
-visibility to structural similarity" (SSIM); Vincent et al. 2008 (denoising autoencoders).
+visibility to structural similarity" (SSIM); Vincent et al. 2008 (denoising autoencoders);
+Loizou 2013, "Speech enhancement: theory and practice", 2nd ed., ch. 11 (SNR measures);
+Lu, Tsao, Matsuda & Hori 2013, "Speech enhancement based on deep denoising autoencoder" (Interspeech).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +37,11 @@ DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
     "gaussian": (0.1, 0.2, 0.3, 0.5),
     "masking": (0.1, 0.25, 0.5, 0.75),
     "salt_and_pepper": (0.05, 0.1, 0.2, 0.4),
+}
+# Input SNRs in dB of the grid for 1-D data.
+DEFAULT_SNR_LEVELS: dict[str, tuple[float, ...]] = {
+    "white_snr": (-5.0, 0.0, 5.0, 10.0, 15.0),
+    "pink_snr": (-5.0, 0.0, 5.0, 10.0, 15.0),
 }
 
 
@@ -112,9 +126,52 @@ def denoising_scores(model, params, x, *, corruption: str, level: float, key, ba
             "input_ssim": totals[3] / len(x), "mse": mse}
 
 
+def snr_db(estimate_NxTxC, clean_NxTxC):
+    """Signal-to-noise ratio of each estimate against its clean signal in dB -> [N].
+
+    SNR = 10 log10( sum (x - mean x)^2 / sum (estimate - x)^2 ), sums over time and channels and
+    the mean per channel over time (a constant offset is not signal; the sequence sources store
+    waveforms around 0.5). An exact estimate gives +inf.
+
+    References: Loizou 2013, "Speech enhancement: theory and practice", section 11.1 (SNR).
+    """
+    clean = jnp.asarray(clean_NxTxC)
+    n = clean.shape[0]
+    signal_N = jnp.sum(jnp.square(clean - jnp.mean(clean, axis=1, keepdims=True)).reshape(n, -1), axis=1)
+    error_N = jnp.sum(jnp.square(jnp.asarray(estimate_NxTxC) - clean).reshape(n, -1), axis=1)
+    return 10.0 * jnp.log10(signal_N / error_N)
+
+
+def snr_scores(model, params, x, *, corruption: str, level: float, key, batch_size: int = 1000,
+               y=None) -> dict[str, float]:
+    """SNR of corrupt(x) ("snr_in") and of model.reconstruct(corrupt(x)) ("snr_out") against the clean x.
+
+    Both are means over examples of `snr_db`; "snr_improvement" is the mean of the per-example
+    differences snr_out - snr_in (the SNR improvement, SNRi); "mse" is the denoised mean squared error.
+    """
+    corruptions.check_level(corruption, level)
+    corrupt = corruptions.get_corruption(corruption)
+
+    @jax.jit
+    def sums(p, xb, yb, k, level):
+        x_tilde = corrupt(xb, level, key=k)
+        x_hat = model.reconstruct(p, {"x": x_tilde, "y": yb})
+        snr_in, snr_out = snr_db(x_tilde, xb), snr_db(x_hat, xb)
+        return jnp.sum(snr_in), jnp.sum(snr_out), jnp.sum(snr_out - snr_in), jnp.sum(jnp.square(x_hat - xb))
+
+    y = np.zeros(len(x), np.int32) if y is None else y
+    totals = np.zeros(4)
+    for i, start in enumerate(range(0, len(x), batch_size)):
+        out = sums(params, x[start:start + batch_size], y[start:start + batch_size], jax.random.fold_in(key, i),
+                   jnp.float32(level))
+        totals += np.asarray(jax.device_get(out), np.float64)
+    return {"snr_in": totals[0] / len(x), "snr_out": totals[1] / len(x), "snr_improvement": totals[2] / len(x),
+            "mse": totals[3] / np.size(x)}
+
 def denoising_task(model, params, dataset, hp, *, seed: int, out_dir: str, corruption: str | None = None,
                    level: float | None = None, levels: Mapping[str, Sequence[float]] | None = None,
-                   batch_size: int = 1000, max_examples: int = 0) -> dict[str, Any]:
+                   batch_size: int = 1000, max_examples: int = 0, wav_examples: int = 0,
+                   sample_rate: int = 8000) -> dict[str, Any]:
     """Scores denoising on the test split at the training level and over a grid of levels.
 
     Args:
@@ -122,16 +179,27 @@ def denoising_task(model, params, dataset, hp, *, seed: int, out_dir: str, corru
       seed: the run's seed; seeds the corruption noise.
       out_dir: where denoising.png and denoising_grid.png go.
       corruption, level: the headline setting; default the run's own (model.corruption,
-        hp.noise_level) for a denoising run, else ("gaussian", 0.2).
-      levels: corruption name -> levels for the grid (default `DEFAULT_LEVELS`).
+        hp.noise_level) for a denoising run, else ("gaussian", 0.2), or ("white_snr", 0 dB) for 1-D data.
+      levels: corruption name -> levels for the grid (default `DEFAULT_LEVELS`, for 1-D data
+        `DEFAULT_SNR_LEVELS`).
       batch_size: evaluation batch size; max_examples: use only the first N test images (0: all).
+      wav_examples: 1-D data only: write this many clean/noisy/denoised examples as WAV files
+        to out_dir/audio (single-channel data).
+      sample_rate: the WAV files' and the waveform figure's sample rate in Hz (the data's).
     Returns:
       Flat keys "test/psnr", "test/ssim", "test/input_psnr", "test/input_ssim" at the headline
-      setting, the same under "test/<corruption>@<level>/...", and "grid": a list of rows.
+      setting, the same under "test/<corruption>@<level>/...", and "grid": a list of rows. For
+      1-D data "test/snr_in", "test/snr_out", "test/snr_improvement" and "test/mse" instead.
     """
-    corruption = corruption or (model.corruption if isinstance(model, Corrupting) else "gaussian")
+    sequences = np.ndim(dataset.test.x) == 3
+    corruption = corruption or (model.corruption if isinstance(model, Corrupting) else
+                                ("white_snr" if sequences else "gaussian"))
     if level is None:
-        level = float(hp["noise_level"]) if "noise_level" in hp else 0.2
+        level = float(hp["noise_level"]) if "noise_level" in hp else (0.0 if sequences else 0.2)
+    if sequences:
+        return _sequence_task(model, params, dataset, seed=seed, out_dir=out_dir, corruption=corruption,
+                              level=float(level), levels=levels or DEFAULT_SNR_LEVELS, batch_size=batch_size,
+                              max_examples=max_examples, wav_examples=wav_examples, sample_rate=sample_rate)
     grid_levels = {k: tuple(v) for k, v in (levels or DEFAULT_LEVELS).items()}
     corruptions.check_level(corruption, level)
     for name, values in grid_levels.items():
@@ -187,3 +255,107 @@ def _figures(model, params, out, x, y, corruption, level, grid, key) -> list[str
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return paths + [path]
+
+
+def _sequence_task(model, params, dataset, *, seed, out_dir, corruption, level, levels, batch_size, max_examples,
+                   wav_examples, sample_rate) -> dict[str, Any]:
+    """`denoising_task` for 1-D data: SNR in, out and improvement at the headline setting and over the grid."""
+    grid_levels = {k: tuple(v) for k, v in levels.items()}
+    corruptions.check_level(corruption, level)
+    for name, values in grid_levels.items():
+        for value in values:
+            corruptions.check_level(name, value)
+    if wav_examples < 0 or sample_rate < 1:
+        raise ConfigError(f"wav_examples must be >= 0 and sample_rate >= 1 Hz, got {wav_examples} and {sample_rate}.")
+    x, y = dataset.test.x, dataset.test.y
+    if max_examples:
+        x, y = x[:max_examples], y[:max_examples]
+    if wav_examples and x.shape[-1] != 1:
+        raise ConfigError(f"WAV examples need single-channel sequences [N, T, 1], got {x.shape[-1]} channels; "
+                          "set wav_examples=0.")
+    key = jax.random.key(seed)
+
+    def score(name, value, i):
+        return snr_scores(model, params, x, corruption=name, level=value, key=jax.random.fold_in(key, i),
+                          batch_size=batch_size, y=y)
+
+    head = score(corruption, level, 0)
+    results: dict[str, Any] = {f"test/{k}": float(v) for k, v in head.items()}
+    results["corruption"], results["level"] = corruption, level
+    grid = []
+    for j, (name, values) in enumerate(grid_levels.items()):
+        for i, value in enumerate(values):
+            same = name == corruption and math.isclose(value, level, rel_tol=1e-6, abs_tol=1e-9)
+            s = head if same else score(name, float(value), 1 + 100 * j + i)
+            grid.append({"corruption": name, "level": float(value), **{k: float(v) for k, v in s.items()}})
+            results.update({f"test/{name}@{value:g}/{k}": float(v) for k, v in s.items()})
+    results["grid"] = grid
+    shown = min(len(x), max(4, wav_examples))
+    x_tilde = np.asarray(corruptions.get_corruption(corruption)(jnp.asarray(x[:shown]), level,
+                                                                key=jax.random.fold_in(key, 7)))
+    x_hat = np.asarray(model.reconstruct(params, {"x": x_tilde, "y": y[:shown]}))
+    waves = [_waveform_units(a, dataset) for a in (x[:shown], x_tilde, x_hat)]
+    os.makedirs(out_dir, exist_ok=True)
+    results["figures"] = [_waveform_figure(out_dir, *waves, corruption, level, sample_rate),
+                          _snr_grid_figure(out_dir, grid)]
+    if wav_examples:
+        from aejax.data.audio import write_wav
+
+        audio_dir = os.path.join(out_dir, "audio")
+        os.makedirs(audio_dir, exist_ok=True)
+        results["wav_files"] = [write_wav(os.path.join(audio_dir, f"example{i}_{name}.wav"), wave[i, :, 0], sample_rate)
+                                for i in range(wav_examples) for name, wave in zip(("clean", "noisy", "denoised"), waves)]
+    return results
+
+
+def _waveform_units(x_NxTxC, dataset) -> np.ndarray:
+    """Stored sequence values back in the signal's own units when the dataset records its scaling."""
+    scaling = getattr(dataset, "scaling", None)
+    if scaling is None:
+        return np.asarray(x_NxTxC, np.float64)
+    from aejax.data.datasets import series_values
+
+    return series_values(x_NxTxC, scaling)
+
+
+def _waveform_figure(out_dir, clean, noisy, denoised, corruption, level, sample_rate) -> str:
+    import matplotlib.pyplot as plt
+
+    n = min(4, len(clean))
+    time_ms = np.arange(clean.shape[1]) / sample_rate * 1000.0
+    fig, axes = plt.subplots(n, 1, figsize=(9, 1.9 * n), squeeze=False, sharex=True)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(time_ms, noisy[i, :, 0], color="0.75", lw=0.8, label="noisy")
+        ax.plot(time_ms, clean[i, :, 0], color="black", lw=1.2, label="clean")
+        ax.plot(time_ms, denoised[i, :, 0], color="tab:orange", lw=1.0, ls="--", label="denoised")
+        snr_in, snr_out = (float(snr_db(a[i:i + 1], clean[i:i + 1])[0]) for a in (noisy, denoised))
+        ax.set_title(f"example {i}: input SNR {snr_in:.1f} dB, denoised {snr_out:.1f} dB", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right", fontsize=8, ncol=3)
+    axes[-1, 0].set_xlabel("time (ms)")
+    fig.suptitle(f"{corruption} at {level:g} dB")
+    fig.tight_layout()
+    path = os.path.join(out_dir, "denoising_waveforms.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _snr_grid_figure(out_dir, grid) -> str:
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["corruption"] for r in grid))
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name in names:
+        rows = [r for r in grid if r["corruption"] == name]
+        ax.plot([r["snr_in"] for r in rows], [r["snr_improvement"] for r in rows], "o-", label=name)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xlabel("input SNR (dB)")
+    ax.set_ylabel("SNR improvement (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = os.path.join(out_dir, "denoising_grid.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -49,7 +49,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def grid_table(grid: list[Mapping[str, Any]]) -> str:
-    """The denoising grid as one row per corruption and one column per level: PSNR denoised / input (dB).
+    """The denoising grid as one row per corruption and one column per level: PSNR denoised / input (dB),
+    or for 1-D data SNR denoised / input (dB).
 
     When the corruptions share their levels the columns are those levels; otherwise the columns
     are the level ranks and each cell names its level.
@@ -65,10 +66,14 @@ def grid_table(grid: list[Mapping[str, Any]]) -> str:
     for c, cells in by.items():
         row = [c]
         for r in cells:
-            score = f"{r['psnr']:.2f} / {r['input_psnr']:.2f}" if "input_psnr" in r else f"{r['psnr']:.2f}"
+            if "snr_out" in r:
+                score = f"{r['snr_out']:.2f} / {r['snr_in']:.2f}"
+            else:
+                score = f"{r['psnr']:.2f} / {r['input_psnr']:.2f}" if "input_psnr" in r else f"{r['psnr']:.2f}"
             row.append(score if shared else f"{r['level']:g}: {score}")
         rows.append(row + [""] * (width - len(cells)))
-    return ("PSNR in dB, denoised / input, by corruption (rows) and level (columns):\n\n"
+    measure = "SNR" if all("snr_out" in r for r in grid) else "PSNR"
+    return (f"{measure} in dB, denoised / input, by corruption (rows) and level (columns):\n\n"
             + _table(header, rows))
 
 
@@ -82,8 +87,8 @@ def _rows_table(name: str, rows: list[Mapping[str, Any]]) -> str:
 def render_section(workdir: str, task: str, results: Mapping[str, Any], *, command: str, run_line: str = "") -> str:
     """One task's section of report.md (markers included)."""
     grid = results.get("grid")
-    is_grid = isinstance(grid, list) and grid and all(isinstance(r, Mapping) and {"corruption", "level", "psnr"} <= set(r)
-                                                      for r in grid)
+    is_grid = isinstance(grid, list) and grid and all(isinstance(r, Mapping) and {"corruption", "level"} <= set(r)
+                                                      and ("psnr" in r or "snr_out" in r) for r in grid)
     scalars = [(k, v) for k, v in results.items() if not isinstance(v, (list, dict, tuple))
                and not (is_grid and "@" in k)]  # per-level keys: the grid table shows them
     out = [f"<!-- task:{task} -->", f"## {task}", "", f"Command: `{command}`", ""]

@@ -12,7 +12,7 @@ import pytest
 from aejax.config import get_experiment_config
 from aejax.errors import ConfigError
 from aejax.evaluate import evaluate_workdir, load_run
-from aejax.evaluate.denoising import denoising_task, psnr, ssim
+from aejax.evaluate.denoising import denoising_task, psnr, snr_db, ssim
 from aejax.train import fit
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -138,3 +138,81 @@ def test_denoising_task_bad_level_is_an_error(denoising_run):
         _task(run, level=-1.0)
     with pytest.raises(ConfigError, match=r"must lie in \[0, 1\]"):
         _task(run, levels={"masking": (1.5,)})
+
+
+# -- 1-D data: SNR improvement -------------------------------------------------------------------
+
+
+def _offset_sines(n=64, t=128, seed=0):
+    """Sines around the 0.5 centre the sequence sources store waveforms at: [n, t, 1], power a^2 / 2."""
+    rng = np.random.default_rng(seed)
+    amp = rng.uniform(0.1, 0.3, n)
+    time = np.arange(t)
+    x = 0.5 + amp[:, None] * np.sin(2 * np.pi * rng.integers(2, 30, n)[:, None] * time / t)
+    return x[..., None].astype(np.float32), amp ** 2 / 2
+
+
+def test_snr_by_value_ignores_the_offset():
+    x, power = _offset_sines()
+    error = np.where(np.arange(128) % 2 == 0, 0.01, -0.01)[None, :, None].astype(np.float32)  # power 1e-4
+    expected = 10 * np.log10(power / 1e-4)
+    np.testing.assert_allclose(snr_db(jnp.asarray(x + error), jnp.asarray(x)), expected, atol=1e-3)
+    assert np.isinf(np.asarray(snr_db(jnp.asarray(x), jnp.asarray(x)))).all()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Identity:
+    """Returns its noisy input: a denoiser that changes nothing improves the SNR by exactly 0 dB."""
+
+    name = "identity"
+
+    def reconstruct(self, params, batch):
+        return batch["x"]
+
+
+def test_identity_denoiser_improves_the_snr_by_zero_db_and_writes_figures_and_wavs(tmp_path):
+    x, _ = _offset_sines(n=400)
+    dataset = types.SimpleNamespace(test=types.SimpleNamespace(x=x, y=np.zeros(len(x), np.int32)), scaling=None)
+    res = denoising_task(_Identity(), None, dataset, {}, seed=0, out_dir=str(tmp_path), wav_examples=2,
+                         levels={"white_snr": (0.0, 10.0), "pink_snr": (5.0,)})
+    assert (res["corruption"], res["level"]) == ("white_snr", 0.0)  # the defaults for 1-D data
+    assert res["test/snr_improvement"] == 0.0 and res["test/snr_out"] == res["test/snr_in"]
+    # The input SNR is the requested one: the mean of 10 log10(chi-square ratio) is within 0.2 dB at T = 128.
+    assert abs(res["test/snr_in"]) < 0.2 and abs(res["test/white_snr@10/snr_in"] - 10) < 0.2
+    assert abs(res["test/pink_snr@5/snr_in"] - 5) < 0.3
+    assert [(r["corruption"], r["level"]) for r in res["grid"]] == [("white_snr", 0.0), ("white_snr", 10.0),
+                                                                   ("pink_snr", 5.0)]
+    assert len(res["wav_files"]) == 6 and all(os.path.isfile(p) for p in res["wav_files"] + res["figures"])
+
+
+def test_sequence_denoising_bad_options_are_errors(tmp_path):
+    x, _ = _offset_sines(n=8)
+    stereo = np.concatenate([x, x], axis=-1)
+    for data, options, message in [(stereo, {"wav_examples": 1}, r"WAV examples need single-channel sequences"),
+                                   (x, {"wav_examples": -1}, "wav_examples must be >= 0"),
+                                   (x, {"levels": {"white_snr": (float("nan"),)}}, "level must be finite")]:
+        dataset = types.SimpleNamespace(test=types.SimpleNamespace(x=data, y=np.zeros(8, np.int32)))
+        with pytest.raises(ConfigError, match=message):
+            denoising_task(_Identity(), None, dataset, {}, seed=0, out_dir=str(tmp_path), **options)
+
+
+@pytest.fixture(scope="module")
+def audio_run(tmp_path_factory):
+    """The audio experiment shrunk to seconds: 64-sample frames, a small MLP, 3 epochs."""
+    workdir = str(tmp_path_factory.mktemp("audio"))
+    overrides = {"data.frame_length": 64, "data.train_size": 512, "data.val_size": 64, "data.test_size": 128,
+                 "model.hidden": (64,), "model.code_size": 16, "train.epochs": 3, "train.batch_size": 64,
+                 "train.progress": False, "train.figures": False, "train.tensorboard": False,
+                 "train.checkpoint_every": 3}
+    fit(get_experiment_config("audio_denoising", overrides), workdir)
+    return workdir
+
+
+def test_audio_run_reports_snr_grid_through_evaluate_workdir(audio_run):
+    results = evaluate_workdir(audio_run, "denoising", levels={"white_snr": (0.0, 10.0)}, wav_examples=1)
+    assert {"test/snr_in", "test/snr_out", "test/snr_improvement", "test/white_snr@10/snr_out"} <= set(results)
+    assert results["test/snr_improvement"] == pytest.approx(results["test/snr_out"] - results["test/snr_in"])
+    with open(os.path.join(audio_run, "report.md"), encoding="utf-8") as f:
+        report = f.read()
+    assert "SNR in dB, denoised / input" in report and "denoising_waveforms.png" in report
+    assert os.path.isfile(os.path.join(audio_run, "figures", "audio", "example0_denoised.wav"))
