@@ -226,9 +226,13 @@ def optimizer(optim: ml_collections.ConfigDict, total_steps: int, inject: tuple[
 
 
 def config_dataset(data: ml_collections.ConfigDict) -> Dataset:
-    """The dataset config.data names, restricted to one class for the one-class protocol."""
-    dataset = load_dataset(data.name, data_dir=data.dir or None, val_size=data.val_size, test_size=data.test_size,
-                           split_seed=data.split_seed, path=data.get("path", ""), mmap=data.mmap)
+    """The dataset config.data names, restricted to one class for the one-class protocol.
+
+    Every data option but name, dir and normal_class goes to the source by name; a source ignores
+    the options of the others (patch_size means nothing to digits).
+    """
+    options = {k: v for k, v in data.to_dict().items() if k not in ("name", "dir", "normal_class")}
+    dataset = load_dataset(data.name, data_dir=data.dir or None, **options)
     if data.get("normal_class", -1) >= 0:  # the one-class protocol (aejax.data.restrict_to_class)
         dataset = restrict_to_class(dataset, data.normal_class)
     return dataset
