@@ -22,7 +22,8 @@ et al. 2018, "Mixed Precision Training"; bfloat16 needs no loss scaling: Kalamka
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
