@@ -6,7 +6,9 @@ gathers each batch from the split on the device; the host feed (`data.on_device=
 them, double-buffered (`aejax.train.feed`). Epochs alternate between the two sides (interleaved
 repeats, so a change in the machine's load hits both) and each epoch ends with its metrics on the
 host, as in `fit`. Prints steps/s per side (medians over repeats), the ratio host/device, whether
-the two trained the same parameters bitwise, and the machine's load.
+the two trained the same parameters bitwise, and the machine's load. On a shared machine the wall
+clock swings with the other jobs; the process CPU seconds per epoch (all threads) measure the work
+each feed does and are printed beside it.
 
 Command:
     python scripts/bench_streaming.py                      # 784-512-256-32 GELU MLP on Fashion-MNIST, batch 128
@@ -64,19 +66,24 @@ def main() -> None:
     states = {name: run.init_state() for name, run in sides.items()}
     steps = device_run.steps_per_epoch
 
-    def epoch(name: str, e: int) -> float:
-        start = time.perf_counter()
+    def epoch(name: str, e: int) -> tuple[float, float]:
+        """(wall seconds, process CPU seconds) of one epoch."""
+        start, cpu = time.perf_counter(), time.process_time()
         states[name], parts = feeds[name](states[name], range(e, e + 1))
         epoch_metrics(parts, 1)  # the epoch's metrics on the host, as fit fetches them
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     load_before = load()
-    compile_s = {name: epoch(name, 0) for name in sides}  # epoch 0 compiles
+    compile_s = {name: epoch(name, 0)[0] for name in sides}  # epoch 0 compiles
     times: dict[str, list[float]] = {name: [] for name in sides}
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
     for e in range(1, args.repeats + 1):
         for name in (("device", "host") if e % 2 else ("host", "device")):
-            times[name].append(epoch(name, e))
+            wall, used = epoch(name, e)
+            times[name].append(wall)
+            cpu[name].append(used)
     rates = {name: steps / statistics.median(t) for name, t in times.items()}
+    cpu_per_epoch = {name: statistics.median(c) for name, c in cpu.items()}
     same = all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(jax.device_get(states["device"])),
                                                      jax.tree_util.tree_leaves(jax.device_get(states["host"]))))
 
@@ -84,11 +91,13 @@ def main() -> None:
           f"{steps} steps/epoch, chunk {feeds['host'].chunk_steps} steps")
     print(f"device: {jax.devices()[0].device_kind} ({cpu_name()}, {os.cpu_count()} cores); jax {jax.__version__}; "
           f"load average before {load_before}, after {load()}")
-    print(f"\n| feed | first epoch (compile) s | steps/s (median of {args.repeats}) | examples/s |")
-    print("|---|---:|---:|---:|")
+    print(f"\n| feed | first epoch (compile) s | steps/s (median of {args.repeats}) | examples/s | CPU s/epoch |")
+    print("|---|---:|---:|---:|---:|")
     for name in sides:
-        print(f"| {name} | {compile_s[name]:.2f} | {rates[name]:.0f} | {rates[name] * args.batch_size:.0f} |")
-    print(f"\nhost / device steps/s: {rates['host'] / rates['device']:.3f}")
+        print(f"| {name} | {compile_s[name]:.2f} | {rates[name]:.0f} | {rates[name] * args.batch_size:.0f} | "
+              f"{cpu_per_epoch[name]:.2f} |")
+    print(f"\nhost / device steps/s: {rates['host'] / rates['device']:.3f}; "
+          f"CPU seconds per epoch host / device: {cpu_per_epoch['host'] / cpu_per_epoch['device']:.3f}")
     print(f"every epoch's times (s): device {[round(t, 3) for t in times['device']]}, "
           f"host {[round(t, 3) for t in times['host']]}")
     print(f"same parameters bitwise after {args.repeats + 1} epochs: {same}")
