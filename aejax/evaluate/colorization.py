@@ -96,7 +96,8 @@ def colorization_task(model, params, dataset, hp, *, seed: int, out_dir: str, ba
       model, params, dataset, hp: a denoising run with corruption `grayscale` on RGB images.
       seed: the run's seed (unused: the gray copy is deterministic).
       out_dir: where colorization.png goes.
-      batch_size: evaluation batch size; max_examples: use only the first N test images (0: all).
+      batch_size: evaluation batch size.
+      max_examples: use only the first N test images (0: all).
       num_shown: test images in the figure, evenly spaced over the test split.
     Returns:
       "test/psnr_rgb" and "test/psnr_chroma" of the model, the same for the baselines under

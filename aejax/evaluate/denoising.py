@@ -182,7 +182,8 @@ def denoising_task(model, params, dataset, hp, *, seed: int, out_dir: str, corru
         hp.noise_level) for a denoising run, else ("gaussian", 0.2), or ("white_snr", 0 dB) for 1-D data.
       levels: corruption name -> levels for the grid (default `DEFAULT_LEVELS`, for 1-D data
         `DEFAULT_SNR_LEVELS`).
-      batch_size: evaluation batch size; max_examples: use only the first N test images (0: all).
+      batch_size: evaluation batch size.
+      max_examples: use only the first N test examples (0: all).
       wav_examples: 1-D data only: write this many clean/noisy/denoised examples as WAV files
         to out_dir/audio (single-channel data).
       sample_rate: the WAV files' and the waveform figure's sample rate in Hz (the data's).
