@@ -1,8 +1,10 @@
 """Nothing recompiles per epoch: fit, a resume and an evaluation compile each program once.
 
-JAX's compile log (`jax_log_compiles`) names every XLA compilation; the counts per program of a
-resume that trains 3 more epochs (restore, epochs, validation, checkpoints, final evaluation) may
-not exceed those of the 2-epoch fit it continues, run before it in the same process. A program rebuilt or re-specialised every epoch (a Python int epoch as a
+JAX's compile log (`jax_log_compiles`) names every XLA compilation; a program that a resume over
+3 more epochs (restore, epochs, validation, checkpoints, final evaluation) compiles more than once
+may not compile more often than in the 2-epoch fit it continues, run before it in the same
+process. (A program compiled once only on the resume path, such as an eager op of the restore
+that earlier tests in the process did not warm, is not a per-epoch compile.) A program rebuilt or re-specialised every epoch (a Python int epoch as a
 static argument, a jit built inside the loop) compiles once per epoch and fails this.
 """
 
@@ -79,7 +81,8 @@ def test_the_compile_log_is_read(counts):
 
 def test_a_resume_over_more_epochs_compiles_nothing_more(counts):
     assert counts["steps"] == 5 * 19
-    more = {name: (n, counts["two"][name]) for name, n in counts["resumed"].items() if n > counts["two"][name]}
+    more = {name: (n, counts["two"][name]) for name, n in counts["resumed"].items()
+            if n > max(counts["two"][name], 1)}
     assert not more, f"a resume over 3 epochs compiled more often than 2 fresh epochs (resume, fresh): {more}"
 
 
