@@ -101,13 +101,17 @@ def parse_value(text: str) -> Any:
 # -- the sections every config has, with their defaults ------------------------------------------
 
 DATA_DEFAULTS = {"name": "digits", "dir": "", "val_size": 180, "test_size": 360, "split_seed": 0,
-                 "normal_class": -1, "path": ""}
+                 "normal_class": -1, "path": "",
+                 "patch_size": 32, "patch_stride": 8,  # colour_patches
+                 "sample_rate": 8000, "frame_length": 256, "train_size": 4000}  # synthetic_audio
 OPTIM_DEFAULTS = {"name": "adam", "schedule": "cosine", "warmup_steps": 0, "final_fraction": 0.0, "grad_clip": 0.0,
                   "weight_decay": 0.0, "momentum": 0.0, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
 TRAIN_DEFAULTS = {"epochs": 20, "batch_size": 128, "eval_batch_size": 1000, "checkpoint_every": 5,
                   "keep_checkpoints": 3, "skip_nonfinite": False, "tensorboard": True, "figures": True,
                   "progress": True, "data_parallel": False,
                   "mlflow": False, "mlflow_uri": "", "mlflow_experiment": "aejax"}
+# Sequence sources (aejax.data.sequences): series length and channel count, 0 = the source's default.
+DATA_DEFAULTS.update({"length": 0, "channels": 0})
 MODEL_DEFAULTS = {"kind": "undercomplete", "code_size": 16}
 HP_DEFAULTS = {"learning_rate": 1e-3}
 # How the training split reaches the device (aejax.train.feed, aejax.data.lazy) and how often the loop

@@ -2,7 +2,9 @@
 
 Images are `[N, H, W, C]`, float in [0, 1] or uint8 (scaled by 1/255). Features are `[N, D]`;
 they become `[N, D, 1, 1]`, standardized with the training split's mean and std like the
-tabular sources (see `TABULAR_SPREAD`). Labels are optional (`[N]` non-negative integers;
+tabular sources (see `TABULAR_SPREAD`). Sequences are `[N, T, C]` of any real values; they are
+standardized per channel with the training split's mean and std, like the built-in sequence
+sources (`aejax.data.datasets.standardize_series`). Labels are optional (`[N]` non-negative integers;
 without them every example has label 0 and the dataset one class).
 
 Files (`data.name=arrays`, `data.path=...`):
@@ -31,6 +33,7 @@ from aejax.data.datasets import (
     _standardize,
     check_images,
     split_train_val,
+    standardize_series,
 )
 from aejax.errors import ConfigError, DataError, DatasetNotFoundError
 
@@ -92,44 +95,49 @@ def _labels(y, n: int, what: str) -> np.ndarray:
     return y.astype(np.int32)
 
 
-def _examples(x, what: str) -> tuple[np.ndarray, bool]:
-    """Checks one array of examples; returns it as float32 (images) or float64 (features) and whether it is tabular."""
+LAYOUTS = {2: "features", 3: "sequences", 4: "images"}  # by the rank of the examples array
+
+
+def _examples(x, what: str) -> tuple[np.ndarray, str]:
+    """Checks one array of examples; returns it as float32 (images) or float64 (features, sequences) and its layout."""
     x = np.asarray(x)
-    if x.ndim not in (2, 4):
-        hint = " add a trailing channel axis for grayscale images (x[..., None])." if x.ndim == 3 else \
-            " give images as [N, H, W, C] or features as [N, D]."
-        raise DataError(f"{what} must have shape [N, H, W, C] (images) or [N, D] (features), got shape {x.shape};"
-                        + hint)
+    if x.ndim not in LAYOUTS:
+        raise DataError(f"{what} must have shape [N, H, W, C] (images), [N, T, C] (sequences) or [N, D] (features), "
+                        f"got shape {x.shape}; reshape it to one of these (a single-channel series or grayscale "
+                        "image needs a trailing channel axis, x[..., None]).")
+    layout = LAYOUTS[x.ndim]
     if len(x) == 0:
         raise DataError(f"{what} has no examples; give at least one example per split.")
     if x.dtype == np.uint8:
-        if x.ndim == 2:
-            return x.astype(np.float64), True
-        return x.astype(np.float32) / np.float32(255.0), False
+        if layout != "images":
+            return x.astype(np.float64), layout
+        return x.astype(np.float32) / np.float32(255.0), layout
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
         raise DataError(f"{what} must hold numbers, got dtype {x.dtype}; convert it to float32.")
     xf = x.astype(np.float64)
     if not np.all(np.isfinite(xf)):
         bad = int(xf.size - np.count_nonzero(np.isfinite(xf)))
         raise DataError(f"{what} contains {bad} NaN or infinite values; clean or drop those examples.")
-    if x.ndim == 2:
-        return xf, True
+    if layout != "images":
+        return xf, layout
     if not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"{what} images must be float in [0, 1] or uint8 in [0, 255], got dtype {x.dtype}; "
                         "convert to uint8 or scale to [0, 1] floats.")
     if xf.min() < 0.0 or xf.max() > 1.0:
         raise DataError(f"{what} images lie in [{xf.min():.4g}, {xf.max():.4g}] but float images must lie in "
                         "[0, 1]; divide by their maximum (or pass uint8 pixels), or give them as [N, D] features.")
-    return xf.astype(np.float32), False
+    return xf.astype(np.float32), layout
 
 
-def _finish(name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], tabular: bool, labelled: bool,
+def _finish(name: str, splits: dict[str, tuple[np.ndarray, np.ndarray]], layout: str, labelled: bool,
             source: str, source_hash: str) -> Dataset:
     train, val, test = (Split(*splits[s]) for s in SPLITS)
     scaling = None
-    if tabular:
+    if layout == "features":
         (train, val, test), scaling = _standardize(
             *(Split(s.x[:, :, None, None], s.y) for s in (train, val, test)))
+    elif layout == "sequences":
+        (train, val, test), scaling = standardize_series(train, val, test)
     num_classes = int(max(int(s.y.max()) for s in (train, val, test) if len(s)) + 1) if labelled else 1
     dataset = Dataset(name, train, val, test, num_classes=num_classes, scaling=scaling,
                       source=source, source_hash=source_hash)
@@ -161,14 +169,14 @@ def _build(name: str, xs: dict[str, np.ndarray], ys: dict[str, np.ndarray | None
     checked = {}
     for k, x in xs.items():
         what = f"{name} examples" if k == "all" else f"{name} x_{k}"
-        cx, tab = _examples(x, what)
-        checked[k] = (cx, _labels(ys.get(k), len(cx), what), tab)
-    kinds = {tab for _, _, tab in checked.values()}
+        cx, layout = _examples(x, what)
+        checked[k] = (cx, _labels(ys.get(k), len(cx), what), layout)
+    kinds = {layout for _, _, layout in checked.values()}
     shapes = {c[0].shape[1:] for c in checked.values()}
     if len(kinds) > 1 or len(shapes) > 1:
         raise DataError(f"{name}: the splits' examples have different shapes {sorted(map(str, shapes))}; "
                         "every split must have the same per-example shape.")
-    tabular = kinds.pop()
+    layout = kinds.pop()
     if "all" in checked:
         x, y, _ = checked["all"]
         splits = _random_splits(x, y, val_size=val_size, test_size=test_size, split_seed=split_seed)
@@ -177,7 +185,7 @@ def _build(name: str, xs: dict[str, np.ndarray], ys: dict[str, np.ndarray | None
         if "val" not in splits:
             train, val = split_train_val(*splits["train"], val_size=val_size, seed=split_seed)
             splits["train"], splits["val"] = (train.x, train.y), (val.x, val.y)
-    return _finish(name, splits, tabular, labelled, source, source_hash)
+    return _finish(name, splits, layout, labelled, source, source_hash)
 
 
 def arrays_dataset(x, y=None, *, val_size: int, test_size: int, split_seed: int = 0,
@@ -185,7 +193,7 @@ def arrays_dataset(x, y=None, *, val_size: int, test_size: int, split_seed: int 
     """A Dataset from in-memory arrays (the same checks and splits as `data.name=arrays`).
 
     Args:
-      x: images [N, H, W, C] (float in [0, 1], or uint8) or features [N, D].
+      x: images [N, H, W, C] (float in [0, 1], or uint8), sequences [N, T, C] or features [N, D].
       y: optional labels [N] (non-negative integers).
       val_size, test_size: split sizes, drawn with a permutation fixed by `split_seed`.
       name: the Dataset's name.

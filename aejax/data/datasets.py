@@ -1,7 +1,8 @@
 """Dataset sources: scikit-learn digits (embedded, the no-network default) and Fashion-MNIST.
 
 Every source returns a `Dataset` of fixed-seed train/validation/test splits with pixels
-as float32 in [0, 1], images shaped [N, H, W, C], and integer labels kept.
+as float32 in [0, 1], images shaped [N, H, W, C], and integer labels kept. Sequence sources
+(`aejax.data.sequences`) give float32 series shaped [N, T, C].
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from aejax.errors import ConfigError, DataError, DatasetNotFoundError
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """One split: images `x` [N, H, W, C] float32 in [0, 1] and labels `y` [N] int32."""
+    """One split: images `x` [N, H, W, C] float32 in [0, 1] (or sequences [N, T, C]) and labels `y` [N] int32."""
 
     x: np.ndarray
     y: np.ndarray
@@ -43,7 +44,7 @@ class Dataset:
     test: Split
     num_classes: int
     normal_class: int | None = None  # set by `restrict_to_class`: the one class the run trains on
-    scaling: tuple[np.ndarray, np.ndarray] | None = None  # tabular sources: (mean, std) used to standardize
+    scaling: tuple[np.ndarray, np.ndarray] | None = None  # tabular: per-feature (mean, std); sequences: per channel
     source: str | None = None  # `arrays`: the file path(s), or "in-memory arrays"
     source_hash: str | None = None  # `arrays`: SHA-256 of the file bytes (or of the in-memory arrays)
 
@@ -227,6 +228,25 @@ def load_wine(*, val_size: int = 18, test_size: int = 60, split_seed: int = 0, *
                     split_seed=split_seed)
 
 
+def standardize_series(train: Split, val: Split, test: Split) -> tuple[tuple[Split, Split, Split], tuple]:
+    """Standardizes sequences [N, T, C] per channel with the training split's mean and std (over N and T).
+
+    Values z are stored as 0.5 + z / TABULAR_SPREAD, like tabular features, so that every kind's
+    sigmoid output covers |z| < 4; returns the splits and (mean [C], std [C]).
+    """
+    flat = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64)
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    scale = lambda s: Split((0.5 + ((s.x - mean) / std) / TABULAR_SPREAD).astype(np.float32), s.y)
+    return (scale(train), scale(val), scale(test)), (mean, std)
+
+
+def series_values(x_NxTxC: np.ndarray, scaling: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Undoes `standardize_series`: stored values back in the series' own units."""
+    mean, std = scaling
+    return (np.asarray(x_NxTxC, np.float64) - 0.5) * TABULAR_SPREAD * std + mean
+
+
 def restrict_to_class(dataset: Dataset, normal_class: int) -> Dataset:
     """The one-class protocol: train and validation keep only `normal_class`; the test split is whole.
 
@@ -244,7 +264,10 @@ def restrict_to_class(dataset: Dataset, normal_class: int) -> Dataset:
         raise ConfigError(f"class {c} of {dataset.name} has {len(train)} training and {len(val)} validation "
                           "examples; a one-class run needs both.")
     scaling = dataset.scaling
-    if scaling is not None:
+    if scaling is not None and train.x.ndim == 3:  # sequences: per-channel statistics
+        raw = lambda s: Split(series_values(s.x, scaling), s.y)
+        (train, val, test), scaling = standardize_series(raw(train), raw(val), raw(test))
+    elif scaling is not None:
         mean, std = scaling
         raw = lambda s: Split((((s.x.reshape(len(s.x), -1) - 0.5) * TABULAR_SPREAD) * std + mean)
                               .reshape(s.x.shape), s.y)
@@ -259,12 +282,38 @@ def _load_arrays(**kwargs: object) -> Dataset:
     return load_arrays(**kwargs)
 
 
+def _load_colour_patches(**kwargs: object) -> Dataset:
+    """`data.name=colour_patches` (aejax.data.colour, imported on use: it builds on this module)."""
+    from aejax.data.colour import load_colour_patches
+
+    return load_colour_patches(**kwargs)
+
+
+def _load_synthetic_audio(**kwargs: object) -> Dataset:
+    """`data.name=synthetic_audio` (aejax.data.audio, imported on use: it builds on this module)."""
+    from aejax.data.audio import load_synthetic_audio
+
+    return load_synthetic_audio(**kwargs)
+
+
+def _sequences():
+    """aejax.data.sequences, imported on use: it builds on this module."""
+    from aejax.data import sequences
+
+    return sequences
+
+
 SOURCES: dict[str, Callable[..., Dataset]] = {
     "digits": load_digits,
     "fashion_mnist": load_fashion_mnist,
     "breast_cancer": load_breast_cancer,
     "wine": load_wine,
     "arrays": _load_arrays,
+    "mnist1d": lambda **kwargs: _sequences().load_mnist1d(**kwargs),
+    "synthetic_series": lambda **kwargs: _sequences().load_synthetic_series(**kwargs),
+    "series_anomalies": lambda **kwargs: _sequences().load_series_anomalies(**kwargs),
+    "colour_patches": _load_colour_patches,
+    "synthetic_audio": _load_synthetic_audio,
 }
 
 
@@ -280,7 +329,7 @@ def load_dataset(name: str, **kwargs: object) -> Dataset:
 
 
 def check_images(x: np.ndarray, *, what: str = "data", unit_range: bool = False) -> None:
-    """Raises DataError unless `x` is a float array [N, H, W, C] of finite values.
+    """Raises DataError unless `x` is a float array of finite values, images [N, H, W, C] or sequences [N, T, C].
 
     With `unit_range`, values must also lie in [0, 1] (what a Bernoulli likelihood needs).
     """
@@ -289,9 +338,9 @@ def check_images(x: np.ndarray, *, what: str = "data", unit_range: bool = False)
             check_images(part, what=what, unit_range=unit_range)
         return
     x = np.asarray(x)
-    if x.ndim != 4:
-        raise DataError(f"{what} must have shape [N, H, W, C], got shape {x.shape}; "
-                        "add a trailing channel axis for grayscale images.")
+    if x.ndim not in (3, 4):
+        raise DataError(f"{what} must have shape [N, H, W, C] (images) or [N, T, C] (sequences), got shape "
+                        f"{x.shape}; add a trailing channel axis for grayscale images or single-channel series.")
     if not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"{what} must be floating point, got dtype {x.dtype}; scale pixels to [0, 1] floats.")
     if not np.all(np.isfinite(x)):

@@ -15,12 +15,15 @@ import flax.linen as nn
 from aejax.errors import ConfigError
 from aejax.nets.common import ACTIVATIONS, activation
 from aejax.nets.conv import CONV_IMPLS, ConvDecoder, ConvEncoder, conv_feature_shapes
+from aejax.nets.conv1d import Conv1DDecoder, Conv1DEncoder
 from aejax.nets.discriminator import MLPDiscriminator
 from aejax.nets.mlp import MLPDecoder, MLPEncoder
+from aejax.nets.recurrent import CELLS, RecurrentDecoder, RecurrentEncoder, check_sequence_shape
 from aejax.nets.transformer import (DTYPES, POSITIONS, MaskedTokenDecoder, ViTDecoder, ViTEncoder,
                                     check_transformer_options, patch_grid)
 
-NET_KINDS = ("mlp", "conv", "transformer")
+NET_KINDS = ("mlp", "conv", "transformer", "lstm", "gru", "conv1d")
+SEQUENCE_NETS = ("lstm", "gru", "conv1d")  # take sequences (T, C) only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +31,8 @@ class NetSpec:
     """Which network and how wide: the options every builder receives.
 
     Attributes:
-      net: "mlp", "conv" or "transformer".
+      net: "mlp" (any shape), "conv" or "transformer" (images (H, W, C)), "lstm", "gru" or "conv1d"
+        (sequences (T, C)).
       hidden: Dense widths on the input side (the decoder mirrors them); for "conv" the Dense
         layers between the flattened convolution features and the code.
       channels: output channels of each stride-2 convolution ("conv" only).
@@ -37,9 +41,15 @@ class NetSpec:
       patch_size: side of the square patches; must divide H and W ("transformer" and the MAE).
       width, depth, heads, mlp_ratio: token width, number of pre-norm blocks, attention heads
         (dividing width), MLP hidden width over token width ("transformer" and the MAE encoder).
+      rnn_hidden: units of the recurrent cell ("lstm", "gru"); the code is a Dense projection of
+        the encoder's final state (`hidden` is not used by the recurrent nets).
+      bidirectional: the recurrent encoder also reads the sequence backwards.
+      autoregressive: the recurrent decoder feeds its previous output back (teacher forcing when
+        the decoder is given `targets`; see `aejax.nets.recurrent`).
+      kernel_size: convolution width of "conv1d" (which uses `channels` and `hidden` like "conv").
       positions: "sinusoidal" (fixed 2-D sine-cosine; width divisible by 4) or "learned".
-      dtype: compute dtype of the transformer layers, "float32" or "bfloat16" (parameters and
-        optimizer state stay float32).
+      dtype: compute dtype of the transformer and conv layers, "float32" or "bfloat16" (parameters
+        and optimizer state stay float32; outputs are float32).
     """
 
     net: str = "mlp"
@@ -54,6 +64,10 @@ class NetSpec:
     mlp_ratio: float = 2.0
     positions: str = "sinusoidal"
     dtype: str = "float32"
+    rnn_hidden: int = 64
+    bidirectional: bool = False
+    autoregressive: bool = False
+    kernel_size: int = 5
 
     def __post_init__(self):
         if self.net not in NET_KINDS:
@@ -64,6 +78,12 @@ class NetSpec:
             raise ConfigError(f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}.")
         if self.conv_impl not in CONV_IMPLS:
             raise ConfigError(f"unknown conv_impl {self.conv_impl!r}; choose one of {list(CONV_IMPLS)}.")
+        if int(self.rnn_hidden) < 1 or int(self.kernel_size) < 1:
+            raise ConfigError(f"model.rnn_hidden and model.kernel_size must be positive integers, got "
+                              f"{self.rnn_hidden} and {self.kernel_size}.")
+        if self.dtype not in DTYPES or (self.dtype != "float32" and self.net not in ("conv", "transformer")):
+            raise ConfigError(f"model.dtype={self.dtype!r} is not available for net {self.net!r}: bfloat16 compute "
+                              "exists for the conv and transformer nets; set model.dtype='float32' or use one of them.")
         if self.net == "transformer":
             check_transformer_options(width=self.width, depth=self.depth, heads=self.heads,
                                       mlp_ratio=self.mlp_ratio, positions=self.positions, dtype=self.dtype)
@@ -92,13 +112,25 @@ class NetSpec:
             options = dict(patch_size=self.patch_size, width=self.width, depth=self.depth, heads=self.heads,
                            mlp_ratio=self.mlp_ratio, positions=self.positions, dtype=self.dtype)
             return ViTEncoder(code_size=out, **options), ViTDecoder(input_shape, **options)
+        if self.net in CELLS:
+            check_sequence_shape(input_shape, self.net)
+            return (RecurrentEncoder(self.net, self.rnn_hidden, out, self.bidirectional),
+                    RecurrentDecoder(self.net, self.rnn_hidden, input_shape, self.autoregressive))
+        if self.net == "conv1d":
+            check_sequence_shape(input_shape, self.net)
+            if not self.channels:
+                raise ConfigError("conv1d needs at least one channel width; set model.channels, e.g. (32, 64).")
+            return (Conv1DEncoder(self.channels, self.hidden, out, self.kernel_size, self.activation, self.conv_impl),
+                    Conv1DDecoder(self.channels, tuple(reversed(self.hidden)), input_shape, self.kernel_size,
+                                  self.activation, self.conv_impl))
         if len(input_shape) != 3:
-            raise ConfigError(f"conv nets need images shaped (H, W, C), got {input_shape}; use net='mlp'.")
+            raise ConfigError(f"conv nets need images shaped (H, W, C), got {input_shape}; use net='mlp', or "
+                              "'conv1d', 'lstm' or 'gru' for sequences (T, C).")
         if not self.channels:
             raise ConfigError("conv nets need at least one channel width; set model.channels, e.g. (32, 64).")
-        return (ConvEncoder(self.channels, self.hidden, out, self.activation, self.conv_impl),
+        return (ConvEncoder(self.channels, self.hidden, out, self.activation, self.conv_impl, self.dtype),
                 ConvDecoder(self.channels, tuple(reversed(self.hidden)), input_shape, self.activation,
-                            self.conv_impl))
+                            self.conv_impl, self.dtype))
 
 
 def net_options() -> dict:
@@ -106,6 +138,7 @@ def net_options() -> dict:
     return {f.name: f.default for f in dataclasses.fields(NetSpec)}
 
 
-__all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "DTYPES", "MLPDecoder", "MLPDiscriminator", "MLPEncoder",
-           "MaskedTokenDecoder", "NET_KINDS", "NetSpec", "POSITIONS", "ViTDecoder", "ViTEncoder", "activation",
+__all__ = ["ACTIVATIONS", "Conv1DDecoder", "Conv1DEncoder", "ConvDecoder", "ConvEncoder", "DTYPES", "MLPDecoder", "MLPDiscriminator", "MLPEncoder",
+           "MaskedTokenDecoder", "NET_KINDS", "NetSpec", "POSITIONS", "RecurrentDecoder", "RecurrentEncoder",
+           "SEQUENCE_NETS", "ViTDecoder", "ViTEncoder", "activation",
            "conv_feature_shapes", "net_options", "patch_grid"]

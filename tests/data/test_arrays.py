@@ -92,11 +92,57 @@ def test_npy_trains_sweeps_and_evaluates_end_to_end(tmp_path, npy_files):
 
 
 def test_wrong_rank_is_one_clear_line(tmp_path):
-    np.save(tmp_path / "x.npy", np.zeros((30, 8, 8), np.float32))
+    np.save(tmp_path / "x.npy", np.zeros((30, 8, 8, 1, 1), np.float32))
     with pytest.raises(DataError) as err:
         load_dataset("arrays", path=str(tmp_path / "x.npy"), val_size=5, test_size=5)
     message = _one_line(err)
-    assert "(30, 8, 8)" in message and "[N, H, W, C]" in message and "channel axis" in message
+    assert "(30, 8, 8, 1, 1)" in message and "[N, H, W, C]" in message and "[N, T, C]" in message
+    with pytest.raises(DataError) as err:  # a flat [N] array: neither features nor sequences
+        arrays_dataset(np.zeros(30), val_size=5, test_size=5)
+    assert "(30,)" in _one_line(err) and "channel axis" in str(err.value)
+
+
+def _series(n=60, steps=12, channels=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return (3.0 + 2.0 * rng.standard_normal((n, steps, channels))).astype(np.float32), rng.integers(0, 3, n)
+
+
+def test_sequences_load_from_npy_with_the_same_splits_and_hash(tmp_path):
+    x, y = _series()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    d = load_dataset("arrays", path=f"{tmp_path / 'x.npy'},{tmp_path / 'y.npy'}", val_size=6, test_size=12)
+    assert d.input_shape == (12, 2) and (len(d.train), len(d.val), len(d.test)) == (42, 6, 12)
+    assert d.num_classes == 3 and d.train.x.dtype == np.float32
+    assert d.source_hash == hashlib.sha256((tmp_path / "x.npy").read_bytes() + (tmp_path / "y.npy").read_bytes()
+                                           ).hexdigest()
+    # standardized per channel with the training split's statistics (values need not lie in [0, 1])
+    mean, std = d.scaling
+    assert mean.shape == (2,) and np.allclose(mean, 3.0, atol=0.3) and np.allclose(std, 2.0, atol=0.3)
+    np.testing.assert_allclose(d.train.x.reshape(-1, 2).mean(0), 0.5, atol=1e-5)
+    # the same split as an in-memory array of the same values
+    same = arrays_dataset(x, y, val_size=6, test_size=12)
+    np.testing.assert_array_equal(same.test.y, d.test.y)
+    np.testing.assert_allclose(same.test.x, d.test.x)
+
+
+def test_sequence_npz_splits_nans_and_label_counts_are_one_clear_line(tmp_path):
+    x, y = _series()
+    np.savez(tmp_path / "s.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    d = load_dataset("arrays", path=str(tmp_path / "s.npz"), val_size=8, test_size=5)
+    assert (len(d.train), len(d.val), len(d.test)) == (32, 8, 20) and d.input_shape == (12, 2)
+    bad = x.copy()
+    bad[5, 3, 1] = np.nan
+    with pytest.raises(DataError) as err:
+        arrays_dataset(bad, y, val_size=6, test_size=12)
+    assert "1 NaN" in _one_line(err)
+    with pytest.raises(DataError) as err:
+        arrays_dataset(x, y[:-1], val_size=6, test_size=12)
+    assert "60 examples but 59 labels" in _one_line(err)
+    np.savez(tmp_path / "mixed.npz", x_train=x[:40], x_test=x[40:, :, :1])
+    with pytest.raises(DataError) as err:
+        load_dataset("arrays", path=str(tmp_path / "mixed.npz"), val_size=8, test_size=5)
+    assert "different shapes" in _one_line(err)
 
 
 def test_nans_are_one_clear_line(tmp_path):

@@ -90,7 +90,7 @@ def test_unknown_dataset():
 
 
 @pytest.mark.parametrize("x, message", [
-    (np.zeros((4, 8, 8), np.float32), "shape \\[N, H, W, C\\]"),
+    (np.zeros((4, 8), np.float32), "shape \\[N, H, W, C\\] \\(images\\) or \\[N, T, C\\]"),  # rank 3 is a sequence
     (np.zeros((4, 8, 8, 1), np.uint8), "floating point"),
     (np.full((4, 8, 8, 1), np.nan, np.float32), "NaN"),
 ])
