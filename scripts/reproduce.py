@@ -174,6 +174,41 @@ def _transformer(root: Path) -> str:
     return f"test MSE {s['test/mse']:.5f} (PCA-32: {e['test/pca32_mse']:.5f})"
 
 
+def _audio(root: Path) -> str:
+    e = load(root, "runs/audio_denoising/eval_denoising.json")
+    return (f"**SNR improvement {e['test/snr_improvement']:.2f} dB** ({e['test/snr_in']:.2f} dB in, "
+            f"{e['test/snr_out']:.2f} dB out; {e['test/pink_snr@0/snr_improvement']:.2f} dB on unseen pink noise); grid and "
+            "waveforms in [docs/audio_and_colour.md](docs/audio_and_colour.md)")
+
+
+def _colour(root: Path) -> str:
+    e = load(root, "runs/colour_colorization/eval_colorization.json")
+    return (f"**PSNR RGB {e['test/psnr_rgb']:.2f} dB, chroma {e['test/psnr_chroma']:.2f} dB** vs grayscale copy "
+            f"{e['test/gray_psnr_rgb']:.2f} / {e['test/gray_psnr_chroma']:.2f} and mean chroma "
+            f"{e['test/mean_chroma_psnr_rgb']:.2f} / {e['test/mean_chroma_psnr_chroma']:.2f} ({e['num_examples']} held-out patches)")
+
+
+def _mnist1d_ae(root: Path) -> str:
+    s, e = load(root, "runs/mnist1d_ae/summary.json"), load(root, "runs/mnist1d_ae/eval_reconstruction.json")
+    return (f"**test MSE {s['test/mse']:.6f}** vs PCA-8 {e['test/pca8_mse']:.6f} (stored units 0.5 + z/8; "
+            "[docs/sequences.md](docs/sequences.md))")
+
+
+def _mnist1d_vae(root: Path) -> str:
+    s = load(root, "runs/mnist1d_vae/summary.json")
+    return (f"test ELBO {s['test/elbo']:.2f} nats per sequence, MSE {s['test/mse']:.5f}; prior samples drawn as lines "
+            "in [docs/sequences.md](docs/sequences.md)")
+
+
+def _series(root: Path) -> str:
+    e = load(root, "runs/series_anomaly/eval_anomaly.json")
+    score = e["score"]
+    kinds = ", ".join(f"{e[f'test/{score}_auroc_class{c}']:.3f}" for c in (1, 2, 3))
+    return (f"**AUROC {e['test/auroc']:.3f}** per window (spikes, level shifts, frequency changes: {kinds}); "
+            f"PCA-8 {e['test/pca_auroc']:.3f}, one-class SVM {e['test/ocsvm_auroc']:.3f}, Isolation Forest "
+            f"{e['test/isolation_forest_auroc']:.3f}, rolling z-score {e['test/rolling_zscore_auroc']:.3f}")
+
+
 def train_eval(experiment: str, task: str | None = None, *options: str, workdir: str | None = None,
                train_args: str = "") -> tuple[str, ...]:
     """`aejax train EXPERIMENT [--workdir W]` then, optionally, `aejax eval W --task TASK [--option ...]`."""
@@ -235,6 +270,16 @@ ENTRIES = (
           train_eval("fmnist_mae", "mae"), _mae, ("runs/fmnist_mae",)),
     Entry("fmnist_transformer_ae", "transformer AE, Fashion-MNIST, 7x7 patches, width 64, 1 block, code 32",
           train_eval("fmnist_transformer_ae", "reconstruction"), _transformer, ("runs/fmnist_transformer_ae",)),
+    Entry("audio_denoising", 'audio denoising, synthetic 8 kHz frames (256 samples), 256-1024-512-128 MLP, white noise at 0 dB',
+          train_eval("audio_denoising", "denoising"), _audio, ("runs/audio_denoising",), quick=True),
+    Entry("colour_colorization", "colorization, 8x8 patches of scikit-learn's sample photographs, 192-512-192 MLP on gray input",
+          train_eval("colour_colorization", "colorization"), _colour, ("runs/colour_colorization",), quick=True),
+    Entry("mnist1d_ae", 'MNIST-1D (generated locally, Greydanus 2020), GRU sequence AE (bidirectional encoder, 128 units), code 8',
+          train_eval("mnist1d_ae", "reconstruction"), _mnist1d_ae, ("runs/mnist1d_ae",)),
+    Entry("mnist1d_vae", 'MNIST-1D sequence VAE, conv1d, Gaussian likelihood, code 8',
+          train_eval("mnist1d_vae", "generation"), _mnist1d_vae, ("runs/mnist1d_vae",)),
+    Entry("series_anomaly", 'time-series anomalies (planted spikes, level shifts, frequency changes), conv1d AE on clean windows',
+          train_eval("series_anomaly", "anomaly", "per_class=True"), _series, ("runs/series_anomaly",), quick=True),
 )
 
 
