@@ -50,7 +50,7 @@ class PatchConv(nn.Module):
     features: int
     kernel_size: tuple[int, int] = (3, 3)
     strides: tuple[int, int] = (1, 1)
-    dtype: Any = jnp.float32
+    dtype: Any = None  # None: the promoted dtype of the input and parameters
 
     @nn.compact
     def __call__(self, x_BxHxWxC):
@@ -72,7 +72,19 @@ class PatchConv(nn.Module):
 CONV_IMPLS = ("auto", "im2col", "xla")
 
 
-def _conv(features: int, strides: tuple[int, int], impl: str, name: str, dtype=jnp.float32) -> nn.Module:
+def _compute_dtype(name: str):
+    """None for "float32": layers compute in the promoted dtype of their inputs and parameters, as plain
+    linen layers do (so a float64 check stays float64); jnp.bfloat16 for "bfloat16"."""
+    dtype = compute_dtype(name)  # a ConfigError for an unknown name
+    return None if name == "float32" else dtype
+
+
+def _to_float32(x, dtype):
+    """The code or logits as float32 after a bfloat16 net; unchanged after a full-precision one."""
+    return x if dtype is None else x.astype(jnp.float32)
+
+
+def _conv(features: int, strides: tuple[int, int], impl: str, name: str, dtype=None) -> nn.Module:
     """A 3x3 SAME convolution computing in `dtype`; both implementations share parameter names and shapes."""
     if impl == "auto":
         impl = "im2col" if jax.default_backend() == "cpu" else "xla"
@@ -111,14 +123,15 @@ class ConvEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x, condition=None):
-        act, dt = activation(self.activation), compute_dtype(self.dtype)
-        h = x.astype(dt)
+        act, dt = activation(self.activation), _compute_dtype(self.dtype)
+        h = x if dt is None else x.astype(dt)
         for i, c in enumerate(self.channels):
             h = act(_conv(c, (2, 2), self.conv_impl, f"Conv_{i}", dt)(h))
-        h = append_condition(h.reshape(h.shape[0], -1), condition).astype(dt)
+        h = append_condition(h.reshape(h.shape[0], -1), condition)
+        h = h if dt is None else h.astype(dt)
         for width in self.hidden:
             h = act(nn.Dense(width, dtype=dt)(h))
-        return nn.Dense(self.code_size, dtype=dt, name="code")(h).astype(jnp.float32)
+        return _to_float32(nn.Dense(self.code_size, dtype=dt, name="code")(h), dt)
 
 
 class ConvDecoder(nn.Module):
@@ -142,10 +155,11 @@ class ConvDecoder(nn.Module):
 
     @nn.compact
     def __call__(self, z, condition=None):
-        act, dt = activation(self.activation), compute_dtype(self.dtype)
+        act, dt = activation(self.activation), _compute_dtype(self.dtype)
         height, width, out_channels = self.output_shape
         shapes = conv_feature_shapes((height, width), len(self.channels))
-        h = append_condition(z, condition).astype(dt)
+        h = append_condition(z, condition)
+        h = h if dt is None else h.astype(dt)
         for w in self.hidden:
             h = act(nn.Dense(w, dtype=dt)(h))
         bottom_h, bottom_w = shapes[-1]
@@ -158,4 +172,4 @@ class ConvDecoder(nn.Module):
             h = _conv(c, (1, 1), self.conv_impl, f"Conv_{i}", dt)(h)
             if i < len(up_channels) - 1:
                 h = act(h)
-        return h.astype(jnp.float32)
+        return _to_float32(h, dt)
