@@ -47,7 +47,11 @@ def device_budget_bytes(limit: int) -> int | None:
     evaluation splits), else None: no known limit (the CPU, where the device is host memory)."""
     if limit > 0:
         return int(limit)
-    stats = jax.devices()[0].memory_stats()
+    if jax.process_count() > 1:
+        # Processes of one run must decide alike, and each sees only its own devices' memory (jax.devices()[0]
+        # is not addressable from process 1: asking it raised there and left process 0 waiting in gloo).
+        return None
+    stats = jax.local_devices()[0].memory_stats()
     if not stats or "bytes_limit" not in stats:
         return None
     return (int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))) // 2
