@@ -27,7 +27,7 @@ from aejax.train.distributed import host, is_primary
 from aejax.train.feed import epoch_metrics
 from aejax.train.metrics import MetricsWriter, NullWriter
 from aejax.train.setup import RunKeys, RunSetup, setup_run
-from aejax.train.tracking import MlflowRun, log_training_end
+from aejax.train.tracking import MlflowRun, flatten, log_training_end
 
 log = logging.getLogger("aejax")
 
@@ -39,13 +39,6 @@ NOT_IDENTITY = ("train.progress", "train.figures", "train.tensorboard", "train.c
                 "data.on_device", "data.device_bytes_limit", "data.stream_chunk_steps", "data.mmap",
                 "train.eval_every", "train.epochs_per_call", "train.async_metrics",
                 "train.keep_checkpoints", "data.dir", "train.mlflow", "train.mlflow_uri", "train.mlflow_experiment")
-
-
-def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in tree.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 def check_run_identity(config: ml_collections.ConfigDict, workdir: str, *, extend: bool = False) -> dict | None:
@@ -60,10 +53,10 @@ def check_run_identity(config: ml_collections.ConfigDict, workdir: str, *, exten
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:  # resolved again, so options added to aejax since the run was started take their defaults
-        saved = _flat(json.loads(config_to_json(config_from_json(text))))
+        saved = flatten(json.loads(config_to_json(config_from_json(text))))
     except ConfigError:
-        saved = _flat(json.loads(text))
-    new = _flat(json.loads(config_to_json(config)))
+        saved = flatten(json.loads(text))
+    new = flatten(json.loads(config_to_json(config)))
     diff = {k: (saved.get(k), new.get(k)) for k in sorted(set(saved) | set(new))
             if saved.get(k) != new.get(k) and k not in NOT_IDENTITY}
     if not diff:
