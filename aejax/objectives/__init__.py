@@ -1,4 +1,8 @@
-"""Pure loss terms, per example ([B] out); the caller reduces."""
+"""Pure loss terms, per example ([B] out); the caller reduces.
+
+Every public term checks the shapes of its arrays on entry (chex, at trace time under jit) and
+raises `aejax.errors.DataError` naming the function and the shapes it got.
+"""
 
 from aejax.objectives.reconstruction import (bernoulli_nll, continuous_bernoulli_log_norm, continuous_bernoulli_nll,
                                              gaussian_nll, num_features, per_feature_mean, squared_error)

@@ -28,10 +28,12 @@ import dataclasses
 import math
 from typing import Any, Callable
 
+import chex
 import jax
 import jax.numpy as jnp
 
 from aejax.errors import ConfigError
+from aejax.objectives._checks import says
 
 METHODS = ("auto", "jacfwd", "jacrev", "hutchinson", "closed_form")
 
@@ -54,6 +56,10 @@ class SigmoidLayer:
 jax.tree_util.register_dataclass(SigmoidLayer, data_fields=["W", "b"], meta_fields=[])
 
 
+def _batch(where, x):
+    chex.assert_rank(x, {2, 3, 4, 5}, **says(f"{where}: x must be a batch [B, *input_shape]"))
+
+
 def contractive_penalty_sigmoid_layer(W_DxK, b_K, x):
     """Closed form ||J||_F^2 for h = sigmoid(W^T x + b) -> [B]: sum_j (h_j (1 - h_j))^2 ||W_:j||^2.
 
@@ -65,6 +71,10 @@ def contractive_penalty_sigmoid_layer(W_DxK, b_K, x):
 
     References: Rifai et al. 2011, "Contractive auto-encoders", eq. (5).
     """
+    where = "contractive_penalty_sigmoid_layer(W_DxK, b_K, x)"
+    chex.assert_rank(W_DxK, 2, **says(f"{where}: W must be [D, K]"))
+    chex.assert_shape(b_K, jnp.shape(W_DxK)[1:], **says(f"{where}: b must be [K] for W [D, K]"))
+    _batch(where, x)
     x_BxD = x.reshape(x.shape[0], -1)
     if x_BxD.shape[1] != W_DxK.shape[0]:
         raise ConfigError(f"the sigmoid layer has {W_DxK.shape[0]} inputs but x has {x_BxD.shape[1]} features "
@@ -141,7 +151,10 @@ def contractive_penalty(encode: Callable, x, *, method: str = "auto", key=None, 
         method = "closed_form"
     if method == "closed_form":
         return contractive_penalty_sigmoid_layer(encode.W, encode.b, x)
-    code_width = jax.eval_shape(encode, jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)).shape[-1]
+    _batch("contractive_penalty(encode, x)", x)
+    code_1xK = jax.eval_shape(encode, jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype))
+    chex.assert_rank(code_1xK, 2, **says("contractive_penalty: encode must map [B, *input_shape] to codes [B, K]"))
+    code_width = code_1xK.shape[-1]
     if method == "auto":
         method = "jacfwd" if math.prod(x.shape[1:]) < code_width else "jacrev"
     if method in ("jacfwd", "jacrev"):

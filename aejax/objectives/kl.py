@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 
 from aejax.errors import ConfigError
+from aejax.objectives._checks import says
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _posterior(where, mean_BxK, logvar_BxK):
+    """mean and logvar: one shape, [B, K]."""
+    chex.assert_rank(mean_BxK, 2, **says(f"{where}: mean must be [B, K]"))
+    chex.assert_equal_shape([mean_BxK, logvar_BxK], **says(f"{where}: mean and logvar must both be [B, K]"))
 
 
 def gaussian_kl_per_dim(mean_BxK, logvar_BxK):
@@ -23,6 +31,7 @@ def gaussian_kl_per_dim(mean_BxK, logvar_BxK):
 
     References: Kingma & Welling 2013, "Auto-Encoding Variational Bayes".
     """
+    _posterior("gaussian_kl_per_dim(mean_BxK, logvar_BxK)", mean_BxK, logvar_BxK)
     return 0.5 * (jnp.square(mean_BxK) + jnp.exp(logvar_BxK) - logvar_BxK - 1.0)
 
 
@@ -31,6 +40,7 @@ def gaussian_kl(mean_BxK, logvar_BxK):
 
     References: Kingma & Welling 2013, "Auto-Encoding Variational Bayes", appendix B.
     """
+    _posterior("gaussian_kl(mean_BxK, logvar_BxK)", mean_BxK, logvar_BxK)
     return jnp.sum(gaussian_kl_per_dim(mean_BxK, logvar_BxK), axis=-1)
 
 
@@ -44,6 +54,9 @@ def free_bits_kl(kl_BxK, free_bits):
 
     References: Kingma et al. 2016, "Improved Variational Inference with Inverse Autoregressive Flow".
     """
+    chex.assert_rank(kl_BxK, 2, **says("free_bits_kl(kl_BxK, free_bits): kl must be [B, K] (per dimension)"))
+    chex.assert_is_broadcastable(jnp.shape(free_bits), jnp.shape(kl_BxK)[1:],
+                                 **says("free_bits_kl: free_bits must be a scalar or [K]"))
     active_K = jnp.mean(kl_BxK, axis=0) > free_bits
     return jnp.sum(jnp.where(active_K[None, :], kl_BxK, free_bits), axis=-1)
 
@@ -53,12 +66,20 @@ def reparameterize(mean_BxK, logvar_BxK, *, key):
 
     References: Kingma & Welling 2013, "Auto-Encoding Variational Bayes", section 2.4.
     """
+    chex.assert_equal_shape([mean_BxK, logvar_BxK], **says("reparameterize: mean and logvar must have one shape"))
     eps = jax.random.normal(key, mean_BxK.shape, mean_BxK.dtype)
     return mean_BxK + jnp.exp(0.5 * logvar_BxK) * eps
 
 
 def gaussian_log_density(z_BxK, mean_BxK, logvar_BxK):
-    """log N(z; mean, diag(exp(logvar))) summed over dimensions -> [B] (any leading axes)."""
+    """log N(z; mean, diag(exp(logvar))) summed over dimensions -> [B] (any leading axes).
+
+    mean and logvar share one shape, which broadcasts against z (e.g. z [S, B, K], mean [B, K]).
+    """
+    chex.assert_equal_shape([mean_BxK, logvar_BxK],
+                            **says("gaussian_log_density(z, mean, logvar): mean and logvar must have one shape"))
+    chex.assert_is_broadcastable(jnp.shape(mean_BxK), jnp.shape(z_BxK),
+                                 **says("gaussian_log_density(z, mean, logvar): mean must broadcast against z"))
     return -0.5 * jnp.sum(_LOG_2PI + logvar_BxK + jnp.square(z_BxK - mean_BxK) * jnp.exp(-logvar_BxK), axis=-1)
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
+
+from aejax.objectives._checks import says
 
 
 def _sum_features(v):
@@ -21,8 +24,15 @@ def num_features(x) -> int:
     return math.prod(x.shape[1:])
 
 
+def _same_batch_shape(where, a, x):
+    """`a` and `x` both [B, ...] with the same shape (no silent broadcasting)."""
+    chex.assert_equal_shape([a, x], **says(f"{where}: both arguments must be [B, *input_shape] of one shape"))
+    chex.assert_rank(x, {2, 3, 4, 5}, **says(f"{where}: x must be a batch [B, ...]"))
+
+
 def squared_error(x_hat, x):
     """Sum of squared differences per example: sum_i (x_hat_i - x_i)^2 -> [B]."""
+    _same_batch_shape("squared_error(x_hat, x)", x_hat, x)
     return _sum_features(jnp.square(x_hat - x))
 
 
@@ -32,6 +42,7 @@ def bernoulli_nll(logits, x):
     Equals binary cross-entropy with logits: -x log s(l) - (1 - x) log(1 - s(l)),
     computed stably as softplus(l) - x * l. Valid for x in [0, 1].
     """
+    _same_batch_shape("bernoulli_nll(logits, x)", logits, x)
     return _sum_features(jax.nn.softplus(logits) - x * logits)
 
 
@@ -40,6 +51,9 @@ def gaussian_nll(mean, x, log_sigma):
 
     `log_sigma` broadcasts against `x` (a scalar for a fixed variance, or per feature).
     """
+    _same_batch_shape("gaussian_nll(mean, x, log_sigma)", mean, x)
+    chex.assert_is_broadcastable(jnp.shape(log_sigma), jnp.shape(x),
+                                 **says("gaussian_nll: log_sigma must broadcast against x [B, *input_shape]"))
     log_sigma = jnp.broadcast_to(log_sigma, x.shape)
     z = (x - mean) * jnp.exp(-log_sigma)
     return _sum_features(0.5 * jnp.square(z) + log_sigma + 0.5 * jnp.log(2.0 * jnp.pi))
@@ -75,9 +89,12 @@ def continuous_bernoulli_nll(logits, x):
     References: Loaiza-Ganem & Cunningham 2019, "The continuous Bernoulli: fixing a
     pervasive error in variational autoencoders".
     """
+    _same_batch_shape("continuous_bernoulli_nll(logits, x)", logits, x)
     return bernoulli_nll(logits, x) - _sum_features(continuous_bernoulli_log_norm(logits))
 
 
 def per_feature_mean(per_example_sum, x):
-    """Turns a per-example sum over features into a per-feature mean."""
+    """Turns a per-example sum over features into a per-feature mean: [B] and x [B, ...] -> [B]."""
+    chex.assert_shape(per_example_sum, jnp.shape(x)[:1],
+                      **says("per_feature_mean(per_example_sum, x): per_example_sum must be [B] for x [B, ...]"))
     return per_example_sum / num_features(x)

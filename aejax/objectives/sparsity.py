@@ -9,11 +9,17 @@ References: Ng 2011, "Sparse autoencoder" (CS294A lecture notes); Makhzani & Fre
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from aejax.errors import ConfigError
+from aejax.objectives._checks import says
+
+
+def _codes(where, z_BxK):
+    chex.assert_rank(z_BxK, 2, **says(f"{where}: codes must be [B, K]"))
 
 
 def l1_penalty(z_BxK):
@@ -21,6 +27,7 @@ def l1_penalty(z_BxK):
 
     References: Goodfellow, Bengio & Courville 2016, Deep Learning, section 14.2.1.
     """
+    _codes("l1_penalty(z_BxK)", z_BxK)
     return jnp.sum(jnp.abs(z_BxK.reshape(z_BxK.shape[0], -1)), axis=-1)
 
 
@@ -37,6 +44,8 @@ def bernoulli_kl(rho, rho_hat, *, eps: float = 1e-6):
 
     References: Ng 2011, "Sparse autoencoder", CS294A lecture notes, section 3.
     """
+    chex.assert_is_broadcastable(jnp.shape(rho), jnp.shape(rho_hat),
+                                 **says("bernoulli_kl(rho, rho_hat): rho must broadcast against rho_hat"))
     rho_hat = jnp.clip(rho_hat, eps, 1.0 - eps)
     return rho * (jnp.log(rho) - jnp.log(rho_hat)) + (1.0 - rho) * (jnp.log1p(-rho) - jnp.log1p(-rho_hat))
 
@@ -52,6 +61,9 @@ def kl_sparsity(h_BxK, rho):
 
     References: Ng 2011, "Sparse autoencoder", CS294A lecture notes, section 3.
     """
+    _codes("kl_sparsity(h_BxK, rho)", h_BxK)
+    chex.assert_is_broadcastable(jnp.shape(rho), jnp.shape(h_BxK)[1:],
+                                 **says("kl_sparsity(h_BxK, rho): rho must be a scalar or [K]"))
     rho_hat_K = jnp.mean(h_BxK, axis=0)
     return jnp.sum(bernoulli_kl(rho, rho_hat_K))
 
@@ -65,6 +77,9 @@ def check_k(k: int, code_width: int, what: str = "k") -> None:
 
 def top_k_mask(z_BxK, k: int):
     """Boolean mask [B, K] with exactly `k` True entries per row: the k largest values (ties by index)."""
+    _codes(f"top_k_mask(z_BxK, k={k})", z_BxK)
+    chex.assert_axis_dimension_gteq(z_BxK, 1, int(k),
+                                    **says(f"top_k_mask: k={k} is wider than the codes {tuple(z_BxK.shape)} [B, K]"))
     _, idx_Bxk = jax.lax.top_k(z_BxK, k)
     rows = jnp.arange(z_BxK.shape[0])[:, None]
     return jnp.zeros(z_BxK.shape, bool).at[rows, idx_Bxk].set(True)
@@ -77,6 +92,7 @@ def top_k(z_BxK, k: int):
 
     References: Makhzani & Frey 2013, "k-Sparse autoencoders".
     """
+    _codes(f"top_k(z_BxK, k={k})", z_BxK)
     return jnp.where(top_k_mask(z_BxK, k), z_BxK, jnp.zeros_like(z_BxK))
 
 
@@ -88,6 +104,8 @@ def auxk_codes(z_BxK, dead_K, k_aux: int):
 
     References: Gao et al. 2024, "Scaling and evaluating sparse autoencoders", section 2.4 (AuxK).
     """
+    _codes("auxk_codes(z_BxK, dead_K, k_aux)", z_BxK)
+    chex.assert_shape(dead_K, jnp.shape(z_BxK)[1:], **says("auxk_codes: dead_K must be [K] for codes [B, K]"))
     dead_BxK = jnp.broadcast_to(dead_K, z_BxK.shape)
     masked = jnp.where(dead_BxK, z_BxK, -jnp.inf)
     keep = top_k_mask(masked, k_aux) & dead_BxK
@@ -96,4 +114,5 @@ def auxk_codes(z_BxK, dead_K, k_aux: int):
 
 def l0(z_BxK, *, threshold: float = 0.0):
     """Number of units with |z| > threshold in each code -> [B]."""
+    _codes("l0(z_BxK)", z_BxK)
     return jnp.sum((jnp.abs(z_BxK) > threshold).astype(jnp.float32), axis=-1)

@@ -1,11 +1,12 @@
 """contractive_penalty against finite differences (float64), the closed form, Hutchinson, and bad input."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, DataError
 from aejax.nets import ConvEncoder, MLPEncoder
 from aejax.objectives import SigmoidLayer, contractive_penalty, contractive_penalty_sigmoid_layer
 
@@ -111,8 +112,7 @@ def test_parameter_gradients_agree_between_exact_methods(x64, name):
 
     grads = [jax.jit(jax.grad(objective), static_argnums=1)(params, m) for m in EXACT]
     for g in grads[1:]:
-        for a, b in zip(jax.tree_util.tree_leaves(grads[0]), jax.tree_util.tree_leaves(g)):
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        chex.assert_trees_all_close(g, grads[0], rtol=1e-9, atol=1e-12)
     assert any(float(jnp.abs(leaf).max()) > 0 for leaf in jax.tree_util.tree_leaves(grads[0]))
 
 
@@ -124,8 +124,7 @@ def test_closed_form_parameter_gradient_matches_autodiff(x64):
                         argnums=(0, 1))(W, b)
     g_rev = jax.grad(lambda W, b: jnp.sum(contractive_penalty(SigmoidLayer(W, b), x, method="jacrev")),
                      argnums=(0, 1))(W, b)
-    for a, c in zip(g_closed, g_rev):
-        np.testing.assert_allclose(a, c, rtol=1e-9, atol=1e-12)
+    chex.assert_trees_all_close(g_closed, g_rev, rtol=1e-9, atol=1e-12)
 
 
 def test_works_under_jit_in_float32():
@@ -164,3 +163,41 @@ def test_closed_form_on_another_encoder_is_an_error():
 def test_closed_form_shape_mismatch_is_an_error():
     with pytest.raises(ConfigError, match="inputs but x has"):
         contractive_penalty_sigmoid_layer(jnp.ones((5, 2)), jnp.zeros(2), jnp.ones((3, 4)))
+
+
+# -- shapes checked at the entry points (chex), and every method with and without jit ------------------
+
+@pytest.mark.parametrize("call, shapes", [
+    (lambda: contractive_penalty(lambda x: x, jnp.ones(6)), ["(6,)", "[B, *input_shape]", "contractive_penalty"]),
+    (lambda: contractive_penalty(lambda x: x, jnp.ones((2, 4, 4, 1))), ["(1, 4, 4, 1)", "codes [B, K]"]),
+    (lambda: contractive_penalty(lambda x: x.sum(-1), jnp.ones((2, 6)), method="jacrev"), ["(1,)", "codes [B, K]"]),
+    (lambda: contractive_penalty_sigmoid_layer(jnp.ones(5), jnp.zeros(2), jnp.ones((3, 5))), ["(5,)", "W must be"]),
+    (lambda: contractive_penalty_sigmoid_layer(jnp.ones((5, 2)), jnp.zeros(3), jnp.ones((3, 5))),
+     ["(3,)", "(2)", "b must be"]),
+    (lambda: contractive_penalty(SigmoidLayer(jnp.ones((5, 2)), jnp.zeros(2)), jnp.ones(5)), ["(5,)", "batch"]),
+])
+def test_wrong_shapes_fail_naming_the_shapes(call, shapes):
+    with pytest.raises(DataError) as info:
+        call()
+    for text in shapes:
+        assert text in str(info.value), (text, str(info.value))
+
+
+class JitAndEagerTest(chex.TestCase):
+    """Every method gives the closed form of a sigmoid layer, jitted and not (Hutchinson: its mean)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_methods_agree_with_the_closed_form(self):
+        x = jax.random.uniform(jax.random.key(0), (3, 4, 4, 1))
+        W = jax.random.normal(jax.random.key(1), (16, 5)) * 0.5
+        b = jax.random.normal(jax.random.key(2), (5,))
+        h = np.asarray(jax.nn.sigmoid(x.reshape(3, -1) @ W + b), np.float64)
+        expected = np.sum((h * (1 - h)) ** 2 * np.sum(np.asarray(W, np.float64) ** 2, axis=0), axis=-1)
+        encode = lambda xb: jax.nn.sigmoid(xb.reshape(xb.shape[0], -1) @ W + b)  # a plain function
+        got = {m: self.variant(lambda x, m=m: contractive_penalty(encode, x, method=m))(x)
+               for m in ("jacfwd", "jacrev", "auto")}
+        got["closed_form"] = self.variant(lambda W, b, x: contractive_penalty(SigmoidLayer(W, b), x))(W, b, x)
+        chex.assert_trees_all_close(got, {m: expected.astype(np.float32) for m in got}, rtol=1e-5)
+        hutchinson = self.variant(lambda x, k: contractive_penalty(encode, x, method="hutchinson", key=k,
+                                                                   num_probes=512))(x, jax.random.key(3))
+        np.testing.assert_allclose(hutchinson, expected, rtol=0.15)  # 512 probes: a few percent off

@@ -1,12 +1,13 @@
 """KL, free bits, reparameterization, densities, KL schedules and the adversarial terms."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
 
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, DataError
 from aejax.objectives import adversarial, kl
 
 
@@ -121,3 +122,74 @@ def test_r1_penalty_is_half_the_squared_gradient_norm():
     assert np.allclose(adversarial.r1_penalty(lambda v: v @ w, z), 0.5 * float(w @ w))
     quad = adversarial.r1_penalty(lambda v: jnp.sum(v ** 2, axis=-1), z)  # grad = 2 z
     assert np.allclose(quad, 0.5 * 4 * 3)
+
+
+# -- shapes checked at the entry points (chex), and every term with and without jit --------------------
+
+def _a(*shape):
+    return jnp.zeros(shape, jnp.float32)
+
+
+@pytest.mark.parametrize("call, shapes", [
+    (lambda: kl.gaussian_kl(_a(4, 3), _a(4, 2)), ["(4, 3)", "(4, 2)", "gaussian_kl"]),
+    (lambda: kl.gaussian_kl_per_dim(_a(4, 3), _a(3, 4)), ["(4, 3)", "(3, 4)", "gaussian_kl_per_dim"]),
+    (lambda: kl.gaussian_kl(_a(12), _a(12)), ["(12,)", "expected 2", "[B, K]"]),
+    (lambda: kl.free_bits_kl(_a(4), 0.5), ["(4,)", "free_bits_kl"]),
+    (lambda: kl.free_bits_kl(_a(4, 3), jnp.zeros(2)), ["(2,)", "(3,)", "free_bits"]),
+    (lambda: kl.reparameterize(_a(4, 3), _a(4, 1), key=jax.random.key(0)), ["(4, 3)", "(4, 1)", "reparameterize"]),
+    (lambda: kl.gaussian_log_density(_a(5, 4, 3), _a(4, 2), _a(4, 2)), ["(4, 2)", "(5, 4, 3)", "broadcast"]),
+    (lambda: kl.gaussian_log_density(_a(4, 3), _a(4, 3), _a(3,)), ["(4, 3)", "(3,)", "gaussian_log_density"]),
+    (lambda: adversarial.discriminator_loss(_a(4), _a(5)), ["(4,)", "(5,)", "discriminator_loss"]),
+    (lambda: adversarial.discriminator_loss(_a(4, 1), _a(4, 1)), ["(4, 1)", "expected 1", "[B]"]),
+    (lambda: adversarial.generator_loss(_a(4, 1)), ["(4, 1)", "generator_loss"]),
+    (lambda: adversarial.r1_penalty(lambda z: z, _a(4, 3)), ["(4, 3)", "(4)", "logits [B]"]),
+    (lambda: adversarial.r1_penalty(lambda z: z.sum(-1), _a(4)), ["(4,)", "r1_penalty"]),
+])
+def test_wrong_shapes_fail_naming_the_shapes(call, shapes):
+    with pytest.raises(DataError) as info:
+        call()
+    for text in shapes:
+        assert text in str(info.value), (text, str(info.value))
+
+
+def test_wrong_shapes_fail_while_tracing_before_any_compile():
+    with pytest.raises(DataError, match=r"\(4, 3\).*\(4, 2\)"):
+        jax.jit(kl.gaussian_kl).lower(jax.ShapeDtypeStruct((4, 3), jnp.float32),
+                                      jax.ShapeDtypeStruct((4, 2), jnp.float32))
+
+
+class JitAndEagerTest(chex.TestCase):
+    """Every term of kl.py and adversarial.py equals its numpy formula, jitted and not."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_terms_match_numpy(self):
+        rng = np.random.default_rng(0)
+        mean, logvar, z = (rng.normal(size=(5, 3)).astype(np.float32) for _ in range(3))
+        got = {
+            "kl_per_dim": self.variant(kl.gaussian_kl_per_dim)(mean, logvar),
+            "kl": self.variant(kl.gaussian_kl)(mean, logvar),
+            "free_bits": self.variant(kl.free_bits_kl)(np.abs(mean), 0.5),
+            "log_q": self.variant(kl.gaussian_log_density)(z, mean, logvar),
+            "log_p": self.variant(kl.standard_normal_log_density)(z),
+            "disc": self.variant(adversarial.discriminator_loss)(mean[:, 0], mean[:, 1]),
+            "gen": self.variant(adversarial.generator_loss)(mean[:, 0]),
+            "r1": self.variant(lambda z: adversarial.r1_penalty(lambda v: jnp.sum(v ** 2, axis=-1), z))(z),
+        }
+        kl_per_dim = 0.5 * (mean ** 2 + np.exp(logvar) - logvar - 1)
+        active = np.abs(mean).mean(axis=0) > 0.5
+        softplus = lambda v: np.log1p(np.exp(v))
+        expected = {
+            "kl_per_dim": kl_per_dim, "kl": kl_per_dim.sum(-1),
+            "free_bits": np.where(active[None], np.abs(mean), 0.5).sum(-1),
+            "log_q": stats.norm.logpdf(z, mean, np.exp(0.5 * logvar)).sum(-1),
+            "log_p": stats.norm.logpdf(z).sum(-1),
+            "disc": softplus(-mean[:, 0]) + softplus(mean[:, 1]), "gen": softplus(-mean[:, 0]),
+            "r1": 0.5 * (4 * z ** 2).sum(-1),
+        }
+        chex.assert_trees_all_close(got, expected, rtol=1e-5, atol=1e-5)
+        eps_key = jax.random.key(3)
+        sample = self.variant(lambda m, v, k: kl.reparameterize(m, v, key=k))(mean, logvar, eps_key)
+        eps = np.asarray(jax.random.normal(eps_key, mean.shape))
+        chex.assert_trees_all_close(sample, mean + np.exp(0.5 * logvar) * eps, rtol=1e-5, atol=1e-6)
+        schedule = self.variant(lambda s: kl.kl_weight_schedule("linear", s, warmup_steps=10))(jnp.arange(0, 15, 5))
+        chex.assert_trees_all_close(schedule, np.array([0.0, 0.5, 1.0], np.float32))

@@ -1,10 +1,13 @@
 """Numerical checks of the reconstruction likelihoods the VAE decoders use."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import integrate, stats
 
+from aejax.errors import DataError
 from aejax.models.vae import continuous_bernoulli_mean
 from aejax.objectives import reconstruction as rec
 
@@ -83,3 +86,57 @@ def test_continuous_bernoulli_density_integrates_to_one_and_mean_matches():
         assert np.isclose(total, 1.0, atol=1e-4)
         assert np.isclose(float(continuous_bernoulli_mean(jnp.float32(logit))), mean, atol=1e-4)
     assert np.isfinite(np.asarray(jax.grad(lambda l: continuous_bernoulli_mean(l))(0.0)))
+
+
+# -- shapes checked at the entry points (chex), and every term with and without jit --------------------
+
+def _a(*shape):
+    return jnp.zeros(shape, jnp.float32)
+
+
+@pytest.mark.parametrize("call, shapes", [
+    (lambda: rec.squared_error(_a(4, 64), _a(4, 8, 8, 1)), ["(4, 64)", "(4, 8, 8, 1)", "squared_error"]),
+    (lambda: rec.squared_error(_a(4, 8, 8, 1), _a(1, 8, 8, 1)), ["(4, 8, 8, 1)", "(1, 8, 8, 1)"]),
+    (lambda: rec.squared_error(_a(64), _a(64)), ["(64,)", "[B, ...]"]),
+    (lambda: rec.bernoulli_nll(_a(4, 8, 8, 3), _a(4, 8, 8, 1)), ["(4, 8, 8, 3)", "(4, 8, 8, 1)", "bernoulli_nll"]),
+    (lambda: rec.continuous_bernoulli_nll(_a(4, 5), _a(5, 4)), ["(4, 5)", "(5, 4)", "continuous_bernoulli_nll"]),
+    (lambda: rec.gaussian_nll(_a(4, 5), _a(4, 6), 0.0), ["(4, 5)", "(4, 6)", "gaussian_nll"]),
+    (lambda: rec.gaussian_nll(_a(4, 5), _a(4, 5), _a(3)), ["(3,)", "(4, 5)", "log_sigma"]),
+    (lambda: rec.per_feature_mean(_a(4, 1), _a(4, 5)), ["(4, 1)", "(4)", "per_feature_mean"]),
+])
+def test_wrong_shapes_fail_naming_the_shapes(call, shapes):
+    with pytest.raises(DataError) as info:
+        call()
+    for text in shapes:
+        assert text in str(info.value), (text, str(info.value))
+
+
+class JitAndEagerTest(chex.TestCase):
+    """Every reconstruction term equals its numpy/scipy formula, jitted and not."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_terms_match_numpy(self):
+        rng = np.random.default_rng(2)
+        logits = (rng.choice([-1.0, 1.0], size=(3, 4, 4, 1)) * rng.uniform(0.5, 4.0, size=(3, 4, 4, 1))).astype(
+            np.float32)  # away from 0: the exact branch of the continuous Bernoulli normaliser
+        x = rng.uniform(size=(3, 4, 4, 1)).astype(np.float32)
+        log_sigma = (rng.normal(size=(4, 4, 1)) * 0.3).astype(np.float32)
+        got = {
+            "se": self.variant(rec.squared_error)(logits, x),
+            "bernoulli": self.variant(rec.bernoulli_nll)(logits, x),
+            "gaussian": self.variant(rec.gaussian_nll)(logits, x, log_sigma),
+            "cb": self.variant(rec.continuous_bernoulli_nll)(logits, x),
+            "mean": self.variant(rec.per_feature_mean)(jnp.ones(3) * 16, x),
+        }
+        p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+        cb_log_norm = np.log(logits / np.tanh(logits / 2.0))  # no logit is near 0 here
+        bern = -(x * np.log(p) + (1 - x) * np.log(1 - p)).reshape(3, -1).sum(-1)
+        expected = {
+            "se": ((logits - x) ** 2).reshape(3, -1).sum(-1),
+            "bernoulli": bern,
+            "gaussian": -stats.norm.logpdf(x, logits, np.exp(log_sigma)).reshape(3, -1).sum(-1),
+            "cb": bern - cb_log_norm.reshape(3, -1).sum(-1),
+            "mean": np.ones(3),
+        }
+        chex.assert_trees_all_close(got, jax.tree_util.tree_map(lambda a: a.astype(np.float32), expected),
+                                    rtol=1e-5, atol=1e-5)

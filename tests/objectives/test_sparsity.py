@@ -1,11 +1,12 @@
 """Sparsity terms against numpy computations; top-k and AuxK selections; bad input."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, DataError
 from aejax.objectives import auxk_codes, bernoulli_kl, kl_sparsity, l0, l1_penalty, top_k, top_k_mask
 from aejax.objectives.sparsity import check_k, check_rate
 
@@ -79,3 +80,58 @@ def test_rho_outside_open_unit_interval_is_an_error(rho):
 def test_bad_k_is_an_error(k, width):
     with pytest.raises(ConfigError, match="code width"):
         check_k(k, width)
+
+
+# -- shapes checked at the entry points (chex), and every term with and without jit --------------------
+
+def _a(*shape):
+    return jnp.zeros(shape, jnp.float32)
+
+
+@pytest.mark.parametrize("call, shapes", [
+    (lambda: l1_penalty(_a(4, 8, 1)), ["(4, 8, 1)", "expected 2", "l1_penalty"]),
+    (lambda: l1_penalty(_a(8)), ["(8,)", "[B, K]"]),
+    (lambda: kl_sparsity(_a(8), 0.05), ["(8,)", "kl_sparsity"]),
+    (lambda: kl_sparsity(_a(4, 8), jnp.full(3, 0.05)), ["(3,)", "(8,)", "rho"]),
+    (lambda: bernoulli_kl(jnp.full(3, 0.05), _a(8)), ["(3,)", "(8,)", "bernoulli_kl"]),
+    (lambda: top_k(_a(8), 2), ["(8,)", "top_k"]),
+    (lambda: top_k_mask(_a(4, 3), 5), ["(4, 3)", "k=5"]),
+    (lambda: auxk_codes(_a(4, 8), jnp.zeros(6, bool), 2), ["(6,)", "(8)", "dead_K"]),
+    (lambda: l0(_a(4, 2, 2)), ["(4, 2, 2)", "l0"]),
+])
+def test_wrong_shapes_fail_naming_the_shapes(call, shapes):
+    with pytest.raises(DataError) as info:
+        call()
+    for text in shapes:
+        assert text in str(info.value), (text, str(info.value))
+
+
+class JitAndEagerTest(chex.TestCase):
+    """Every sparsity term equals its numpy formula, jitted and not."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_terms_match_numpy(self):
+        rng = np.random.default_rng(3)
+        z = rng.normal(size=(6, 5)).astype(np.float32)
+        h = rng.uniform(0.05, 0.95, size=(6, 5)).astype(np.float32)
+        dead = np.array([True, False, True, True, False])
+        got = {
+            "l1": self.variant(l1_penalty)(z),
+            "kl": self.variant(kl_sparsity)(h, jnp.float32(0.1)),
+            "top2": self.variant(top_k, static_argnums=1)(z, 2),
+            "auxk": self.variant(auxk_codes, static_argnums=2)(z, dead, 2),
+            "l0": self.variant(l0)(np.where(np.abs(z) > 0.5, z, 0.0)),
+        }
+        rho_hat = h.mean(axis=0)
+        kth = np.sort(z, axis=1)[:, -2][:, None]
+        z_dead = np.where(dead, z, -np.inf)
+        kth_dead = np.sort(z_dead, axis=1)[:, -2][:, None]
+        expected = {
+            "l1": np.abs(z).sum(-1),
+            "kl": np.sum(0.1 * np.log(0.1 / rho_hat) + 0.9 * np.log(0.9 / (1 - rho_hat))),
+            "top2": np.where(z >= kth, z, 0.0),
+            "auxk": np.where(dead & (z_dead >= kth_dead), z, 0.0),
+            "l0": (np.abs(z) > 0.5).sum(-1),
+        }
+        chex.assert_trees_all_close(got, jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), expected),
+                                    rtol=1e-5, atol=1e-6)
