@@ -29,8 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aejax.nets.common import activation, append_condition
-from aejax.nets.transformer import compute_dtype
+from aejax.nets.common import activation, append_condition, as_float32, check_condition, check_input, layer_dtype
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -57,8 +56,9 @@ class PatchConv(nn.Module):
         kh, kw = self.kernel_size
         sh, sw = self.strides
         _, height, width, channels = x_BxHxWxC.shape
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, channels, self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (kh, kw, channels, self.features),
+                            jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
         x_BxHxWxC, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias, dtype=self.dtype)
         pad_h, pad_w = _same_padding(height, kh, sh), _same_padding(width, kw, sw)
         padded = jnp.pad(x_BxHxWxC, ((0, 0), pad_h, pad_w, (0, 0)))
@@ -70,18 +70,6 @@ class PatchConv(nn.Module):
 
 
 CONV_IMPLS = ("auto", "im2col", "xla")
-
-
-def _compute_dtype(name: str):
-    """None for "float32": layers compute in the promoted dtype of their inputs and parameters, as plain
-    linen layers do (so a float64 check stays float64); jnp.bfloat16 for "bfloat16"."""
-    dtype = compute_dtype(name)  # a ConfigError for an unknown name
-    return None if name == "float32" else dtype
-
-
-def _to_float32(x, dtype):
-    """The code or logits as float32 after a bfloat16 net; unchanged after a full-precision one."""
-    return x if dtype is None else x.astype(jnp.float32)
 
 
 def _conv(features: int, strides: tuple[int, int], impl: str, name: str, dtype=None) -> nn.Module:
@@ -123,7 +111,9 @@ class ConvEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x, condition=None):
-        act, dt = activation(self.activation), _compute_dtype(self.dtype)
+        check_input(x, "ConvEncoder: the images x [B, H, W, C]", rank=4)
+        check_condition(x, condition, "ConvEncoder")
+        act, dt = activation(self.activation), layer_dtype(self.dtype)
         h = x if dt is None else x.astype(dt)
         for i, c in enumerate(self.channels):
             h = act(_conv(c, (2, 2), self.conv_impl, f"Conv_{i}", dt)(h))
@@ -131,7 +121,7 @@ class ConvEncoder(nn.Module):
         h = h if dt is None else h.astype(dt)
         for width in self.hidden:
             h = act(nn.Dense(width, dtype=dt)(h))
-        return _to_float32(nn.Dense(self.code_size, dtype=dt, name="code")(h), dt)
+        return as_float32(nn.Dense(self.code_size, dtype=dt, name="code")(h), dt)
 
 
 class ConvDecoder(nn.Module):
@@ -155,7 +145,9 @@ class ConvDecoder(nn.Module):
 
     @nn.compact
     def __call__(self, z, condition=None):
-        act, dt = activation(self.activation), _compute_dtype(self.dtype)
+        check_input(z, "ConvDecoder: the code z [B, K]", rank=2)
+        check_condition(z, condition, "ConvDecoder")
+        act, dt = activation(self.activation), layer_dtype(self.dtype)
         height, width, out_channels = self.output_shape
         shapes = conv_feature_shapes((height, width), len(self.channels))
         h = append_condition(z, condition)
@@ -172,4 +164,4 @@ class ConvDecoder(nn.Module):
             h = _conv(c, (1, 1), self.conv_impl, f"Conv_{i}", dt)(h)
             if i < len(up_channels) - 1:
                 h = act(h)
-        return _to_float32(h, dt)
+        return as_float32(h, dt)

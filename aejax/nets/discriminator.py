@@ -6,7 +6,7 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from aejax.nets.common import activation, append_condition
+from aejax.nets.common import activation, append_condition, check_condition, check_input
 
 
 class MLPDiscriminator(nn.Module):
@@ -25,6 +25,8 @@ class MLPDiscriminator(nn.Module):
 
     @nn.compact
     def __call__(self, z, condition=None):
+        check_input(z, "MLPDiscriminator: the codes z [B, K]", rank=2)
+        check_condition(z, condition, "MLPDiscriminator")
         act = activation(self.activation)
         h = append_condition(z, condition)
         for width in self.hidden:

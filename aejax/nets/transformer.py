@@ -34,17 +34,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from aejax.errors import ConfigError
-from aejax.nets.common import append_condition
+from aejax.errors import ConfigError, DataError
+from aejax.nets.common import DTYPES, append_condition, check_condition, check_input, compute_dtype
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 POSITIONS = ("sinusoidal", "learned")
-
-
-def compute_dtype(name: str):
-    if name not in DTYPES:
-        raise ConfigError(f"unknown dtype {name!r}; choose one of {list(DTYPES)}.")
-    return DTYPES[name]
 
 
 def patch_grid(input_shape: Sequence[int], patch_size: int) -> tuple[int, int]:
@@ -166,6 +159,13 @@ class ViTEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, x_BxHxWxC, condition=None, keep_BxV=None):
+        check_input(x_BxHxWxC, "ViTEncoder: the images x [B, H, W, C]", rank=4)
+        check_condition(x_BxHxWxC, condition, "ViTEncoder")
+        if keep_BxV is not None:
+            check_input(keep_BxV, "ViTEncoder: the kept patch indices keep [B, V]", rank=2)
+            if keep_BxV.shape[0] != x_BxHxWxC.shape[0]:
+                raise DataError(f"ViTEncoder: keep shaped {tuple(keep_BxV.shape)} has another batch size than the "
+                                f"images shaped {tuple(x_BxHxWxC.shape)}.")
         dt = compute_dtype(self.dtype)
         grid = patch_grid(x_BxHxWxC.shape[1:], self.patch_size)
         h = nn.Dense(self.width, dtype=dt, name="embed")(patchify(x_BxHxWxC, self.patch_size))
@@ -200,6 +200,8 @@ class ViTDecoder(nn.Module):
 
     @nn.compact
     def __call__(self, z_BxK, condition=None):
+        check_input(z_BxK, "ViTDecoder: the code z [B, K]", rank=2)
+        check_condition(z_BxK, condition, "ViTDecoder")
         dt = compute_dtype(self.dtype)
         grid = patch_grid(self.output_shape, self.patch_size)
         num_patches = grid[0] * grid[1]
@@ -236,6 +238,11 @@ class MaskedTokenDecoder(nn.Module):
 
     @nn.compact
     def __call__(self, visible_BxVxF, keep_BxV):
+        check_input(visible_BxVxF, "MaskedTokenDecoder: the visible tokens [B, V, F]", rank=3)
+        check_input(keep_BxV, "MaskedTokenDecoder: the kept patch indices keep [B, V]", rank=2)
+        if tuple(keep_BxV.shape) != tuple(visible_BxVxF.shape[:2]):
+            raise DataError(f"MaskedTokenDecoder: keep shaped {tuple(keep_BxV.shape)} does not match the visible "
+                            f"tokens shaped {tuple(visible_BxVxF.shape)} (expected [B, V] and [B, V, F]).")
         dt = compute_dtype(self.dtype)
         grid = patch_grid(self.output_shape, self.patch_size)
         b = visible_BxVxF.shape[0]
