@@ -4,13 +4,26 @@ Restores always go against an abstract target (shapes and dtypes only). Before r
 the stored tree is compared with the target so that a checkpoint written by a
 structurally different configuration fails with the list of mismatching entries rather
 than an error from deep inside orbax.
+
+A damaged checkpoint is reported in one line (`damage_reason`: the error's first line without
+TensorStore's spec dump). Orbax runs a restore's reads as tasks of a fresh asyncio event loop and
+closes that loop as soon as one read fails, while its sibling reads are still in flight; when those
+complete, TensorStore calls back into the closed loop ("Event loop is closed" tracebacks) and
+asyncio reports their exceptions as never retrieved. Within `_draining_reads` orbax's calls run on
+a `_RestoreLoop`: a failed call waits for the tasks it left running and retrieves their exceptions
+before the loop is closed, and the closed loop drops the callbacks of reads that were not tasks
+(already cancelled, or TensorStore futures awaited by a finished task), so nothing is left to print.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import re
 import sys
+import threading
 from typing import Any
 
 import jax
@@ -19,11 +32,93 @@ import orbax.checkpoint as ocp
 
 from aejax.errors import CheckpointError
 
+try:  # where orbax runs a synchronous call's coroutine in a fresh event loop (orbax-checkpoint 0.11)
+    from orbax.checkpoint._src import asyncio_utils as _orbax_asyncio
+except ImportError:  # pragma: no cover - another orbax layout: the filters below still apply
+    _orbax_asyncio = None
+
+DRAIN_TIMEOUT_S = 60.0  # how long a failed restore waits for its sibling reads
+
+
+class _RestoreLoop(asyncio.SelectorEventLoop):
+    """The event loop of one orbax call. Once closed it drops the thread-safe callbacks that late
+    TensorStore reads deliver (their results were discarded when the call failed) instead of raising
+    "Event loop is closed" in TensorStore's thread."""
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        try:
+            return super().call_soon_threadsafe(callback, *args, context=context)
+        except RuntimeError:
+            if self.is_closed():
+                return None
+            raise
+
+
+def _run_sync_draining(coro):
+    """orbax's `_run_sync_via_new_loop` on a `_RestoreLoop`; when the coroutine fails, the tasks it leaves
+    running (the other reads of a damaged checkpoint) are awaited and their exceptions retrieved before
+    the loop closes. Identical on success."""
+    loop = _RestoreLoop()
+    try:
+        asyncio.set_event_loop(loop)
+        try:
+            return loop.run_until_complete(coro)
+        except Exception:
+            pending = asyncio.all_tasks(loop)
+            if pending:
+                _, late = loop.run_until_complete(asyncio.wait(pending, timeout=DRAIN_TIMEOUT_S))
+                for task in late:
+                    task.cancel()
+                if late:
+                    loop.run_until_complete(asyncio.wait(late, timeout=1.0))
+                for task in pending:
+                    if task.done() and not task.cancelled():
+                        task.exception()  # retrieved: asyncio does not report it at garbage collection
+            raise
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+_DRAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _draining_reads():
+    """Within the block, orbax's synchronous calls drain a failed coroutine's tasks (see the module docstring)."""
+    original = getattr(_orbax_asyncio, "_run_sync_via_new_loop", None)
+    if original is None:
+        yield
+        return
+    with _DRAIN_LOCK:
+        _orbax_asyncio._run_sync_via_new_loop = _run_sync_draining
+        try:
+            yield
+        finally:
+            _orbax_asyncio._run_sync_via_new_loop = original
+
+
+_SPEC_DUMP = re.compile(r"\s*\[(?:tensorstore_spec|source locations)='.*?'\]", re.DOTALL)
+
+
+def damage_reason(err: BaseException, limit: int = 240) -> str:
+    """One line saying why a checkpoint could not be read: the error's first line without TensorStore's
+    `[tensorstore_spec='...']` dump; a long chain of "context: cause" clauses keeps its status and last clauses."""
+    text = _SPEC_DUMP.sub("", str(err)).strip()
+    text = text.splitlines()[0].strip() if text else ""
+    if not text:
+        return type(err).__name__
+    parts = text.split(": ")
+    if len(text) > limit and len(parts) > 3:
+        text = f"{parts[0]}: ...: " + ": ".join(parts[-2:])
+    if len(text) > limit:
+        text = text[:limit - 3].rstrip() + "..."
+    return text
+
 
 class _DamagedCheckpointReads(logging.Filter):
     """Drops asyncio's "Task/Future exception was never retrieved" records for tensorstore reads of a damaged
-    checkpoint: orbax leaves those read tasks unawaited when a restore fails, after `restore` has
-    already raised (and `restore_latest` reported the damage and fell back). Nothing else is dropped."""
+    checkpoint, should a read escape `_draining_reads` (another orbax layout). Nothing else is dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -32,26 +127,6 @@ class _DamagedCheckpointReads(logging.Filter):
 
 
 logging.getLogger("asyncio").addFilter(_DamagedCheckpointReads())
-
-
-def _closed_loop_callback(unraisable) -> bool:
-    """True for the RuntimeError("Event loop is closed") that a tensorstore read of a damaged checkpoint
-    raises when it completes after orbax closed its event loop: the read's result was already discarded."""
-    tb = unraisable.exc_traceback
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return (unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"
-            and tb is not None and tb.tb_frame.f_code.co_name == "_check_closed")
-
-
-def _install_unraisable_filter() -> None:
-    previous = sys.unraisablehook
-
-    def hook(unraisable):
-        if not _closed_loop_callback(unraisable):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
 
 
 def _path_str(path) -> str:
@@ -119,10 +194,11 @@ class Checkpointer:
     def restore(self, step: int, target: Any) -> Any:
         """Restores checkpoint `step` against the shapes and dtypes of `target`."""
         try:
-            stored = self._manager.item_metadata(step)
+            with _draining_reads():
+                stored = self._manager.item_metadata(step)
             stored_tree = getattr(stored, "tree", stored)
         except Exception as err:  # unreadable metadata: treat as damage
-            raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged: {err}") from err
+            raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged ({damage_reason(err)})") from err
         problems = structure_mismatches(stored_tree, target)
         if problems:
             raise CheckpointError(
@@ -130,25 +206,26 @@ class Checkpointer:
                 + "; ".join(problems) + "); use a new --workdir or restore the old configuration.")
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
         try:
-            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            with _draining_reads():
+                return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except Exception as err:
-            raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged: {err}") from err
+            raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged ({damage_reason(err)})") from err
 
-    def restore_latest(self, target: Any, *, warn=None) -> tuple[int, Any] | None:
-        """Restores the newest readable checkpoint; damaged newer ones are reported and skipped.
+    def restore_latest(self, target: Any, *, steps=None, warn=None) -> tuple[int, Any] | None:
+        """Restores the newest readable checkpoint (among `steps`, default all); damaged newer ones are
+        reported and skipped.
 
         Returns (step, tree), or None when there is no checkpoint. A structural mismatch is
         raised, not skipped: an older checkpoint of the same run would mismatch too.
         """
         warn = warn or (lambda message: print(f"aejax: warning: {message}", file=sys.stderr, flush=True))
-        steps = self.steps()
+        steps = self.steps() if steps is None else sorted(steps)
         for step in reversed(steps):
             try:
                 return step, self.restore(step, target)
             except CheckpointError as err:
                 if "structurally different" in str(err):
                     raise
-                _install_unraisable_filter()  # the damaged read's late callbacks are harmless; see above
                 warn(f"{err}; falling back to the previous checkpoint.")
         if steps:
             raise CheckpointError(f"every checkpoint in {self.directory} ({steps}) is damaged; "
