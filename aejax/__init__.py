@@ -15,13 +15,35 @@ The Python API in a few names (docs/python.md shows each in use):
 
 __version__ = "0.1.0"
 
-from aejax.config import base_config, get_experiment_config, resolve_config  # noqa: E402
-from aejax.data import Dataset, load_dataset  # noqa: E402
-from aejax.data.arrays import arrays_dataset  # noqa: E402
-from aejax.evaluate import evaluate_workdir, load_run  # noqa: E402
-from aejax.models import model_from_options  # noqa: E402
-from aejax.sweep import run_sweep  # noqa: E402
-from aejax.train import fit, setup_run  # noqa: E402
+# The API names are imported on first use (PEP 562), so `import aejax` and the command line start in
+# milliseconds and `aejax` reaches its Ctrl-C handling before JAX and the rest load (a Ctrl-C then
+# gives one line and exit 130, not a traceback from inside an import).
+_API = {
+    "fit": "aejax.train", "run_sweep": "aejax.sweep",
+    "base_config": "aejax.config", "get_experiment_config": "aejax.config", "resolve_config": "aejax.config",
+    "Dataset": "aejax.data", "load_dataset": "aejax.data", "arrays_dataset": "aejax.data.arrays",
+    "evaluate_workdir": "aejax.evaluate", "load_run": "aejax.evaluate",
+    "model_from_options": "aejax.models", "setup_run": "aejax.train",
+}
+_SUBPACKAGES = ("bench", "cli", "config", "data", "errors", "evaluate", "models", "nets", "objectives", "sweep",
+                "train", "viz")
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"aejax.{name}")
+    raise AttributeError(f"module 'aejax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
+
 
 __all__ = ["Dataset", "arrays_dataset", "base_config", "evaluate_workdir", "fit", "get_experiment_config",
            "load_dataset", "load_run", "model_from_options", "resolve_config", "run_sweep", "setup_run"]

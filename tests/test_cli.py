@@ -88,19 +88,42 @@ def test_different_overrides_get_different_default_workdirs():
     assert len(os.path.basename(long)) == len("digits_ae-") + 10
 
 
-def test_sigint_while_starting_or_compiling_exits_130_with_one_line(tmp_path):
+def _jax_is_loading(pid: int) -> bool:
+    """Whether process `pid` has mapped jaxlib's extension: `import jax` is under way (or done)."""
+    with open(f"/proc/{pid}/maps", encoding="utf-8") as f:
+        return "jaxlib" in f.read()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the moment through /proc/PID/maps")
+@pytest.mark.parametrize("moment", ["importing", "setting up or compiling"])
+def test_sigint_while_starting_or_compiling_exits_130_with_one_line(tmp_path, moment):
+    """Ctrl-C while the command imports JAX (signalled once jaxlib is mapped into the process), or once the run
+    has written config.json (setting up, compiling, or the first epochs): one "aejax:" line, exit 130, no
+    traceback. The moment is found by waiting for it, never by sleeping a fixed time."""
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "aejax.cli", "train", "digits_ae", "--workdir",
-                             str(tmp_path / "w"), "--set", "train.progress=False"], stdout=subprocess.PIPE,
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen([sys.executable, "-m", "aejax.cli", "train", "digits_ae", "--workdir", str(workdir),
+                             "--set", "train.progress=False", "--set", "train.epochs=50"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
-    time.sleep(4.0)  # imports, setup, the first compile
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
+    reached = _jax_is_loading if moment == "importing" else (lambda pid: (workdir / "config.json").exists())
+    deadline = time.monotonic() + 240
+    try:
+        while not reached(proc.pid):
+            assert proc.poll() is None, f"aejax exited before the moment ({moment}): {proc.communicate()}"
+            assert time.monotonic() < deadline, f"aejax did not reach the moment ({moment}) in 240 s"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert len([line for line in err.splitlines() if line.startswith("aejax:")]) == 1
+    assert len([line for line in err.splitlines() if line.startswith("aejax:")]) == 1, err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_list_shows_experiments_kinds_and_every_tasks_options(capsys):
