@@ -14,6 +14,7 @@ import importlib
 import inspect
 import json
 import os
+import sys
 import types
 import typing
 from typing import Any, Callable, Mapping
@@ -127,19 +128,30 @@ def check_options(task: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
     """Runs `task` on the run in `workdir` (options checked first), writes eval_TASK.json and its report.md section
-    (and logs both into the run's MLflow run when its training was tracked: `train.mlflow=True`)."""
+    (and logs both into the run's MLflow run when its training was tracked: `train.mlflow=True`).
+
+    The results say which checkpoint was scored: "run/epoch" (its epoch), "run/train_epochs" (the run's
+    train.epochs) and "run/finished". An unfinished run (stopped or still training: its newest checkpoint
+    is below train.epochs, or summary.json is missing) is scored at its newest checkpoint with a one-line
+    warning on stderr; report.md sections scored at another epoch are marked stale.
+    """
     fn = task_function(task)
     options = check_options(task, options)
     run = load_run(workdir)
+    if not run.finished:
+        print(f"aejax: warning: {workdir} is not a finished run: scoring its newest checkpoint, {run.status()}; "
+              "run the same `aejax train` command to finish it, then evaluate again.", file=sys.stderr, flush=True)
     from aejax.train.tracking import figure_times, log_evaluation
 
     figures_before = figure_times(workdir)
     results = fn(run.model, run.params, run.dataset, run.hp, seed=run.seed,
                  out_dir=os.path.join(workdir, "figures"), **options)
+    results = {**results, "run/epoch": run.epoch, "run/train_epochs": run.train_epochs, "run/finished": run.finished}
     from aejax.evaluate.report import eval_command, write_report
 
     write_report(workdir, task, results, command=eval_command(workdir, task, options),
-                 run_line=f"Run: `{workdir}` (epoch {run.epoch}, model kind `{run.model.name}`)")
+                 run_line=f"Run: `{workdir}`, scored at {run.status()}; model kind `{run.model.name}`.",
+                 epoch=run.epoch)
     with open(os.path.join(workdir, f"eval_{task}.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2, sort_keys=True, default=str)
     log_evaluation(workdir, task, results, figures_before)  # into the run's MLflow run, if training was tracked

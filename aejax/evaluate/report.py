@@ -3,6 +3,11 @@
 A section is delimited by `<!-- task:NAME -->` ... `<!-- /task -->` and holds the command that
 produced it, the task's scalar metrics, summaries of its long tables (the denoising grid as a
 corruption-by-level table of PSNR) and its figures inline, with paths relative to the workdir.
+
+Each section records the epoch of the checkpoint it scored (`<!-- scored-epoch:E -->`, and in words
+on its Run line). Whenever the report is written for a run at epoch N (`write_report(..., epoch=N)`,
+or `mark_stale(workdir, N)` after training goes on), the sections that scored another epoch get a
+"Stale" line under their heading saying so and how to refresh them; a section re-scored at N loses it.
 """
 
 from __future__ import annotations
@@ -84,14 +89,19 @@ def _rows_table(name: str, rows: list[Mapping[str, Any]]) -> str:
     return f"`{name}`:\n\n" + _table(scalar_keys, [[r.get(k, "") for k in scalar_keys] for r in rows])
 
 
-def render_section(workdir: str, task: str, results: Mapping[str, Any], *, command: str, run_line: str = "") -> str:
-    """One task's section of report.md (markers included)."""
+def render_section(workdir: str, task: str, results: Mapping[str, Any], *, command: str, run_line: str = "",
+                   epoch: int | None = None) -> str:
+    """One task's section of report.md (markers included; `epoch`: the scored checkpoint's, recorded)."""
     grid = results.get("grid")
     is_grid = isinstance(grid, list) and grid and all(isinstance(r, Mapping) and {"corruption", "level"} <= set(r)
                                                       and ("psnr" in r or "snr_out" in r) for r in grid)
     scalars = [(k, v) for k, v in results.items() if not isinstance(v, (list, dict, tuple))
-               and not (is_grid and "@" in k)]  # per-level keys: the grid table shows them
-    out = [f"<!-- task:{task} -->", f"## {task}", "", f"Command: `{command}`", ""]
+               and not (is_grid and "@" in k)  # per-level keys: the grid table shows them
+               and not k.startswith("run/")]  # the scored checkpoint: the Run line says it
+    out = [f"<!-- task:{task} -->", f"## {task}", ""]
+    if epoch is not None:
+        out.append(f"<!-- scored-epoch:{int(epoch)} -->")
+    out += [f"Command: `{command}`", ""]
     if run_line:
         out += [run_line, ""]
     out.append(_table(["metric", "value"], [[k, v] for k, v in scalars]))
@@ -133,19 +143,78 @@ def replace_section(text: str, task: str, section: str) -> str:
     return head + section + tail
 
 
-def write_report(workdir: str, task: str, results: Mapping[str, Any], *, command: str, run_line: str = "") -> str:
-    """Writes (or replaces) `task`'s section of WORKDIR/report.md; returns the report's path."""
+_ANY_SECTION = re.compile(r"<!-- task:([\w.-]+) -->.*?<!-- /task -->\n?", re.DOTALL)
+_SCORED = re.compile(r"<!-- scored-epoch:(\d+) -->")
+_RUN_LINE_EPOCH = re.compile(r"^Run: .*?(?:\(|scored at )epoch (\d+)\b", re.MULTILINE)  # older reports
+_STALE_LINE = re.compile(r"^> \*\*Stale:\*\* .*<!-- stale -->\n\n?", re.MULTILINE)
+
+
+def scored_epoch(section: str) -> int | None:
+    """The epoch a section scored: its `<!-- scored-epoch:E -->` marker, else its Run line's "(epoch E, ..."."""
+    match = _SCORED.search(section)
+    if match:
+        return int(match.group(1))
+    match = _RUN_LINE_EPOCH.search(section)
+    return int(match.group(1)) if match else None
+
+
+def mark_stale_sections(text: str, epoch: int) -> str:
+    """`text` with a "Stale" line under the heading of every section that scored an epoch other than `epoch`
+    (the run's newest checkpoint), and none under the sections that scored it."""
+    def mark(match: re.Match) -> str:
+        section = _STALE_LINE.sub("", match.group(0))
+        scored = scored_epoch(section)
+        if scored is None or scored == int(epoch):
+            return section
+        heading = f"## {match.group(1)}\n\n"
+        stale = (f"> **Stale:** scored the checkpoint of epoch {scored}, but the run's newest checkpoint is epoch "
+                 f"{int(epoch)}: run the command below again to refresh this section. <!-- stale -->\n\n")
+        at = section.find(heading)
+        return section if at < 0 else section[:at + len(heading)] + stale + section[at + len(heading):]
+
+    return _ANY_SECTION.sub(mark, text)
+
+
+def _write_text(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_report(workdir: str, task: str, results: Mapping[str, Any], *, command: str, run_line: str = "",
+                 epoch: int | None = None) -> str:
+    """Writes (or replaces) `task`'s section of WORKDIR/report.md; returns the report's path.
+
+    With `epoch` (the scored checkpoint's, the run's newest) the section records it and the other
+    sections are marked stale when they scored another epoch (`mark_stale_sections`).
+    """
     path = os.path.join(workdir, "report.md")
     text = ""
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    text = replace_section(text, task, render_section(workdir, task, results, command=command, run_line=run_line))
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    text = replace_section(text, task, render_section(workdir, task, results, command=command, run_line=run_line,
+                                                      epoch=epoch))
+    if epoch is not None:
+        text = mark_stale_sections(text, epoch)
+    _write_text(path, text)
     return path
 
 
-__all__ = ["eval_command", "grid_table", "render_section", "replace_section", "write_report"]
+def mark_stale(workdir: str, epoch: int) -> bool:
+    """Marks the sections of WORKDIR/report.md that scored an epoch other than `epoch` as stale (for a run
+    that trained on to `epoch` after it was evaluated). Returns whether report.md changed."""
+    path = os.path.join(workdir, "report.md")
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    marked = mark_stale_sections(text, epoch)
+    if marked != text:
+        _write_text(path, marked)
+    return marked != text
+
+
+__all__ = ["eval_command", "grid_table", "mark_stale", "mark_stale_sections", "render_section", "replace_section",
+           "scored_epoch", "write_report"]

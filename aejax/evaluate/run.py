@@ -29,8 +29,19 @@ class LoadedRun:
     model: Autoencoder
     params: Any
     hp: dict
-    epoch: int
+    epoch: int  # the epoch of the restored checkpoint: what an evaluation scores
     seed: int
+    train_epochs: int | None = None  # the run's train.epochs
+    finished: bool = True  # the checkpoint is the last epoch and summary.json was written
+
+    def status(self) -> str:
+        """Which epoch is loaded and whether the run is finished, in words: "epoch 3 of 10, unfinished (...)"."""
+        of = f" of {self.train_epochs}" if self.train_epochs else ""
+        if self.finished:
+            return f"epoch {self.epoch}{of}, finished"
+        why = (f"training stopped or still running at epoch {self.epoch}" if self.train_epochs and
+               self.epoch < self.train_epochs else "no summary.json: the final evaluation was not written")
+        return f"epoch {self.epoch}{of}, unfinished ({why})"
 
     def _batch(self, x, y=None) -> dict:
         x = np.asarray(x, np.float32)
@@ -57,7 +68,11 @@ class LoadedRun:
 
 
 def load_run(workdir: str, *, dataset: Dataset | None = None) -> LoadedRun:
-    """Rebuilds the run from WORKDIR/config.json (through `setup_run`) and restores its newest good checkpoint."""
+    """Rebuilds the run from WORKDIR/config.json (through `setup_run`) and restores its newest good checkpoint.
+
+    The run is `finished` when that checkpoint is of the last epoch (train.epochs) and summary.json exists;
+    an unfinished run (stopped, still training, or extended with more epochs) loads its newest checkpoint.
+    """
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
         raise ConfigError(f"{workdir} has no config.json; pass the workdir of an `aejax train` run.")
@@ -72,5 +87,7 @@ def load_run(workdir: str, *, dataset: Dataset | None = None) -> LoadedRun:
     if restored is None:
         raise CheckpointError(f"{workdir} has no checkpoint yet; train it first with `aejax train`.")
     epoch, tree = restored
+    train_epochs = int(run.train.epochs)
+    finished = int(epoch) >= train_epochs and os.path.isfile(os.path.join(workdir, "summary.json"))
     return LoadedRun(workdir, config, run.dataset, run.model, jax.device_put(tree["params"]), run.hp, int(epoch),
-                     run.seed)
+                     run.seed, train_epochs=train_epochs, finished=finished)
