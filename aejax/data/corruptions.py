@@ -13,8 +13,8 @@ inputs are images in [0, 1] and outputs stay in [0, 1] (except the SNR noises, m
   "white_snr", "pink_snr", "brown_snr"
                      additive Gaussian noise with a flat, 1/f or 1/f^2 power spectrum, scaled so that
                      each example's signal-to-noise ratio is `level` dB in expectation, the signal
-                     power taken about each channel's mean (not clipped; pink and brown need
-                     sequences [B, T, C]).
+                     power taken about each channel's mean (not clipped). Any rank from [B, D] up:
+                     pink and brown are shaped along axis 1 (time for sequences [B, T, C] or [B, T]).
 
 References: Vincent, Larochelle, Bengio & Manzagol 2008, "Extracting and composing robust
 features with denoising autoencoders"; Vincent et al. 2010, "Stacked denoising autoencoders", 4.1;
@@ -113,8 +113,9 @@ def grayscale(x_BxHxWx3, level, *, key):
 NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 
 
-def coloured_noise(key, shape_BxTxC: tuple[int, ...], alpha: float, dtype=jnp.float32):
-    """Gaussian noise [B, T, C] with power spectrum proportional to 1 / f^alpha along T, unit variance in expectation.
+def coloured_noise(key, shape_BxT: tuple[int, ...], alpha: float, dtype=jnp.float32):
+    """Gaussian noise of `shape_BxT` ([B, T, ...]) with power spectrum proportional to 1 / f^alpha along
+    axis 1 (T), independent along the other axes, unit variance in expectation.
 
     White Gaussian noise is shaped in the frequency domain (amplitude f^(-alpha/2), DC bin removed)
     and divided by the root mean square of that gain over the two-sided spectrum, so every sample
@@ -123,10 +124,13 @@ def coloured_noise(key, shape_BxTxC: tuple[int, ...], alpha: float, dtype=jnp.fl
     References: Kasdin 1995, "Discrete simulation of colored noise and stochastic processes and
     1/f^alpha power law noise generation", Proc. IEEE 83(5).
     """
-    white = jax.random.normal(key, shape_BxTxC, dtype)
+    white = jax.random.normal(key, shape_BxT, dtype)
     if alpha == 0:
         return white
-    t = shape_BxTxC[1]
+    if len(shape_BxT) < 2 or shape_BxT[1] < 2:
+        raise ConfigError(f"noise with a 1/f^{alpha:g} spectrum needs at least 2 steps along axis 1 (time), got "
+                          f"shape {tuple(shape_BxT)}; use white noise.")
+    t = shape_BxT[1]
     freqs_F = jnp.fft.rfftfreq(t)
     gain_F = jnp.where(freqs_F > 0, jnp.maximum(freqs_F, 1e-12) ** (-alpha / 2), 0.0)
     # Each rfft bin but DC and (for even T) Nyquist stands for two bins of the two-sided spectrum.
@@ -134,28 +138,41 @@ def coloured_noise(key, shape_BxTxC: tuple[int, ...], alpha: float, dtype=jnp.fl
     if t % 2 == 0:
         weights_F = weights_F.at[-1].set(1.0)
     gain_F = gain_F / jnp.sqrt(jnp.sum(weights_F * gain_F ** 2) / t)
-    spectrum = jnp.fft.rfft(white, axis=1) * gain_F[None, :, None]
+    spectrum = jnp.fft.rfft(white, axis=1) * gain_F.reshape((1, -1) + (1,) * (len(shape_BxT) - 2))
     return jnp.fft.irfft(spectrum, n=t, axis=1).astype(dtype)
+
+
+def signal_power(x_BxT):
+    """Each example's signal power -> [B]: the mean square about each channel's mean.
+
+    The channel axis is the last one of a rank-3-or-more array ([B, T, C], [B, H, W, C]: the mean over
+    T, or H and W, per channel); a rank-2 [B, D] example is one channel (its mean over D). A constant
+    offset, such as the 0.5 centre of waveforms stored in [0, 1], carries no signal; a constant (silent)
+    example has power exactly 0.
+    """
+    if x_BxT.ndim < 2:
+        raise ConfigError(f"SNR noise needs examples with at least one axis, [B, D] or more; got shape {x_BxT.shape}.")
+    axes = tuple(range(1, max(x_BxT.ndim - 1, 2)))
+    # Centred about the first value first, so a constant channel is exactly 0 (no rounding left in its mean).
+    first = x_BxT[(slice(None),) + (slice(0, 1),) * len(axes)]
+    shifted = x_BxT - first
+    centred = shifted - jnp.mean(shifted, axis=axes, keepdims=True)
+    return jnp.mean(jnp.square(centred).reshape(x_BxT.shape[0], -1), axis=1)
 
 
 def add_noise_at_snr(x, snr_db, *, key, colour: str = "white"):
     """x plus Gaussian noise of the given colour at a signal-to-noise ratio of `snr_db` dB in expectation.
 
-    Each example's noise variance is its signal power times 10^(-snr_db / 10), so E[noise power] /
-    signal power = 10^(snr_db / 10). The signal power is the mean square of the example about each
-    channel's mean (over T, or H and W): a constant offset, such as the 0.5 centre of waveforms
-    stored in [0, 1], carries no signal. A constant example stays as it is. Not clipped. Pink and
-    brown noise are shaped along the time axis and need sequences [B, T, C].
+    Each example's noise variance is its signal power (`signal_power`: about each channel's mean)
+    times 10^(-snr_db / 10), so E[noise power] / signal power = 10^(snr_db / 10). A constant example
+    stays as it is. Not clipped. Any rank from [B, D] up; pink and brown noise are shaped along
+    axis 1 (the time axis of sequences [B, T, C] or [B, T]).
 
     References: Kasdin 1995 (coloured noise); Loizou 2013, "Speech enhancement: theory and
     practice", ch. 12 (noise added to clean speech at a set SNR).
     """
     alpha = NOISE_COLOURS[colour]
-    if alpha and x.ndim != 3:
-        raise ConfigError(f"{colour} noise needs sequences shaped [B, T, C], got shape {x.shape}; "
-                          "use white_snr for other data.")
-    centred = x - jnp.mean(x, axis=tuple(range(1, x.ndim - 1)), keepdims=True)
-    power_B = jnp.mean(jnp.square(centred).reshape(x.shape[0], -1), axis=1)
+    power_B = signal_power(x)
     noise_power_B = power_B * 10.0 ** (-jnp.asarray(snr_db, x.dtype) / 10.0)
     scale = jnp.sqrt(noise_power_B).reshape((-1,) + (1,) * (x.ndim - 1))
     return x + scale * coloured_noise(key, x.shape, alpha, x.dtype)
@@ -166,14 +183,14 @@ def white_snr(x, level, *, key):
     return add_noise_at_snr(x, level, key=key, colour="white")
 
 
-def pink_snr(x_BxTxC, level, *, key):
-    """Pink (1/f) Gaussian noise along T at `level` dB SNR per example (see `add_noise_at_snr`)."""
-    return add_noise_at_snr(x_BxTxC, level, key=key, colour="pink")
+def pink_snr(x_BxT, level, *, key):
+    """Pink (1/f) Gaussian noise along axis 1 (T) at `level` dB SNR per example (see `add_noise_at_snr`)."""
+    return add_noise_at_snr(x_BxT, level, key=key, colour="pink")
 
 
-def brown_snr(x_BxTxC, level, *, key):
-    """Brown (1/f^2) Gaussian noise along T at `level` dB SNR per example (see `add_noise_at_snr`)."""
-    return add_noise_at_snr(x_BxTxC, level, key=key, colour="brown")
+def brown_snr(x_BxT, level, *, key):
+    """Brown (1/f^2) Gaussian noise along axis 1 (T) at `level` dB SNR per example (see `add_noise_at_snr`)."""
+    return add_noise_at_snr(x_BxT, level, key=key, colour="brown")
 
 
 SNR_CORRUPTIONS = ("white_snr", "pink_snr", "brown_snr")

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax.data import corruptions
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, DataError
 from aejax.models.protocols import Corrupting
 
 DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
@@ -131,23 +131,26 @@ def snr_db(estimate_NxTxC, clean_NxTxC):
 
     SNR = 10 log10( sum (x - mean x)^2 / sum (estimate - x)^2 ), sums over time and channels and
     the mean per channel over time (a constant offset is not signal; the sequence sources store
-    waveforms around 0.5). An exact estimate gives +inf.
+    waveforms around 0.5). An exact estimate gives +inf. A silent clean frame (every channel
+    constant: no signal power) has no SNR: NaN (`snr_scores` leaves such frames out and counts them).
 
     References: Loizou 2013, "Speech enhancement: theory and practice", section 11.1 (SNR).
     """
     clean = jnp.asarray(clean_NxTxC)
     n = clean.shape[0]
-    signal_N = jnp.sum(jnp.square(clean - jnp.mean(clean, axis=1, keepdims=True)).reshape(n, -1), axis=1)
+    signal_N = corruptions.signal_power(clean) * (clean.size // n)  # the sum of squares about the channel means
     error_N = jnp.sum(jnp.square(jnp.asarray(estimate_NxTxC) - clean).reshape(n, -1), axis=1)
-    return 10.0 * jnp.log10(signal_N / error_N)
+    return jnp.where(signal_N > 0, 10.0 * jnp.log10(signal_N / error_N), jnp.nan)
 
 
 def snr_scores(model, params, x, *, corruption: str, level: float, key, batch_size: int = 1000,
                y=None) -> dict[str, float]:
     """SNR of corrupt(x) ("snr_in") and of model.reconstruct(corrupt(x)) ("snr_out") against the clean x.
 
-    Both are means over examples of `snr_db`; "snr_improvement" is the mean of the per-example
-    differences snr_out - snr_in (the SNR improvement, SNRi); "mse" is the denoised mean squared error.
+    Both are means over the frames that carry signal of `snr_db`; "snr_improvement" is the mean of
+    their per-frame differences snr_out - snr_in (the SNR improvement, SNRi). Silent frames (every
+    channel constant, e.g. zero padding: no signal power, so no SNR) are left out of the three and
+    counted in "silent_frames"; "mse" is the denoised mean squared error over every frame.
     """
     corruptions.check_level(corruption, level)
     corrupt = corruptions.get_corruption(corruption)
@@ -156,17 +159,24 @@ def snr_scores(model, params, x, *, corruption: str, level: float, key, batch_si
     def sums(p, xb, yb, k, level):
         x_tilde = corrupt(xb, level, key=k)
         x_hat = model.reconstruct(p, {"x": x_tilde, "y": yb})
+        voiced = corruptions.signal_power(xb) > 0
         snr_in, snr_out = snr_db(x_tilde, xb), snr_db(x_hat, xb)
-        return jnp.sum(snr_in), jnp.sum(snr_out), jnp.sum(snr_out - snr_in), jnp.sum(jnp.square(x_hat - xb))
+        kept = lambda v: jnp.sum(jnp.where(voiced, v, 0.0))  # noqa: E731
+        return (kept(snr_in), kept(snr_out), kept(snr_out - snr_in), jnp.sum(jnp.square(x_hat - xb)),
+                jnp.sum(voiced))
 
     y = np.zeros(len(x), np.int32) if y is None else y
-    totals = np.zeros(4)
+    totals = np.zeros(5)
     for i, start in enumerate(range(0, len(x), batch_size)):
         out = sums(params, x[start:start + batch_size], y[start:start + batch_size], jax.random.fold_in(key, i),
                    jnp.float32(level))
         totals += np.asarray(jax.device_get(out), np.float64)
-    return {"snr_in": totals[0] / len(x), "snr_out": totals[1] / len(x), "snr_improvement": totals[2] / len(x),
-            "mse": totals[3] / np.size(x)}
+    voiced = int(totals[4])
+    if voiced == 0:
+        raise DataError(f"all {len(x)} test frames are silent (every channel constant): the SNR is undefined; "
+                        "evaluate on data that carries signal.")
+    return {"snr_in": totals[0] / voiced, "snr_out": totals[1] / voiced, "snr_improvement": totals[2] / voiced,
+            "mse": totals[3] / np.size(x), "silent_frames": len(x) - voiced}
 
 def denoising_task(model, params, dataset, hp, *, seed: int, out_dir: str, corruption: str | None = None,
                    level: float | None = None, levels: Mapping[str, Sequence[float]] | None = None,
@@ -190,7 +200,8 @@ def denoising_task(model, params, dataset, hp, *, seed: int, out_dir: str, corru
     Returns:
       Flat keys "test/psnr", "test/ssim", "test/input_psnr", "test/input_ssim" at the headline
       setting, the same under "test/<corruption>@<level>/...", and "grid": a list of rows. For
-      1-D data "test/snr_in", "test/snr_out", "test/snr_improvement" and "test/mse" instead.
+      1-D data "test/snr_in", "test/snr_out", "test/snr_improvement" (means over the frames that carry
+      signal), "test/mse" and "test/silent_frames" (constant frames left out of the SNRs) instead.
     """
     sequences = np.ndim(dataset.test.x) == 3
     corruption = corruption or (model.corruption if isinstance(model, Corrupting) else
@@ -330,7 +341,8 @@ def _waveform_figure(out_dir, clean, noisy, denoised, corruption, level, sample_
         ax.plot(time_ms, clean[i, :, 0], color="black", lw=1.2, label="clean")
         ax.plot(time_ms, denoised[i, :, 0], color="tab:orange", lw=1.0, ls="--", label="denoised")
         snr_in, snr_out = (float(snr_db(a[i:i + 1], clean[i:i + 1])[0]) for a in (noisy, denoised))
-        ax.set_title(f"example {i}: input SNR {snr_in:.1f} dB, denoised {snr_out:.1f} dB", fontsize=9)
+        ax.set_title(f"example {i}: input SNR {snr_in:.1f} dB, denoised {snr_out:.1f} dB" if not np.isnan(snr_in)
+                     else f"example {i}: silent (no SNR)", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper right", fontsize=8, ncol=3)
     axes[-1, 0].set_xlabel("time (ms)")

@@ -159,9 +159,47 @@ def test_snr_level_may_be_traced_and_negative():
         check_level("white_snr", float("nan"))
 
 
-def test_coloured_snr_noise_refuses_data_without_a_time_axis():
-    with pytest.raises(ConfigError, match=r"pink noise needs sequences shaped \[B, T, C\]"):
-        corrupt("pink_snr", jnp.ones((2, 4, 4, 1)), 0.0, key=jax.random.key(0))
+def _random_signals(shape, seed=4):
+    """Examples of any rank around a per-example, per-channel offset, with varied signal powers."""
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(0.05, 0.5, (shape[0],) + (1,) * (len(shape) - 1))
+    offset = rng.uniform(0.0, 1.0, (shape[0],) + (1,) * (len(shape) - 2) + (shape[-1],))
+    return (offset + scale * rng.normal(size=shape)).astype(np.float32)
+
+
+def _signal_power_numpy(x):
+    """Mean square about each channel's mean (the last axis is the channel from rank 3; rank 2 is one channel)."""
+    axes = tuple(range(1, max(x.ndim - 1, 2)))
+    x = x.astype(np.float64)
+    return np.mean(((x - x.mean(axis=axes, keepdims=True)) ** 2).reshape(len(x), -1), axis=1)
+
+
+@pytest.mark.parametrize("name", SNR_CORRUPTIONS)
+@pytest.mark.parametrize("shape", [(3000, 48), (3000, 32, 2), (2000, 12, 6, 2)], ids=["rank2", "rank3", "rank4"])
+def test_snr_noise_is_rank_agnostic(name, shape):
+    """[B, D], [B, T, C] and [B, H, W, C] alike: Monte Carlo mean noise-to-signal power ratio within 4 standard
+    errors of 10^(-SNR/10) (on [B, D] the signal mean used to be taken over no axis: no noise at all)."""
+    x = _random_signals(shape)
+    snr_db = 3.0
+    noise = np.asarray(corrupt(name, jnp.asarray(x), snr_db, key=jax.random.key(7)), np.float64) - x
+    ratio = np.mean(noise.reshape(len(x), -1) ** 2, axis=1) / _signal_power_numpy(x)
+    target = 10 ** (-snr_db / 10)
+    assert abs(ratio.mean() - target) < 4 * ratio.std() / np.sqrt(len(ratio))
+    assert abs(ratio.mean() / target - 1) < 0.1
+
+
+def test_constant_examples_stay_as_they_are_at_any_rank():
+    for shape in [(4, 9), (4, 9, 2), (4, 5, 3, 2)]:
+        x = jnp.full(shape, 0.3)  # 0.3 has no exact binary value: a rounded mean would leave "signal"
+        for name in SNR_CORRUPTIONS:
+            np.testing.assert_array_equal(corrupt(name, x, 0.0, key=jax.random.key(0)), x)
+
+
+def test_snr_noise_needs_an_axis_and_coloured_noise_two_steps():
+    with pytest.raises(ConfigError, match=r"at least one axis, \[B, D\]"):
+        corrupt("white_snr", jnp.ones((4,)), 0.0, key=jax.random.key(0))
+    with pytest.raises(ConfigError, match="at least 2 steps along axis 1"):
+        corrupt("pink_snr", jnp.ones((2, 1, 3)), 0.0, key=jax.random.key(0))
 
 def test_negative_sigma_is_an_error():
     with pytest.raises(ConfigError, match="sigma must be >= 0"):

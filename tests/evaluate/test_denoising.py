@@ -185,6 +185,55 @@ def test_identity_denoiser_improves_the_snr_by_zero_db_and_writes_figures_and_wa
     assert len(res["wav_files"]) == 6 and all(os.path.isfile(p) for p in res["wav_files"] + res["figures"])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Shrink:
+    """Pulls its noisy input half-way to the frame's channel mean: a crude denoiser, never exact."""
+
+    name = "shrink"
+
+    def reconstruct(self, params, batch):
+        x = batch["x"]
+        return 0.5 * x + 0.5 * jnp.mean(x, axis=1, keepdims=True)
+
+
+def test_silent_frames_are_left_out_of_the_snr_and_counted(tmp_path):
+    """Constant frames (silence at the 0.5 centre, zero padding) have no signal power, so no SNR: they used to
+    make snr_in, snr_out and the improvement NaN for the whole split. They are skipped and counted."""
+    voiced, _ = _offset_sines(n=300)
+    silent = np.concatenate([np.full((3, 128, 1), 0.5, np.float32), np.zeros((2, 128, 1), np.float32)])
+    x = np.concatenate([voiced[:100], silent[:3], voiced[100:], silent[3:]])
+    dataset = types.SimpleNamespace(test=types.SimpleNamespace(x=x, y=np.zeros(len(x), np.int32)), scaling=None)
+    res = denoising_task(_Shrink(), None, dataset, {}, seed=0, out_dir=str(tmp_path), batch_size=64,
+                         levels={"white_snr": (0.0, 10.0), "pink_snr": (5.0,)})
+    scalars = {k: v for k, v in res.items() if k.startswith("test/")}
+    assert all(np.isfinite(v) for v in scalars.values()), scalars
+    assert res["test/silent_frames"] == 5 and res["test/white_snr@10/silent_frames"] == 5
+    assert all(row["silent_frames"] == 5 for row in res["grid"])
+    assert abs(res["test/snr_in"]) < 0.25 and abs(res["test/white_snr@10/snr_in"] - 10) < 0.25  # voiced frames
+    assert res["test/snr_improvement"] == pytest.approx(res["test/snr_out"] - res["test/snr_in"])
+    # the voiced frames alone give the same scores within sampling error, and no silent frame to count
+    alone = denoising_task(_Shrink(), None, types.SimpleNamespace(
+        test=types.SimpleNamespace(x=voiced, y=np.zeros(len(voiced), np.int32)), scaling=None), {}, seed=0,
+        out_dir=str(tmp_path / "alone"), batch_size=64, levels={"white_snr": (0.0,)})
+    assert alone["test/silent_frames"] == 0
+    assert abs(alone["test/snr_improvement"] - res["test/snr_improvement"]) < 0.1
+    from aejax.evaluate.report import render_section
+
+    assert "| test/silent_frames | 5 |" in render_section(str(tmp_path), "denoising", res, command="aejax eval w")
+
+
+def test_snr_of_a_silent_frame_is_nan_and_an_all_silent_split_is_an_error(tmp_path):
+    from aejax.errors import DataError
+
+    clean = jnp.stack([jnp.full((16, 1), 0.3), jnp.linspace(0.0, 1.0, 16)[:, None]])
+    snr = np.asarray(snr_db(clean + 0.01, clean))
+    assert np.isnan(snr[0]) and np.isfinite(snr[1])
+    dataset = types.SimpleNamespace(test=types.SimpleNamespace(x=np.zeros((6, 32, 1), np.float32),
+                                                               y=np.zeros(6, np.int32)), scaling=None)
+    with pytest.raises(DataError, match="all 6 test frames are silent"):
+        denoising_task(_Identity(), None, dataset, {}, seed=0, out_dir=str(tmp_path))
+
+
 def test_sequence_denoising_bad_options_are_errors(tmp_path):
     x, _ = _offset_sines(n=8)
     stereo = np.concatenate([x, x], axis=-1)
