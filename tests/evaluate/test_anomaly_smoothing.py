@@ -33,6 +33,38 @@ def test_a_constant_residual_is_unchanged_and_sigma_zero_is_the_plain_error():
     np.testing.assert_allclose(smoothed_squared_error(noise, 0.0), np.mean(noise.reshape(3, -1) ** 2, axis=1))
 
 
+def test_each_example_in_a_mixed_batch_scores_as_it_does_alone():
+    """The filter runs over H and W only: not across the batch (a large residual would leak into its
+    neighbours' scores) and not across channels (each channel is filtered on its own)."""
+    rng = np.random.default_rng(3)
+    batch = np.stack([np.zeros((12, 10, 3)), 5.0 * rng.normal(size=(12, 10, 3)), rng.normal(size=(12, 10, 3)),
+                      np.zeros((12, 10, 3))])
+    batch[3, 6, 4, 1] = 4.0  # an impulse in one channel of an otherwise clean example
+    together = smoothed_squared_error(batch, 1.5)
+    alone = np.concatenate([smoothed_squared_error(batch[i:i + 1], 1.5) for i in range(len(batch))])
+    np.testing.assert_allclose(together, alone, rtol=1e-12)
+    assert together[0] == 0.0
+    per_channel = np.mean([smoothed_squared_error(batch[:, :, :, c:c + 1], 1.5) for c in range(3)], axis=0)
+    np.testing.assert_allclose(together, per_channel, rtol=1e-12)
+
+
+def test_the_task_scores_do_not_depend_on_the_batch_size(tmp_path):
+    """Batched evaluation (the autoencoder's smoothed error in batches, PCA's on the whole split) equals
+    per-example scoring: batch_size 1 and 1000 give the same scores."""
+    data, model = _coherent_anomalies(seed=2)
+    one = anomaly_task(model, None, data, {}, seed=0, out_dir=str(tmp_path), score="smoothed_mse", batch_size=1)
+    big = anomaly_task(model, None, data, {}, seed=0, out_dir=str(tmp_path), score="smoothed_mse",
+                       batch_size=1000)
+    for key in ("test/smoothed_mse_auroc", "test/mse_auroc", "test/pca_smoothed_auroc", "test/code_knn_auroc"):
+        assert one[key] == pytest.approx(big[key], abs=1e-12), key
+    residual = data.test.x - model.base
+    from aejax.evaluate.anomaly import reconstruction_errors
+
+    np.testing.assert_allclose(reconstruction_errors(model, None, data.test.x, batch_size=7, smooth_sigma=1.0),
+                               [smoothed_squared_error(residual[i:i + 1], 1.0)[0] for i in range(len(residual))],
+                               rtol=1e-6)
+
+
 @dataclasses.dataclass(frozen=True)
 class MeanImageAE:
     """A stand-in autoencoder that reconstructs every image as one fixed image."""

@@ -53,6 +53,19 @@ def test_probe_on_linearly_separable_codes_is_near_perfect(tmp_path):
     assert os.path.isfile(tmp_path / "representation_map.png")
 
 
+def test_labels_stay_with_their_examples_when_max_train_subsamples(tmp_path):
+    """Fewer probe examples than the training split: the subsample's labels must be its own (labels taken
+    in another order, e.g. the first max_train, put every probe at chance)."""
+    data = _dataset()
+    model = LinearEncoder((np.eye(12, 4)).astype(np.float32))
+    res = representation_task(model, None, data, {}, seed=3, out_dir=str(tmp_path), max_train=40, map_examples=90)
+    assert res["train_examples"] == 40 < len(data.train)
+    for name in ("codes", "pca", "raw"):
+        assert res[f"test/{name}_probe_accuracy"] >= 0.95 and res[f"test/{name}_knn_accuracy"] >= 0.95, name
+    other = representation_task(model, None, data, {}, seed=4, out_dir=str(tmp_path), max_train=40, map_examples=90)
+    assert other["train_examples"] == 40 and other["test/codes_probe_accuracy"] >= 0.95  # another subsample
+
+
 def test_probe_on_codes_that_carry_no_label_is_at_chance():
     rng = np.random.default_rng(0)
     z_tr, z_te = rng.normal(size=(300, 4)), rng.normal(size=(300, 4))

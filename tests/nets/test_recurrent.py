@@ -124,3 +124,111 @@ def test_recurrent_nets_reject_images_and_image_nets_reject_sequences():
         model_from_options("mae", input_shape=(40, 1), num_classes=1)
     with pytest.raises(ConfigError, match="rnn_hidden"):
         NetSpec(net="gru", rnn_hidden=0)
+
+
+# -- The recurrences against hand-written references -----------------------------------------------
+# Shapes alone let a dropped LSTM cell state or a dropped direction pass; these compare every output with
+# the cell equations written out in numpy (float64) from the same parameters.
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _np(tree):
+    return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), tree)
+
+
+def _lstm_step(p, carry, x_BxF):
+    """flax's (Optimized)LSTMCell: input kernels ii/if/ig/io, hidden kernels with biases hi/hf/hg/ho; carry (c, h)."""
+    c, h = carry
+    gate = lambda g: x_BxF @ p[f"i{g}"]["kernel"] + h @ p[f"h{g}"]["kernel"] + p[f"h{g}"]["bias"]  # noqa: E731
+    i, f, g, o = _sigmoid(gate("i")), _sigmoid(gate("f")), np.tanh(gate("g")), _sigmoid(gate("o"))
+    c = f * c + i * g
+    h = o * np.tanh(c)
+    return (c, h), h
+
+
+def _gru_step(p, h, x_BxF):
+    """flax's GRUCell: r and z gates, the candidate n with r applied to the hidden term; carry h."""
+    r = _sigmoid(x_BxF @ p["ir"]["kernel"] + p["ir"]["bias"] + h @ p["hr"]["kernel"])
+    z = _sigmoid(x_BxF @ p["iz"]["kernel"] + p["iz"]["bias"] + h @ p["hz"]["kernel"])
+    n = np.tanh(x_BxF @ p["in"]["kernel"] + p["in"]["bias"] + r * (h @ p["hn"]["kernel"] + p["hn"]["bias"]))
+    h = (1.0 - z) * n + z * h
+    return h, h
+
+
+def _run(cell, p, x_BxTxF, carry, reverse=False):
+    """The final carry and the per-step outputs [B, T, H] of a cell over time."""
+    step = _lstm_step if cell == "lstm" else _gru_step
+    outputs = [None] * x_BxTxF.shape[1]
+    order = range(x_BxTxF.shape[1])
+    for t in (reversed(order) if reverse else order):
+        carry, outputs[t] = step(p, carry, x_BxTxF[:, t])
+    return carry, np.stack(outputs, axis=1)
+
+
+def _zeros(cell, batch, hidden):
+    zeros = np.zeros((batch, hidden))
+    return (zeros, zeros) if cell == "lstm" else zeros
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_encoder_code_is_the_final_state_of_every_part_and_direction(cell, bidirectional):
+    """code = Dense([c, h] of the LSTM, or h of the GRU; forward then backward when bidirectional)."""
+    hidden, length = 5, 9
+    encoder, _ = NetSpec(net=cell, bidirectional=bidirectional, rnn_hidden=hidden).encoder_decoder((length, 2), 3)
+    x = jax.random.normal(jax.random.key(4), (3, length, 2))
+    params = encoder.init(jax.random.key(5), x)
+    code = np.asarray(encoder.apply(params, x), np.float64)
+    p, xs = _np(params["params"]), np.asarray(x, np.float64)
+    parts = jax.tree_util.tree_leaves(_run(cell, p["cell"], xs, _zeros(cell, 3, hidden))[0])
+    if bidirectional:
+        parts += jax.tree_util.tree_leaves(_run(cell, p["cell_backward"], xs, _zeros(cell, 3, hidden), reverse=True)[0])
+    state = np.concatenate(parts, axis=-1)
+    assert p["code"]["kernel"].shape[0] == state.shape[1] == hidden * (2 if cell == "lstm" else 1) * (1 + bidirectional)
+    np.testing.assert_allclose(code, state @ p["code"]["kernel"] + p["code"]["bias"], atol=2e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_every_time_step_reaches_the_code(cell, bidirectional):
+    """Changing one step, first or last, changes the code: the forward pass ends on the last step, the
+    backward one on the first (a unidirectional encoder sees the first step through its state)."""
+    encoder, _ = NetSpec(net=cell, bidirectional=bidirectional, rnn_hidden=6).encoder_decoder((8, 1), 4)
+    x = jax.random.normal(jax.random.key(1), (2, 8, 1))
+    params = encoder.init(jax.random.key(2), x)
+    base = np.asarray(encoder.apply(params, x))
+    for t in (0, 7):
+        moved = np.asarray(encoder.apply(params, x.at[:, t].add(1.0)))
+        assert np.abs(moved - base).max() > 1e-3, t
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("autoregressive", [False, True])
+def test_the_decoder_matches_its_recurrence(cell, autoregressive):
+    """Initial state tanh(Dense(code)) ([c, h] halves for the LSTM), the code fed at every step (with the
+    previous prediction, zeros first, when autoregressive), a Dense readout of each step's h."""
+    hidden, length, channels = 4, 6, 2
+    _, decoder = NetSpec(net=cell, autoregressive=autoregressive, rnn_hidden=hidden).encoder_decoder(
+        (length, channels), 3)
+    z = jax.random.normal(jax.random.key(6), (2, 3))
+    params = decoder.init(jax.random.key(7), z)
+    out = np.asarray(decoder.apply(params, z), np.float64)
+    p, zs = _np(params["params"]), np.asarray(z, np.float64)
+    start = np.tanh(zs @ p["init_state"]["kernel"] + p["init_state"]["bias"])
+    carry = (start[:, :hidden], start[:, hidden:]) if cell == "lstm" else start
+    readout = lambda h, q: h @ q["kernel"] + q["bias"]  # noqa: E731
+    if not autoregressive:
+        _, h_BxTxH = _run(cell, p["cell"], np.repeat(zs[:, None], length, axis=1), carry)
+        expected = readout(h_BxTxH, p["readout"])
+    else:
+        step = _lstm_step if cell == "lstm" else _gru_step
+        previous, outputs = np.zeros((2, channels)), []
+        for _ in range(length):
+            carry, h = step(p["step"]["cell"], carry, np.concatenate([zs, previous], axis=-1))
+            previous = readout(h, p["step"]["readout"])
+            outputs.append(previous)
+        expected = np.stack(outputs, axis=1)
+    np.testing.assert_allclose(out, expected, atol=2e-5)
