@@ -10,7 +10,9 @@ the same load; its median over repeats is reported.
 
 from __future__ import annotations
 
+import collections
 import itertools
+import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +54,62 @@ def compiled_flops(compiled) -> float | None:
         analysis = analysis[0] if analysis else None
     flops = (analysis or {}).get("flops")
     return float(flops) if flops and flops > 0 else None
+
+
+# Instructions that launch no work of their own (bookkeeping, control flow, aliases).
+_NOT_KERNELS = frozenset({"parameter", "constant", "get-tuple-element", "tuple", "bitcast", "while", "conditional",
+                          "call", "opt-barrier", "after-all", "partition-id", "replica-id", "add-dependency",
+                          "domain", "get-dimension-size"})
+_COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s+\(.*\{\s*$")
+_INSTRUCTION = re.compile(r"^\s+(?:ROOT\s+)?%?[\w.\-]+\s*=\s*.+?\s([a-z][\w\-]*)\(")
+_CALLED = re.compile(r"(?:calls|to_apply)=%?([\w.\-]+)")
+_LOOP_BODY = re.compile(r"body=%?([\w.\-]+)")
+
+
+def hlo_counts(hlo_text: str, *, loop_body: bool = False) -> dict[str, int]:
+    """What an optimized HLO module (`jax.jit(f).lower(...).compile().as_text()`) launches.
+
+    Counted in the computations that run as a program (the entry, while bodies and conditions, called
+    computations), not inside fusion bodies or reducers:
+      fusion   XLA's fused kernels: on a GPU each is one kernel launch; on the CPU one loop or library call;
+      kernels  every instruction there that does work: fusions plus unfused ops (dots, copies, custom-calls
+               such as cuBLAS GEMMs, sorts, ...), i.e. the launches per call (per step, for a single step);
+      dot, copy, custom-call  those unfused ops alone.
+    Counted everywhere, inside fusions too: sort, gather, scatter (the ops to look for in a masking step).
+    A scanned program holds its step once, in the while body: with `loop_body` only the while bodies
+    are counted, i.e. what runs per step (without the program's entry: copies of undonated arguments).
+    """
+    called = set(_CALLED.findall(hlo_text))
+    bodies = set(_LOOP_BODY.findall(hlo_text)) if loop_body else None
+    top: collections.Counter = collections.Counter()
+    anywhere: collections.Counter = collections.Counter()
+    computation = None
+    for line in hlo_text.splitlines():
+        header = _COMPUTATION.match(line)
+        if header:
+            computation = header.group(1)
+            continue
+        instruction = _INSTRUCTION.match(line)
+        if not instruction:
+            continue
+        op = instruction.group(1)
+        if bodies is not None and computation not in bodies and computation not in called:
+            continue
+        anywhere[op] += 1
+        if computation not in called and (bodies is None or computation in bodies):
+            top[op] += 1
+    out = {"fusion": top["fusion"], "kernels": sum(n for op, n in top.items() if op not in _NOT_KERNELS),
+           "dot": top["dot"], "copy": top["copy"], "custom-call": top["custom-call"]}
+    out.update({op: anywhere[op] for op in ("sort", "gather", "scatter")})
+    return out
+
+
+def compiled_step_counts(run: RunSetup) -> dict[str, int]:
+    """`hlo_counts` of `run`'s single training step, jitted and compiled alone."""
+    batch = {"x": jnp.asarray(run.dataset.train.x[:run.train.batch_size]),
+             "y": jnp.asarray(run.dataset.train.y[:run.train.batch_size])}
+    step = jax.jit(run.train_step())
+    return hlo_counts(step.lower(run.init_state(), batch, run.keys.loop, run.hp).compile().as_text())
 
 
 def step_flops(run: RunSetup) -> float | None:

@@ -1,13 +1,20 @@
 """The masked autoencoder (MAE): hide most patches, encode the rest, predict the hidden ones.
 
 Each example's P patches are shuffled by the argsort of uniform noise drawn from the step's
-key; the first V = round((1 - mask_ratio) * P) are kept. The ViT encoder embeds all patches,
-adds positions and then gathers the V kept tokens, so its blocks see only those (a gather by
-index, not zeroed tokens). A light transformer decoder puts the encoded tokens back at their
-positions, fills the others with a learned mask token, and predicts every patch; the loss is
-the squared error on the masked patches only (per-patch mean, then mean over masked patches
-and the batch). With `norm_pix_loss` the targets are each patch's pixels normalized by that
-patch's own mean and standard deviation.
+key (one sort of [B, P] keys per batch); the first V = round((1 - mask_ratio) * P) are kept, the
+other P - V are masked. The ViT encoder gathers the V kept patches of the input and their
+positions and embeds only those, so its blocks see only them (a gather by index, not zeroed
+tokens). A light transformer decoder appends a learned mask token for each masked patch, adds
+every token's position and predicts the masked patches; the loss is the squared error on the
+masked patches only (per-patch mean, then mean over masked patches and the batch). With
+`norm_pix_loss` the targets are each patch's pixels normalized by that patch's own mean and
+standard deviation.
+
+The training step runs in the shuffled order [kept, masked] throughout: the only gathers are of
+data (the input's patches, the fixed positions), which have no backward pass, and nothing is
+scattered; the transformer blocks are permutation-equivariant, so this is the same function as
+placing the tokens back in patch order (up to rounding: sums run in another order). Masks are
+drawn exactly as before this layout (same noise, same argsort), so the random stream is unchanged.
 
 The mask ratio is structural (`model.mask_ratio`), not in `hp`: V fixes the encoder's sequence
 length, a shape, so every ratio is its own compiled program anyway. A ratio in `hp` would need
@@ -42,7 +49,7 @@ from aejax.errors import ConfigError
 from aejax.models import common
 from aejax.nets import NetSpec
 from aejax.nets.transformer import (MaskedTokenDecoder, ViTEncoder, check_transformer_options, patch_grid,
-                                    patchify, unpatchify)
+                                    patchify, take_tokens, unpatchify)
 
 RECONSTRUCT_SEED = 0
 NORM_PIX_EPS = 1e-6
@@ -53,17 +60,20 @@ def num_visible(num_patches: int, mask_ratio: float) -> int:
     return round((1.0 - float(mask_ratio)) * int(num_patches))
 
 
-def random_keep_indices(key, batch_size: int, num_patches: int, num_keep: int):
-    """Per-example random patch subsets: indices [B, V] of the kept patches (argsort of uniform noise)."""
+def random_patch_order(key, batch_size: int, num_patches: int):
+    """Per-example random permutations [B, P] of the patch indices: the argsort of uniform noise."""
     noise_BxP = jax.random.uniform(key, (batch_size, num_patches))
-    return jnp.argsort(noise_BxP, axis=1)[:, :num_keep]
+    return jnp.argsort(noise_BxP, axis=1)
+
+
+def random_keep_indices(key, batch_size: int, num_patches: int, num_keep: int):
+    """Per-example random patch subsets: indices [B, V] of the kept patches (the first V of `random_patch_order`)."""
+    return random_patch_order(key, batch_size, num_patches)[:, :num_keep]
 
 
 def masked_from_keep(keep_BxV, num_patches: int):
-    """[B, P] bool: True where a patch is masked (not among the kept indices)."""
-    visible = jnp.zeros((keep_BxV.shape[0], num_patches), bool)
-    visible = visible.at[jnp.arange(keep_BxV.shape[0])[:, None], keep_BxV].set(True)
-    return ~visible
+    """[B, P] bool: True where a patch is masked (not among the kept indices); by comparison, no scatter."""
+    return ~jnp.any(keep_BxV[:, :, None] == jnp.arange(num_patches), axis=1)
 
 
 def normalize_patches(target_BxPxD):
@@ -186,13 +196,22 @@ class MAE:
     def loss(self, params, batch, key, hp, *, step=None):
         """Mean squared error on the masked patches; the masks come from `key`.
 
+        The patches run in the order of a random permutation (kept first, then masked); the decoder
+        predicts the masked ones only, which are compared with the same patches of x (see the module
+        docstring: no scatter, no mask array).
+
         References: He et al. 2021, "Masked Autoencoders Are Scalable Vision Learners".
         """
         del hp, step
         x = batch["x"]
-        keep = self.keep_indices(key, x.shape[0])
-        pred = self.outputs(self.predict_patches(params, x, keep))
-        error_B = masked_patch_error(pred, self.targets(x), masked_from_keep(keep, self.num_patches))
+        order_BxP = random_patch_order(key, x.shape[0], self.num_patches)
+        keep_BxV, masked_BxM = order_BxP[:, :self.num_visible], order_BxP[:, self.num_visible:]
+        tokens_BxVxF = self.encoder.apply({"params": params["encoder"]}, x, None, keep_BxV)
+        logits_BxMxD = self.decoder.apply({"params": params["decoder"]}, tokens_BxVxF, keep_BxV, masked_BxM)
+        target_BxMxD = take_tokens(patchify(x, self.patch_size), masked_BxM)
+        if self.norm_pix_loss:
+            target_BxMxD = normalize_patches(target_BxMxD)
+        error_B = jnp.mean(jnp.square(self.outputs(logits_BxMxD) - target_BxMxD), axis=(1, 2))
         loss = jnp.mean(error_B)
         return loss, {"recon": loss}
 

@@ -7,13 +7,14 @@ learned), and pre-norm blocks run on the tokens: x + MHA(LN(x)), then x + MLP(LN
 * `ViTEncoder` ends in a LayerNorm; with `code_size > 0` it mean-pools the tokens and maps
   them with a Dense layer to a code [B, code_size] (no [CLS] token); with `code_size == 0` it
   returns the token features [B, P', width]. `keep_BxV` (indices of the patches to keep)
-  gathers the tokens after the positions are added, so the blocks see only V tokens (the
-  masked autoencoder's encoder).
+  gathers those patches of the input and their positions before the embedding, so the blocks see
+  only V tokens (the masked autoencoder's encoder); a gather of data has no backward pass.
 * `ViTDecoder` maps a code to P tokens (one Dense to P * width), adds positions, runs blocks
   and projects each token to a patch of logits, put back together as [B, H, W, C].
-* `MaskedTokenDecoder` (the masked autoencoder's light decoder) places the visible tokens at
-  their patch positions, fills the others with a learned mask token, runs blocks and returns
-  per-patch logits [B, P, p * p * C].
+* `MaskedTokenDecoder` (the masked autoencoder's light decoder) appends a learned mask token for
+  every hidden patch to the visible tokens, adds each token's patch position, runs blocks and
+  returns per-patch logits: of the masked patches in a given order (training: no scatter) or of
+  all patches in patch order.
 
 Mixed precision: `dtype="bfloat16"` computes every layer in bfloat16 with float32 parameters
 (`param_dtype` stays float32, so gradients and optimizer state are float32 too); LayerNorm
@@ -31,6 +32,7 @@ import math
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -104,6 +106,26 @@ class PatchPositions(nn.Module):
         return jnp.asarray(sincos_positions_2d(grid, self.width))
 
 
+def take_tokens(t_BxPxF, idx_BxV):
+    """Tokens (or patches) [B, V, F] at the indices idx [B, V] of each example: one gather along the token axis."""
+    return jnp.take_along_axis(t_BxPxF, idx_BxV[:, :, None], axis=1)
+
+
+def positions_at(pos_PxF, idx_BxV, learned: bool):
+    """Positions [B, V, F] of the patches idx [B, V]. A fixed table is gathered (nothing flows back into
+    it); a learned one is picked by a one-hot matrix product, whose gradient is a matrix product too (a
+    gather's gradient would be a scatter-add: atomics on a GPU, an expanded loop with deterministic ops)."""
+    if not learned:
+        return jnp.take(pos_PxF, idx_BxV, axis=0)
+    return jnp.einsum("bvp,pf->bvf", jax.nn.one_hot(idx_BxV, pos_PxF.shape[0], dtype=pos_PxF.dtype), pos_PxF)
+
+
+def complement_indices(keep_BxV, num_patches: int):
+    """The patch indices [B, P - V] not in keep (ascending), by comparison and a stable sort: no scatter."""
+    kept_BxP = jnp.any(keep_BxV[:, :, None] == jnp.arange(num_patches), axis=1)
+    return jnp.argsort(kept_BxP, axis=1, stable=True)[:, :num_patches - keep_BxV.shape[1]].astype(keep_BxV.dtype)
+
+
 class TransformerBlock(nn.Module):
     """Pre-norm block on tokens [B, T, width]: x + MHA(LN(x)), then x + MLP(LN(x)) (GELU, hidden mlp_ratio * width)."""
 
@@ -168,10 +190,13 @@ class ViTEncoder(nn.Module):
                                 f"images shaped {tuple(x_BxHxWxC.shape)}.")
         dt = compute_dtype(self.dtype)
         grid = patch_grid(x_BxHxWxC.shape[1:], self.patch_size)
-        h = nn.Dense(self.width, dtype=dt, name="embed")(patchify(x_BxHxWxC, self.patch_size))
-        h = h + PatchPositions(self.width, self.positions, name="positions")(grid).astype(dt)
-        if keep_BxV is not None:  # the visible patches only: a gather, the blocks never see the others
-            h = jnp.take_along_axis(h, keep_BxV[:, :, None], axis=1)
+        patches_BxPxD = patchify(x_BxHxWxC, self.patch_size)
+        pos_PxF = PatchPositions(self.width, self.positions, name="positions")(grid)
+        if keep_BxV is None:
+            h = nn.Dense(self.width, dtype=dt, name="embed")(patches_BxPxD) + pos_PxF.astype(dt)
+        else:  # the visible patches and their positions only: gathered from the input, the blocks never see the others
+            h = nn.Dense(self.width, dtype=dt, name="embed")(take_tokens(patches_BxPxD, keep_BxV))
+            h = h + positions_at(pos_PxF, keep_BxV, self.positions == "learned").astype(dt)
         for i in range(self.depth):
             h = TransformerBlock(self.width, self.heads, self.mlp_ratio, self.dtype, name=f"block_{i}")(h)
         h = nn.LayerNorm(dtype=dt, name="norm")(h).astype(jnp.float32)
@@ -217,10 +242,19 @@ class ViTDecoder(nn.Module):
 
 
 class MaskedTokenDecoder(nn.Module):
-    """Visible token features [B, V, F] at patch indices keep [B, V] -> per-patch logits [B, P, p * p * C].
+    """Visible token features [B, V, F] of the patches keep [B, V] -> per-patch logits [B, P, p * p * C].
 
-    The visible features are projected to `width`; every other patch gets a learned mask
-    token; positions are added to all P tokens before the blocks.
+    The visible features are projected to `width`; every other patch gets a learned mask token;
+    positions are added to all P tokens before the blocks. The tokens run in the order
+    [keep, masked]: the blocks are permutation-equivariant (attention has no positional bias; the
+    positions travel with the tokens), so the order changes nothing but rounding, and no token is
+    scattered into place.
+
+    Called with `masked_BxM` (the masked patch indices, e.g. the rest of a random permutation whose
+    first V are `keep`), it returns the logits of those patches only [B, M, p * p * C], in that order:
+    the training loss's path, with no scatter or gather of tokens in the forward or backward pass.
+    Without it, the masked patches are the complement of keep and the logits come back in patch order
+    [B, P, p * p * C] (one gather), for inpainting any mask.
 
     Attributes:
       output_shape: (H, W, C) of the full image.
@@ -237,7 +271,7 @@ class MaskedTokenDecoder(nn.Module):
     dtype: str = "float32"
 
     @nn.compact
-    def __call__(self, visible_BxVxF, keep_BxV):
+    def __call__(self, visible_BxVxF, keep_BxV, masked_BxM=None):
         check_input(visible_BxVxF, "MaskedTokenDecoder: the visible tokens [B, V, F]", rank=3)
         check_input(keep_BxV, "MaskedTokenDecoder: the kept patch indices keep [B, V]", rank=2)
         if tuple(keep_BxV.shape) != tuple(visible_BxVxF.shape[:2]):
@@ -245,17 +279,32 @@ class MaskedTokenDecoder(nn.Module):
                             f"tokens shaped {tuple(visible_BxVxF.shape)} (expected [B, V] and [B, V, F]).")
         dt = compute_dtype(self.dtype)
         grid = patch_grid(self.output_shape, self.patch_size)
-        b = visible_BxVxF.shape[0]
+        num_patches = grid[0] * grid[1]
+        b, v = keep_BxV.shape
+        in_patch_order = masked_BxM is None
+        if in_patch_order:
+            masked_BxM = complement_indices(keep_BxV, num_patches)
+        else:
+            check_input(masked_BxM, "MaskedTokenDecoder: the masked patch indices [B, M]", rank=2)
+            if masked_BxM.shape[0] != b:
+                raise DataError(f"MaskedTokenDecoder: masked shaped {tuple(masked_BxM.shape)} has another batch size "
+                                f"than keep shaped {tuple(keep_BxV.shape)}.")
+        order_BxT = jnp.concatenate([keep_BxV, masked_BxM.astype(keep_BxV.dtype)], axis=1)
         h_BxVxF = nn.Dense(self.width, dtype=dt, name="embed")(visible_BxVxF)
         mask_token = self.param("mask_token", nn.initializers.normal(0.02), (self.width,))
-        h = jnp.broadcast_to(mask_token.astype(h_BxVxF.dtype), (b, grid[0] * grid[1], self.width))
-        h = h.at[jnp.arange(b)[:, None], keep_BxV].set(h_BxVxF)
-        h = h + PatchPositions(self.width, self.positions, name="positions")(grid).astype(h.dtype)
+        masked_tokens = jnp.broadcast_to(mask_token.astype(h_BxVxF.dtype), (b, masked_BxM.shape[1], self.width))
+        h = jnp.concatenate([h_BxVxF, masked_tokens], axis=1)
+        pos_PxF = PatchPositions(self.width, self.positions, name="positions")(grid)
+        h = h + positions_at(pos_PxF, order_BxT, self.positions == "learned").astype(h.dtype)
         for i in range(self.depth):
             h = TransformerBlock(self.width, self.heads, self.mlp_ratio, self.dtype, name=f"block_{i}")(h)
         h = nn.LayerNorm(dtype=dt, name="norm")(h)
         patch_dim = self.patch_size ** 2 * int(self.output_shape[2])
-        return nn.Dense(patch_dim, dtype=dt, name="patch_out")(h).astype(jnp.float32)
+        out = nn.Dense(patch_dim, dtype=dt, name="patch_out")
+        if not in_patch_order:
+            return out(h[:, v:]).astype(jnp.float32)
+        logits_BxPxD = out(h).astype(jnp.float32)
+        return take_tokens(logits_BxPxD, jnp.argsort(order_BxT, axis=1))
 
 
 def check_transformer_options(*, width: int, depth: int, heads: int, mlp_ratio: float, positions: str,
@@ -275,5 +324,5 @@ def num_patches(input_shape: Sequence[int], patch_size: int) -> int:
 
 
 __all__ = ["DTYPES", "POSITIONS", "MaskedTokenDecoder", "PatchPositions", "TransformerBlock", "ViTDecoder",
-           "ViTEncoder", "check_transformer_options", "num_patches", "patch_grid", "patchify",
-           "sincos_positions_2d", "unpatchify"]
+           "ViTEncoder", "check_transformer_options", "complement_indices", "num_patches", "patch_grid", "patchify",
+           "positions_at", "sincos_positions_2d", "take_tokens", "unpatchify"]

@@ -94,3 +94,29 @@ def test_masks_come_from_the_key(trained_pieces):
     assert len({tuple(sorted(row)) for row in np.asarray(a).tolist()}) > 1  # per-example masks
     loss = lambda key: losses[False](batch["x"], key)[0]
     assert loss(k1) == loss(k1) != loss(k2)
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_training_step_has_no_scatter(positions):
+    # the loss runs in the shuffled order [kept, masked]: gathers of data only, no scatter in the forward or
+    # backward pass (a scatter-add is atomics on a GPU, or a serial loop under deterministic ops)
+    from aejax.bench.steps import hlo_counts
+
+    model = tiny_mae(positions=positions)
+    batch = batch_of()
+    params = jax.jit(model.init)(jax.random.key(1), batch)
+    grad = jax.jit(jax.grad(lambda p, key: model.loss(p, batch, key, {})[0]))
+    counts = hlo_counts(grad.lower(params, jax.random.key(2)).compile().as_text())
+    assert counts["scatter"] == 0 and counts["sort"] == 1, counts
+    g = grad(params, jax.random.key(2))
+    if positions == "learned":  # the one-hot product carries the gradient into the learned positions
+        assert float(jnp.abs(g["encoder"]["positions"]["pos"]).max()) > 0
+        assert float(jnp.abs(g["decoder"]["positions"]["pos"]).max()) > 0
+
+
+def test_mask_stream_is_the_argsort_of_uniform_noise():
+    # the documented random stream (unchanged by the shuffled-order loss): keep = argsort(uniform(key, [B, P]))[:, :V]
+    model = tiny_mae()
+    key = jax.random.key(5)
+    expected = np.argsort(np.asarray(jax.random.uniform(key, (6, 16))), axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(model.keep_indices(key, 6), expected)
