@@ -95,3 +95,49 @@ def test_label_count_must_match(tmp_path, n):
 def test_latent_wider_than_input(tmp_path, code_size):
     with pytest.raises(ConfigError, match="narrower than its input"):
         fit(digits_config(**{"model.code_size": code_size}), str(tmp_path / "w"))
+
+
+# -- Evaluation and corruption inputs (issue 21): one clear error, never a NaN headline or a numpy crash --
+
+
+@FAST
+@given(st.integers(4, 40).flatmap(lambda t: st.tuples(st.just(t), st.integers(t // 2 + 1, t + 5))))
+def test_a_zscore_window_over_half_the_window_length_is_a_config_error(t_window):
+    from aejax.evaluate.series import rolling_zscore_scores
+
+    t, window = t_window
+    with pytest.raises(ConfigError, match=r"2 <= zscore_window <= T / 2"):
+        rolling_zscore_scores(np.zeros((3, t, 1)), window)
+
+
+@pytest.mark.parametrize("corruption", ["white_snr", "pink_snr", "brown_snr"])
+def test_snr_noise_on_scalar_examples_and_coloured_noise_on_one_step_are_config_errors(corruption):
+    import jax
+    import jax.numpy as jnp
+
+    from aejax.data import corrupt
+
+    with pytest.raises(ConfigError, match=r"at least one axis, \[B, D\]"):
+        corrupt(corruption, jnp.ones((4,)), 0.0, key=jax.random.key(0))
+    if corruption != "white_snr":
+        with pytest.raises(ConfigError, match="at least 2 steps along axis 1"):
+            corrupt(corruption, jnp.ones((4, 1, 2)), 0.0, key=jax.random.key(0))
+
+
+@settings(FAST, max_examples=6)  # each draw compiles the scoring step once
+@given(st.integers(1, 12), st.floats(-1.0, 1.0))
+def test_a_test_split_of_silent_frames_is_a_data_error(tmp_path, n, value):
+    import types
+
+    from aejax.evaluate.denoising import denoising_task
+
+    class Identity:
+        name = "identity"
+
+        def reconstruct(self, params, batch):
+            return batch["x"]
+
+    dataset = types.SimpleNamespace(test=types.SimpleNamespace(x=np.full((n, 16, 1), value, np.float32),
+                                                               y=np.zeros(n, np.int32)), scaling=None)
+    with pytest.raises(DataError, match=f"all {n} test frames are silent"):
+        denoising_task(Identity(), None, dataset, {}, seed=0, out_dir=str(tmp_path))

@@ -18,9 +18,10 @@ def rolling_zscore_scores(x_NxTxC: np.ndarray, window: int) -> np.ndarray:
     deviations of its recent history is out of control), as a baseline for windowed detectors.
     """
     x = np.asarray(x_NxTxC, np.float64)
-    if x.ndim != 3 or not 2 <= window < x.shape[1]:
-        raise ConfigError(f"the rolling z-score needs sequences [N, T, C] and 2 <= zscore_window < T, got "
-                          f"shape {x.shape} and zscore_window={window}; choose a smaller zscore_window.")
+    if x.ndim != 3 or not 2 <= window <= x.shape[1] // 2:
+        raise ConfigError(f"the rolling z-score needs sequences [N, T, C] and 2 <= zscore_window <= T / 2 (each "
+                          f"point's window lies before or after it), got shape {x.shape} and "
+                          f"zscore_window={window}; choose one between 2 and T / 2.")
     neighbours_NxSxCxW = np.lib.stride_tricks.sliding_window_view(x, window, axis=1)  # S = T - window + 1
     z = lambda points, ref: np.abs(points - ref.mean(-1)) / (ref.std(-1) + 1e-8)
     late = z(x[:, window:], neighbours_NxSxCxW[:, :-1])          # t >= window: the points before t
