@@ -153,7 +153,7 @@ def anomaly_task(model, params, dataset, hp, *, seed: int, out_dir: str, score: 
       baselines: also fit the three classical detectors.
       ocsvm_nu: the one-class SVM's nu (upper bound on the training outlier fraction).
       smooth_sigma: std in pixels of the Gaussian filter of "smoothed_mse" and "pca_smoothed" (images).
-      zscore_window: past points of the rolling z-score baseline (sequence data only).
+      zscore_window: past points of the rolling z-score baseline (sequence data only; 2 to T / 2).
       per_class: also report every detector's AUROC for each anomalous class against the normal
         class alone ("test/<detector>_auroc_class<c>"; e.g. spikes, level shifts and frequency
         changes of `series_anomalies`).
