@@ -1,11 +1,16 @@
+import functools
+
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
 
 from aejax.data import load_dataset
 from aejax.errors import ConfigError
 from aejax.models import model_from_options
+from aejax.models.common import as_hp
 from aejax.train import init_train_state, make_epoch_fn, make_eval_fn, make_optimizer, make_train_step
 
 
@@ -52,8 +57,7 @@ def test_epoch_matches_sequential_steps(digits):
     for i in range(len(x) // 100):
         idx = perm[i * 100:(i + 1) * 100]
         manual, _, _ = jax.jit(step)(manual, {"x": x[idx], "y": y[idx]}, jax.random.fold_in(loop_key, i), hp)
-    for a, b in zip(jax.tree_util.tree_leaves(scanned["params"]), jax.tree_util.tree_leaves(manual["params"])):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(scanned["params"], manual["params"], rtol=1e-5, atol=1e-6)
 
 
 def test_learning_rate_is_traced_not_baked(digits):
@@ -77,8 +81,8 @@ def test_skip_nonfinite_keeps_params(digits):
     bad = {"x": jnp.full((8, 8, 8, 1), jnp.nan), "y": jnp.zeros(8, jnp.int32)}
     new, metrics, finite = step(state, bad, jax.random.key(0), {"learning_rate": jnp.float32(1e-3)})
     assert not bool(finite)
-    for a, b in zip(jax.tree_util.tree_leaves(new["params"]), jax.tree_util.tree_leaves(state["params"])):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal((new["params"], new["opt_state"]), (state["params"], state["opt_state"]))
+    assert int(new["step"]) == int(state["step"]) + 1
 
 
 def test_eval_means_are_exact_with_a_remainder(digits):
@@ -147,3 +151,68 @@ def test_schedule_values(name, kwargs, expected):
     schedule = make_schedule(name, total_steps=4 if name == "warmup_cosine" else 8, **kwargs)
     steps = [0, 1, 2, 4] if name == "warmup_cosine" else [0, 2, 4, 8]
     np.testing.assert_allclose([float(schedule(s)) for s in steps], expected, rtol=1e-6, atol=1e-7)
+
+
+# -- the step with and without jit, for every update path ---------------------------------------------
+
+STEP_KINDS = {"undercomplete": {}, "vae": {}, "sparse": {"sparsity": "topk", "k": 2}, "aae": {"disc_hidden": (8,)}}
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny(kind, optimizer="adam"):
+    """A tiny model of `kind`, its optimizer, a batch, the initial state and hp (built once per kind)."""
+    model = model_from_options(kind, input_shape=(8, 8, 1), num_classes=10, code_size=4, hidden=(16,),
+                               **STEP_KINDS[kind])
+    tx = make_optimizer(optimizer, total_steps=10, schedule="constant")
+    batch = {"x": jax.random.uniform(jax.random.key(0), (16, 8, 8, 1)), "y": jnp.arange(16, dtype=jnp.int32) % 10}
+    state = init_train_state(model, tx, jax.jit(model.init)(jax.random.key(1), batch))
+    hp = as_hp({**model.default_hp(), "learning_rate": 1e-2})
+    return model, tx, batch, state, hp
+
+
+class StepJitAndEagerTest(chex.TestCase):
+    """The one update path run eagerly and jitted: plain kinds (gradient_step) and CustomUpdate kinds
+    (the sparse kind's dead-unit counters, the AAE's three updates)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(*STEP_KINDS)
+    def test_two_steps_equal_the_jitted_steps(self, kind):
+        model, tx, batch, state, hp = _tiny(kind)
+        step = make_train_step(model, tx, skip_nonfinite=False)
+        reference = jax.jit(step)
+        got = want = state
+        for i in range(2):
+            got, metrics, finite = self.variant(step)(got, batch, jax.random.key(i), hp)
+            want, _, _ = reference(want, batch, jax.random.key(i), hp)
+            assert bool(finite) and np.isfinite(float(metrics["loss"]))
+        chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+        assert int(got["step"]) == 2
+        moved = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), got["params"], state["params"])
+        assert all(jax.tree_util.tree_leaves(moved)), moved  # every parameter was updated
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters("undercomplete", "vae")
+    def test_a_plain_sgd_step_is_params_minus_lr_times_the_gradient(self, kind):
+        model, tx, batch, state, hp = _tiny(kind, optimizer="sgd")
+        key = jax.random.key(5)
+        new, metrics, _ = self.variant(make_train_step(model, tx, skip_nonfinite=False))(state, batch, key, hp)
+        (loss, _), grads = jax.jit(jax.value_and_grad(lambda p: model.loss(p, batch, key, hp, step=state["step"]),
+                                                      has_aux=True))(state["params"])
+        expected = jax.tree_util.tree_map(lambda p, g: p - 1e-2 * g, state["params"], grads)
+        chex.assert_trees_all_close(new["params"], expected, rtol=1e-5, atol=1e-7)
+        chex.assert_trees_all_close(metrics["loss"], loss, rtol=1e-6)
+        chex.assert_trees_all_close(metrics["grad_norm"], optax_norm(grads), rtol=1e-5)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters("undercomplete", "sparse")  # gradient_step's guard and a CustomUpdate's
+    def test_skip_nonfinite_keeps_params_and_optimizer_state_bitwise(self, kind):
+        model, tx, batch, state, hp = _tiny(kind)
+        bad = {**batch, "x": batch["x"].at[0, 0, 0, 0].set(jnp.nan)}
+        new, _, finite = self.variant(make_train_step(model, tx, skip_nonfinite=True))(state, bad, jax.random.key(0), hp)
+        assert not bool(finite)
+        chex.assert_trees_all_equal((new["params"], new["opt_state"]), (state["params"], state["opt_state"]))
+        assert int(new["step"]) == 1
+
+
+def optax_norm(tree):
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree_util.tree_leaves(tree)))
