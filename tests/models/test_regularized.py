@@ -2,6 +2,7 @@
 
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -312,8 +313,7 @@ def test_dead_unit_counters_survive_a_resume_bitwise(tmp_path):
     fit(config, str(tmp_path / "resumed"))
     shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "2")  # as if killed after epoch 1
     resumed = fit(config, str(tmp_path / "resumed"))
-    for a, b in zip(jax.tree_util.tree_leaves(whole["params"]), jax.tree_util.tree_leaves(resumed["params"])):
-        assert np.array_equal(a, b)
+    chex.assert_trees_all_equal(whole["params"], resumed["params"])
     last_whole, last_resumed = _records(tmp_path / "whole")[-1], _records(tmp_path / "resumed")[-1]
     for key in ("train/loss", "train/dead_fraction", "train/sparsity", "val/loss"):
         assert last_whole[key] == last_resumed[key]

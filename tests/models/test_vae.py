@@ -1,5 +1,6 @@
 """VAE, beta-VAE and conditional VAE: the contract, determinism, gradients, schedules and bad input."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,8 +110,7 @@ def test_gradients_flow_through_the_reparameterization_to_the_variance_head():
         return jnp.mean(model.nll(p, model.decoder_output(p, z), batch["x"], hp))
 
     g_fixed = jax.grad(recon_fixed_noise)(params)
-    for a, b in zip(jax.tree_util.tree_leaves(g), jax.tree_util.tree_leaves(g_fixed)):
-        assert np.allclose(a, b, atol=1e-5)
+    chex.assert_trees_all_close(g, g_fixed, rtol=1e-5, atol=1e-5)
 
 
 def test_beta_is_an_array_hyperparameter_that_vmaps():
@@ -243,8 +243,7 @@ def test_kl_warmup_counter_survives_a_resume_bitwise(tmp_path):
     fit(config, str(tmp_path / "resumed"))
     shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "4")  # as if killed after epoch 2
     resumed = fit(config, str(tmp_path / "resumed"))
-    for a, b in zip(jax.tree_util.tree_leaves(whole["params"]), jax.tree_util.tree_leaves(resumed["params"])):
-        assert np.array_equal(a, b)
+    chex.assert_trees_all_equal(whole["params"], resumed["params"])
     assert whole["steps"] == resumed["steps"] == 4 * (1257 // 64)
 
 

@@ -1,5 +1,6 @@
 import json
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -114,14 +115,12 @@ def test_bare_scan_and_fit_run_the_same_optimizer_and_step():
     fit_state, _ = run.epoch_fn()(run.init_state(), jax.device_put(run.dataset.train.x),
                                   jax.device_put(run.dataset.train.y), run.hp, run.keys.data, run.keys.loop, 0)
     bare_state, _ = bare(state, idx)
-    assert jax.tree_util.tree_structure(bare_state["opt_state"]) == jax.tree_util.tree_structure(fit_state["opt_state"])
-    for a, b in zip(jax.tree_util.tree_leaves(bare_state), jax.tree_util.tree_leaves(fit_state)):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_equal_structs(bare_state["opt_state"], fit_state["opt_state"])
+    chex.assert_trees_all_close(bare_state, fit_state, rtol=1e-6, atol=1e-7)
     # warm-up starts at a multiplier of 0: the first update leaves the params where they were, the second moves them
     init = run.init_state()["params"]
     one, _ = bare(run.init_state(), idx[:1])
-    for a, b in zip(jax.tree_util.tree_leaves(one["params"]), jax.tree_util.tree_leaves(init)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(one["params"], init)
     moved = [float(np.abs(a - b).max()) for a, b in zip(jax.tree_util.tree_leaves(first["params"]),
                                                         jax.tree_util.tree_leaves(init))]
     assert max(moved) > 0
