@@ -9,7 +9,7 @@ from aejax.bench.machine import (
            matmul_flops_per_s,
            matmul_peak_flops_per_s,
 )
-from aejax.bench.steps import compiled_flops, counted_mlp_step_flops, time_run_step
+from aejax.bench.steps import compiled_flops, counted_mlp_step_flops, hlo_counts, load_plain_scan, time_run_step
 from aejax.bench.suite import (
            SECTIONS,
            SuiteOptions,
@@ -17,8 +17,8 @@ from aejax.bench.suite import (
            reference_config,
            run_suite,
 )
-from aejax.bench.torch_reference import torch_available, torch_steps_per_s
+from aejax.bench.torch_reference import TorchReference, torch_available, torch_device, torch_steps_per_s
 
-__all__ = ["SECTIONS", "SuiteOptions", "compiled_flops", "counted_mlp_step_flops", "machine_info", "markdown",
-           "matmul_flops_per_s", "matmul_peak_flops_per_s", "reference_config", "run_suite", "time_run_step",
-           "torch_available", "torch_steps_per_s"]
+__all__ = ["SECTIONS", "SuiteOptions", "TorchReference", "compiled_flops", "counted_mlp_step_flops", "hlo_counts",
+           "load_plain_scan", "machine_info", "markdown", "matmul_flops_per_s", "matmul_peak_flops_per_s",
+           "reference_config", "run_suite", "time_run_step", "torch_available", "torch_device", "torch_steps_per_s"]

@@ -104,12 +104,11 @@ def hlo_counts(hlo_text: str, *, loop_body: bool = False) -> dict[str, int]:
     return out
 
 
-def compiled_step_counts(run: RunSetup) -> dict[str, int]:
-    """`hlo_counts` of `run`'s single training step, jitted and compiled alone."""
+def compiled_step(run: RunSetup):
+    """`run`'s single training step, jitted and compiled alone (on its first batch)."""
     batch = {"x": jnp.asarray(run.dataset.train.x[:run.train.batch_size]),
              "y": jnp.asarray(run.dataset.train.y[:run.train.batch_size])}
-    step = jax.jit(run.train_step())
-    return hlo_counts(step.lower(run.init_state(), batch, run.keys.loop, run.hp).compile().as_text())
+    return jax.jit(run.train_step()).lower(run.init_state(), batch, run.keys.loop, run.hp).compile()
 
 
 def step_flops(run: RunSetup) -> float | None:
@@ -118,10 +117,25 @@ def step_flops(run: RunSetup) -> float | None:
     The single step is compiled for this (a scanned program's cost analysis counts its loop
     body once, not once per step).
     """
-    batch = {"x": jnp.asarray(run.dataset.train.x[:run.train.batch_size]),
-             "y": jnp.asarray(run.dataset.train.y[:run.train.batch_size])}
-    step = jax.jit(run.train_step())
-    return compiled_flops(step.lower(run.init_state(), batch, run.keys.loop, run.hp).compile())
+    return compiled_flops(compiled_step(run))
+
+
+def load_plain_scan():
+    """The module `scripts/plain_scan.py` of this checkout (the hand-written flax + optax scan of the
+    reference model), or None when the file is not there (an installed package has no scripts/)."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "plain_scan.py"
+    if not path.is_file():
+        return None
+    if "aejax_plain_scan" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("aejax_plain_scan", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["aejax_plain_scan"] = module  # dataclasses (flax modules) look their module up
+        spec.loader.exec_module(module)
+    return sys.modules["aejax_plain_scan"]
 
 
 def batch_indices(run: RunSetup, steps: int) -> jax.Array:
@@ -143,7 +157,8 @@ def time_run_step(run: RunSetup, *, steps: int, repeats: int, counted_flops: flo
                   peak_shapes=PEAK_SHAPES) -> dict[str, Any]:
     """Times `steps` steps of `run`'s bare scan `repeats` times; one row of the suite's tables.
 
-    Returns compile_s, steps_per_s and examples_per_s (medians), the FLOPs per step from the
+    Returns compile_s, steps_per_s and examples_per_s (medians), the fusions and kernels of the
+    compiled single step (`step_fusions`, `step_kernels`: see `hlo_counts`), the FLOPs per step from the
     cost analysis (`cost_flops`) and, when given, the counted matmul FLOPs (`counted_flops`,
     used as the model FLOPs when present), `step_flops_per_s`, the `matmul_peak_flops_per_s`
     measured beside it, and `efficiency`, the median of their per-repeat ratio.
@@ -158,7 +173,8 @@ def time_run_step(run: RunSetup, *, steps: int, repeats: int, counted_flops: flo
     compile_s = time.perf_counter() - start
     state, out = compiled(state, idx_SxB)  # first call: allocations, caches
     jax.block_until_ready(out)
-    cost = step_flops(run)
+    single = compiled_step(run)
+    cost, counts = compiled_flops(single), hlo_counts(single.as_text())
     model_flops = counted_flops or cost
     seconds, peaks = [], []
     for _ in range(repeats):
@@ -169,6 +185,7 @@ def time_run_step(run: RunSetup, *, steps: int, repeats: int, counted_flops: flo
         peaks.append(matmul_peak_flops_per_s(peak_shapes))
     steps_per_s = [steps / s for s in seconds]
     row = {"batch_size": run.train.batch_size, "steps": steps, "repeats": repeats, "compile_s": compile_s,
+           "step_fusions": counts["fusion"], "step_kernels": counts["kernels"],
            "steps_per_s": statistics.median(steps_per_s),
            "examples_per_s": statistics.median(steps_per_s) * run.train.batch_size,
            "cost_flops": cost, "counted_flops": counted_flops, "matmul_peak_flops_per_s": statistics.median(peaks)}

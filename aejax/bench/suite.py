@@ -6,7 +6,13 @@ Sections (`SECTIONS`; `only=` picks some):
   nets         the conv net (float32 and bfloat16 compute) and the transformer, batch 128 and 1024
   contractive  the contractive penalty's Jacobian methods against the plain step, batch 128
   sweep        vmapped sweep programs of 1, 4, 16 and 64 runs (seeds), run-steps/s
-  torch        a Python loop of jitted steps and the PyTorch eager step against the bare scan
+  torch        a Python loop of jitted steps and the PyTorch step (eager and torch.compile'd, on the device
+               JAX runs on) against the bare scan
+
+The loop section also times aejax's bare scan against the plain one (`scripts/plain_scan.py`: the reference
+model as flax + optax in one `lax.scan`, written by hand) on the same batches, and counts the fused
+kernels (HLO fusions, `aejax.bench.steps.hlo_counts`) of both compiled steps; every step row carries
+its step's fusions too, a figure a CPU can track for a GPU (where each fusion is one kernel launch).
 
 The reference model is the 784-512-32 sigmoid MLP autoencoder (MSE, Adam, batch 128) on
 Fashion-MNIST; without Fashion-MNIST (or with `quick`) it is the 64-512-32 one on scikit-learn's
@@ -30,12 +36,15 @@ import ml_collections
 
 from aejax.bench.machine import load_average, machine_info, matmul_peak_flops_per_s
 from aejax.bench.steps import (
+    compiled_step,
+    hlo_counts,
+    load_plain_scan,
     batch_indices,
     counted_mlp_step_flops,
     time_run_step,
     timed,
 )
-from aejax.bench.torch_reference import torch_available, torch_steps_per_s
+from aejax.bench.torch_reference import TorchReference, torch_available, torch_device
 from aejax.config import apply_overrides, base_config, resolve_config
 from aejax.errors import ConfigError, DatasetNotFoundError
 from aejax.models import KINDS
@@ -176,6 +185,57 @@ class Suite:
                "optimizer": config.optim.name, "model_widths": self._widths_label(config)}
         self.log(f"  loop: fit {out['fit_steps_per_s']:.1f} vs bare scan {out['bare_scan_steps_per_s']:.1f} "
                  f"steps/s (fit/bare {out['fit_over_bare']:.3f})")
+        out["plain"] = self.plain(config.train.batch_size)
+        return out
+
+    def plain(self, batch_size: int) -> dict[str, Any]:
+        """aejax's bare scan of the reference model against the plain flax + optax scan (`scripts/plain_scan.py`)
+        over the same batches, interleaved per repeat; and the fusions of both compiled steps and scan bodies."""
+        plain = load_plain_scan()
+        if plain is None:
+            return {"skipped": "scripts/plain_scan.py is not in this checkout (an installed package); not timed"}
+        run = self.setup(self.config(batch_size=batch_size))
+        x = run.dataset.train.x.reshape(len(run.dataset.train), -1)
+        steps = min(run.steps_per_epoch, 50 if self.options.quick else 400)
+        idx_SxB = batch_indices(run, steps)
+        bare = make_bare_scan(run)
+        train, plain_step, plain_state = plain.make_plain_scan(x, hidden=HIDDEN[0], code=CODE,
+                                                               learning_rate=float(run.hp["learning_rate"]))
+        programs = {"bare": (bare.lower(run.init_state(), idx_SxB).compile(), run.init_state()),
+                    "plain": (train.lower(plain_state, idx_SxB).compile(), plain_state)}
+        counts = {"aejax_step": hlo_counts(compiled_step(run).as_text()),
+                  "plain_step": hlo_counts(plain_step.lower(plain_state, jnp.asarray(x[:batch_size])).compile().as_text()),
+                  "aejax_scan_body": hlo_counts(programs["bare"][0].as_text(), loop_body=True),
+                  "plain_scan_body": hlo_counts(programs["plain"][0].as_text(), loop_body=True)}
+        states, first = {}, {}
+        for name, (c, state) in programs.items():  # the plain scan donates its state: always keep the new one
+            states[name], out = c(state, idx_SxB)  # warm: allocations, caches
+            jax.block_until_ready(out)
+            start = time.perf_counter()
+            states[name], out = c(states[name], idx_SxB)
+            jax.block_until_ready((states[name], out))
+            first[name] = time.perf_counter() - start
+        calls = max(1, min(50, round(0.3 / max(min(first.values()), 1e-6))))  # about 0.3 s per timed side
+        rates: dict[str, list[float]] = {"bare": [], "plain": []}
+        for _ in range(self.options.repeats):
+            for name, (c, _) in programs.items():
+                start = time.perf_counter()
+                for _ in range(calls):
+                    states[name], out = c(states[name], idx_SxB)
+                jax.block_until_ready((states[name], out))
+                rates[name].append(steps * calls / (time.perf_counter() - start))
+        out = {"model_widths": f"{x.shape[1]}-{HIDDEN[0]}-{CODE}", "batch_size": batch_size, "steps": steps,
+               "calls_per_repeat": calls, "bare_scan_steps_per_s": statistics.median(rates["bare"]),
+               "plain_scan_steps_per_s": statistics.median(rates["plain"]),
+               "bare_over_plain": statistics.median(b / p for b, p in zip(rates["bare"], rates["plain"])),
+               "bare_scan_steps_per_s_repeats": rates["bare"], "plain_scan_steps_per_s_repeats": rates["plain"],
+               "fusions": {k: v["fusion"] for k, v in counts.items()}, "hlo_counts": counts,
+               "fusions_counted": "fusion instructions of the optimized HLO outside fusion bodies: the single "
+                                  "jitted step (x batch in, state out), and the while body of the scanned "
+                                  "program (one step with its batch gather); see aejax.bench.steps.hlo_counts"}
+        self.log(f"  plain flax+optax scan {out['plain_scan_steps_per_s']:.1f} vs aejax bare scan "
+                 f"{out['bare_scan_steps_per_s']:.1f} steps/s (bare/plain {out['bare_over_plain']:.3f}); fusions per "
+                 f"step: aejax {out['fusions']['aejax_step']}, plain {out['fusions']['plain_step']}")
         return out
 
     def _widths_label(self, config) -> str:
@@ -250,10 +310,13 @@ class Suite:
         return rows
 
     def torch(self) -> dict[str, Any]:
-        """The bare scan, a Python loop of the jitted step and PyTorch eager, interleaved per repeat."""
+        """The bare scan, a Python loop of the jitted step and the PyTorch step (eager, and torch.compile'd) on
+        the device JAX runs on, interleaved per repeat."""
         run = self.setup(self.config())
         batch = run.train.batch_size
         steps = _steps_for("mlp", batch, self.options.quick) * 2
+        if jax.default_backend() != "cpu":  # a GPU runs 80 steps in a few milliseconds: time more of them
+            steps *= 10
         bare = make_bare_scan(run)
         idx_SxB = batch_indices(run, steps)
         x, y = jax.device_put(run.dataset.train.x), jax.device_put(run.dataset.train.y)
@@ -271,44 +334,78 @@ class Suite:
         state = run.init_state()
         state, _ = bare(state, idx_SxB)
         loop_state = python_loop(run.init_state())
-        has_torch = torch_available()
-        threads = os.cpu_count() or 1
-        flat = run.dataset.train.x.reshape(len(run.dataset.train), -1)
         widths = mlp_widths(run)
-        # torch with as many threads as XLA uses (the cores), and with one: on a shared machine OpenMP's
+        out = {"batch_size": batch, "steps": steps, "model_widths": "-".join(map(str, widths[:len(widths) // 2 + 1])),
+               "jax_backend": jax.default_backend(), "jax_device": jax.devices()[0].device_kind}
+        refs = self._torch_references(run, widths, out) if torch_available() else {}
+        if not refs:
+            out["torch_skipped"] = "torch is not installed (pip install 'aejax[bench]'); the reference was skipped"
+        # on a CPU: torch with as many threads as XLA uses (the cores), and with one: on a shared machine OpenMP's
         # thread barriers can make the threaded run far slower; the faster of the two is the reference
-        thread_counts = tuple(dict.fromkeys((threads, 1)))
-        rates: dict[str, list[float]] = {"bare_scan": [], "jit_loop": [], "torch": [],
-                                         **{f"torch_{n}": [] for n in thread_counts}}
-        torch_info: dict[str, Any] = {}
+        threads = os.cpu_count() or 1
+        # (a compiled CPU step keeps the thread count it was compiled with: switching it made one run 100x slower)
+        counts = {"torch": tuple(dict.fromkeys((threads, 1))) if out.get("torch_device") == "cpu" else (threads,),
+                  "torch_compile": (threads,)}
+        rates: dict[str, list[float]] = {"bare_scan": [], "jit_loop": []}
+        for mode in refs:
+            rates.update({mode: [], **{f"{mode}_{n}": [] for n in counts[mode]}})
         for _ in range(self.options.repeats):
             rates["bare_scan"].append(steps / timed(lambda: bare(state, idx_SxB)))
             rates["jit_loop"].append(steps / timed(lambda: python_loop(loop_state)))
-            for n in thread_counts if has_torch else ():
-                torch_info = torch_steps_per_s(flat, widths=widths, activation=ACTIVATION, batch_size=batch,
-                                               learning_rate=float(run.hp["learning_rate"]), steps=steps,
-                                               repeats=1, threads=n)
-                rates[f"torch_{n}"].append(torch_info["steps_per_s"])
-            if has_torch:
-                rates["torch"].append(max(rates[f"torch_{n}"][-1] for n in thread_counts))
-        out = {"batch_size": batch, "steps": steps, "model_widths": "-".join(map(str, widths[:len(widths) // 2 + 1])),
-               "bare_scan_steps_per_s": statistics.median(rates["bare_scan"]),
-               "jit_loop_steps_per_s": statistics.median(rates["jit_loop"])}
-        if has_torch:
-            out.update({"torch_steps_per_s": statistics.median(rates["torch"]), "torch_threads": thread_counts,
-                        "torch_steps_per_s_by_threads": {n: statistics.median(rates[f"torch_{n}"])
-                                                         for n in thread_counts},
-                        "torch_version": torch_info["torch"],
-                        "bare_scan_over_torch": statistics.median(
-                            b / t for b, t in zip(rates["bare_scan"], rates["torch"])),
-                        "jit_loop_over_torch": statistics.median(
-                            j / t for j, t in zip(rates["jit_loop"], rates["torch"]))})
+            for mode, ref in refs.items():
+                for n in counts[mode]:
+                    rate, out[f"{mode}_final_loss"] = ref.steps_per_s(steps, n)
+                    rates[f"{mode}_{n}"].append(rate)
+                rates[mode].append(max(rates[f"{mode}_{n}"][-1] for n in counts[mode]))
+        out.update({"bare_scan_steps_per_s": statistics.median(rates["bare_scan"]),
+                    "jit_loop_steps_per_s": statistics.median(rates["jit_loop"])})
+        for mode in refs:  # "torch" (eager) and "torch_compile"
+            out.update({f"{mode}_steps_per_s": statistics.median(rates[mode]),
+                        f"{mode}_steps_per_s_by_threads": {n: statistics.median(rates[f"{mode}_{n}"])
+                                                           for n in counts[mode]},
+                        f"bare_scan_over_{mode}": statistics.median(b / t for b, t in zip(rates["bare_scan"],
+                                                                                           rates[mode])),
+                        f"jit_loop_over_{mode}": statistics.median(j / t for j, t in zip(rates["jit_loop"],
+                                                                                          rates[mode]))})
+        if "torch" in refs:
+            out["torch_threads"] = counts["torch"]
             by_threads = ", ".join(f"{r:.1f} with {n} thread(s)" for n, r in out["torch_steps_per_s_by_threads"].items())
-            self.log(f"  torch eager {by_threads}; bare scan {out['bare_scan_over_torch']:.2f}x the faster")
-        else:
-            out["torch_skipped"] = "torch is not installed (pip install 'aejax[bench]'); the reference was skipped"
-            self.log(f"  {out['torch_skipped']}")
+            self.log(f"  torch eager on {out['torch_device']} ({out['torch_device_name']}): {by_threads}; bare scan "
+                     f"{out['bare_scan_over_torch']:.2f}x the faster")
+        if "torch_compile" in refs:
+            self.log(f"  torch.compile (mode {out['torch_compile_mode']}): {out['torch_compile_steps_per_s']:.1f} "
+                     f"steps/s; bare scan {out['bare_scan_over_torch_compile']:.2f}x")
+        for key in ("torch_skipped", "torch_compile_skipped"):
+            if key in out:
+                self.log(f"  {out[key]}")
         return out
+
+    def _torch_references(self, run, widths, out: dict[str, Any]) -> dict[str, TorchReference]:
+        """{"torch": eager, "torch_compile": compiled} references on the device JAX runs on, warmed up (their
+        compiles happen there); a compile that fails is said in `out` ("torch_compile_skipped")."""
+        import torch
+
+        device, name = torch_device(jax.default_backend())
+        out.update({"torch_version": torch.__version__, "torch_device": device, "torch_device_name": name,
+                    "torch_on_jax_device": name == out["jax_device"]
+                    and (device == "cuda") == (out["jax_backend"] != "cpu")})
+        if not out["torch_on_jax_device"]:
+            out["torch_device_note"] = (f"JAX runs on {out['jax_device']} ({out['jax_backend']}) but torch sees no "
+                                        "such device (a CPU build of torch?): torch ran on the CPU")
+        torch.set_num_threads(os.cpu_count() or 1)
+        flat = run.dataset.train.x.reshape(len(run.dataset.train), -1)
+        options = dict(widths=widths, activation=ACTIVATION, batch_size=run.train.batch_size,
+                       learning_rate=float(run.hp["learning_rate"]), device=device)
+        refs = {"torch": TorchReference(flat, **options)}
+        refs["torch"].warm_up(10)
+        try:
+            refs["torch_compile"] = TorchReference(flat, compiled=True, **options)
+            out["torch_compile_mode"] = refs["torch_compile"].mode
+            out["torch_compile_warm_up_s"] = refs["torch_compile"].warm_up(20)
+        except Exception as e:  # noqa: BLE001 - a compiler missing or failing is reported, not fatal
+            refs.pop("torch_compile", None)
+            out["torch_compile_skipped"] = f"torch.compile failed on {device}, not timed: {type(e).__name__}: {e}"[:500]
+        return refs
 
     def run(self) -> dict[str, Any]:
         result: dict[str, Any] = {"schema": 1, "machine": machine_info(), "dataset": self.dataset_name,
@@ -326,6 +423,10 @@ class Suite:
         if "loop" in result:
             for key in ("fit_steps_per_s", "bare_scan_steps_per_s", "fit_over_bare"):
                 result[key] = result["loop"][key]
+            plain = result["loop"]["plain"]
+            if "bare_over_plain" in plain:
+                result["bare_over_plain"] = plain["bare_over_plain"]
+                result["step_fusions"] = plain["fusions"]  # {"aejax_step", "plain_step", "aejax_scan_body", ...}
         result["load_average_after"] = load_average()
         result["total_s"] = time.perf_counter() - start
         return result
@@ -353,10 +454,10 @@ def _gflops(value) -> str:
 
 
 def _step_table(rows) -> str:
-    return _table(["step", "batch", "compile s", "steps/s", "examples/s", "MFLOP/step", "GFLOP/s",
+    return _table(["step", "batch", "compile s", "steps/s", "examples/s", "fusions", "MFLOP/step", "GFLOP/s",
                    "peak GFLOP/s", "efficiency"],
                   [[r["name"], str(r["batch_size"]), _fmt(r["compile_s"]), _fmt(r["steps_per_s"]),
-                    _fmt(r["examples_per_s"], ".0f"),
+                    _fmt(r["examples_per_s"], ".0f"), str(r.get("step_fusions", "-")),
                     _fmt((r["counted_flops"] or r["cost_flops"] or 0) / 1e6 or None, ".1f"),
                     _gflops(r["step_flops_per_s"]), _gflops(r["matmul_peak_flops_per_s"]), _fmt(r["efficiency"], ".2f")]
                    for r in rows])
@@ -380,22 +481,48 @@ def markdown(result: dict[str, Any]) -> str:
                          ["fit_steps_per_s", "bare_scan_steps_per_s", "fit / bare"],
                          [[_fmt(lp["fit_steps_per_s"]), _fmt(lp["bare_scan_steps_per_s"]),
                            _fmt(lp["fit_over_bare"], ".3f")]]))
+        pl = lp.get("plain", {})
+        if "bare_over_plain" in pl:
+            f, c = pl["fusions"], pl["hlo_counts"]
+            parts.append(f"### aejax's bare scan against the plain flax + optax scan ({pl['model_widths']} sigmoid MLP "
+                         f"AE, batch {pl['batch_size']}, the same {pl['steps']} batches, interleaved)\n\n" + _table(
+                             ["program", "steps/s", "fusions per step (jitted step)", "kernels per step",
+                              "fusions in the scan body"],
+                             [["aejax bare scan", _fmt(pl["bare_scan_steps_per_s"]), str(f["aejax_step"]),
+                               str(c["aejax_step"]["kernels"]), str(f["aejax_scan_body"])],
+                              ["plain scan (scripts/plain_scan.py)", _fmt(pl["plain_scan_steps_per_s"]),
+                               str(f["plain_step"]), str(c["plain_step"]["kernels"]), str(f["plain_scan_body"])]])
+                         + f"\n\nbare / plain = **{pl['bare_over_plain']:.3f}** (median of the per-repeat ratios).")
+        elif "skipped" in pl:
+            parts.append(f"Plain scan: {pl['skipped']}.")
     if "torch" in result:
         t = result["torch"]
-        rows = [["bare scanned step (aejax)", _fmt(t["bare_scan_steps_per_s"]),
-                 _fmt(t.get("bare_scan_over_torch"), ".2f")],
-                ["Python loop of the jitted step", _fmt(t["jit_loop_steps_per_s"]),
-                 _fmt(t.get("jit_loop_over_torch"), ".2f")]]
-        if "fit_steps_per_s" in result and "torch_steps_per_s" in t:
-            rows.insert(0, ["fit (from the loop table)", _fmt(result["fit_steps_per_s"]),
-                            _fmt(result["fit_steps_per_s"] / t["torch_steps_per_s"], ".2f")])
+        eager = t.get("torch_steps_per_s")
+
+        def row(name, device, rate):
+            return [name, device, _fmt(rate), _fmt(rate / eager if eager and rate else None, ".2f"),
+                    _fmt(t["bare_scan_steps_per_s"] / rate if rate else None, ".2f")]
+
+        jax_device = f"{t.get('jax_device', '?')} (JAX)"
+        rows = [row("bare scanned step (aejax)", jax_device, t["bare_scan_steps_per_s"]),
+                row("Python loop of the jitted step", jax_device, t["jit_loop_steps_per_s"])]
+        if "fit_steps_per_s" in result:
+            rows.insert(0, row("fit (from the loop table)", jax_device, result["fit_steps_per_s"]))
+        torch_device = f"{t.get('torch_device_name', '-')} (torch)"
         for n, r in t.get("torch_steps_per_s_by_threads", {}).items():
-            rows.append([f"PyTorch eager, {n} thread(s)", _fmt(r), _fmt(r / t["torch_steps_per_s"], ".2f")])
+            threads = f", {n} thread(s)" if t.get("torch_device") == "cpu" else ""
+            rows.append(row(f"PyTorch eager{threads}", torch_device, r))
+        for n, r in t.get("torch_compile_steps_per_s_by_threads", {}).items():
+            threads = f", {n} thread(s)" if t.get("torch_device") == "cpu" else ""
+            rows.append(row(f"torch.compile, mode {t['torch_compile_mode']}{threads}", torch_device, r))
+        notes = [t[k] for k in ("torch_skipped", "torch_compile_skipped", "torch_device_note") if k in t]
         if "torch_skipped" in t:
-            rows.append(["PyTorch eager", "-", "-"])
-        title = f"### against PyTorch eager ({t['model_widths']} sigmoid MLP AE, batch {t['batch_size']})"
-        note = f"\n\n{t['torch_skipped']}." if "torch_skipped" in t else ""
-        parts.append(f"{title}\n\n" + _table(["loop", "steps/s", "x torch (faster thread count)"], rows) + note)
+            rows.append(["PyTorch eager", "-", "-", "-", "-"])
+        title = (f"### against PyTorch on the same device ({t['model_widths']} sigmoid MLP AE, batch "
+                 f"{t['batch_size']}, {t['steps']} steps per timed call)")
+        parts.append(f"{title}\n\n" + _table(["loop", "device", "steps/s", "x torch eager (faster thread count)",
+                                               "bare scan / this"], rows)
+                     + "".join(f"\n\n{n}." for n in notes))
     for section, title in (("kinds", "every kind (MLP; the MAE on its transformer)"),
                            ("nets", "conv (float32, bfloat16) and transformer nets")):
         if section in result:
