@@ -267,22 +267,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_INTERRUPTED = ("aejax: interrupted before training had started or finished a checkpointable step; nothing to "
+                "resume was lost (run the same command again).")
+
+
 def _interrupt(signum, frame):
+    """SIGTERM in a caller's process (`main(argv)`): stops as Ctrl-C does, with a KeyboardInterrupt."""
     del frame
     raise KeyboardInterrupt(signum)
+
+
+def _exit_now(signum, frame):
+    """The command line's SIGINT and SIGTERM whenever no training loop has its own handler installed (the loop
+    turns them into a checkpoint and a stop): one line and exit 130 at once. A KeyboardInterrupt is not safe
+    here: raised inside a C extension's initialisation (jaxlib, while JAX imports) it surfaces as an
+    ImportError or aborts the process, and raised in a garbage-collection callback it is swallowed."""
+    del signum, frame
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 - a write under way in the main thread: its text is what is lost
+        pass
+    os.write(2, (_INTERRUPTED + "\n").encode())
+    os._exit(EXIT_INTERRUPTED)
 
 
 def main(argv: list[str] | None = None) -> int:
     import signal
 
-    if hasattr(signal, "SIGTERM"):  # SIGTERM outside the training loop stops as cleanly as Ctrl-C
+    if argv is None:  # the command line: before anything heavy is imported
+        signal.signal(signal.SIGINT, _exit_now)
+        if hasattr(signal, "SIGTERM"):
+            signal.signal(signal.SIGTERM, _exit_now)
+    elif hasattr(signal, "SIGTERM"):  # SIGTERM outside the training loop stops as cleanly as Ctrl-C
         signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:
-        print("aejax: interrupted before training had started or finished a checkpointable step; nothing to "
-              "resume was lost (run the same command again).", file=sys.stderr)
+        print(_INTERRUPTED, file=sys.stderr)
         if argv is None:  # the command line: leave at once, so no half-finished compile or writer thread
             sys.stdout.flush()  # is torn down underneath the interpreter's shutdown
             sys.stderr.flush()
