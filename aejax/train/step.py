@@ -14,10 +14,9 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from aejax.models.protocols import CustomUpdate
-from aejax.models.updates import gradient_step
+from aejax.models.updates import gradient_norm, gradient_step
 from aejax.train.distributed import host as to_host
 
 TrainState = dict  # {"step": int32 [], "params": pytree, "opt_state": pytree}
@@ -46,7 +45,7 @@ def make_train_step(model, tx, *, skip_nonfinite: bool) -> Callable:
             loss_fn = functools.partial(model.loss, step=state["step"])
             params, opt_state, loss, aux, grads = gradient_step(
                 loss_fn, tx, state["params"], state["opt_state"], hp["learning_rate"], batch, key, hp)
-            grad_norm = optax.tree.norm(grads)
+            grad_norm = gradient_norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         if skip_nonfinite:
             keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
