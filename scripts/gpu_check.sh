@@ -10,8 +10,8 @@
 #                                            scan (scripts/plain_scan.py); fusions of both steps
 #   bench_torch   aejax bench --only torch   torch eager and torch.compile(mode="reduce-overhead") on JAX's device
 #   bench_kinds   aejax bench --only kinds   every kind's step at batch 128 (the MAE among them), fusions per step
-#   bench_sweep_suite  aejax bench --only sweep   vmapped seed groups of 1, 16 and 64 runs
 #   bench_sweep   scripts/bench_sweep.py --runs 16 64 256   vmapped sweep against the same runs one by one
+#   bench_sweep_suite  aejax bench --only sweep   vmapped seed groups of 1, 16 and 64 runs
 #   mae_profile   scripts/profile_mae_step.py   the MAE step's pieces and their kernels
 #   determinism   two identical `aejax train experiments/digits_ae.py` runs in separate workdirs: metrics.jsonl
 #                 byte for byte, and each run's test/mse
@@ -70,7 +70,7 @@ done
 OUT_DIR=${OUT_DIR:-${OUT:-./gpu_check_out}}
 # seconds for all parts: the whole script stays under 8 minutes on a GPU with the install and the summary; a
 # quick run on a (shared) CPU gets longer, and every part's own limit is tripled there
-if [ -z "$BUDGET" ]; then BUDGET=$([ "$QUICK" = 1 ] && echo 1500 || echo 450); fi
+if [ -z "$BUDGET" ]; then BUDGET=$([ "$QUICK" = 1 ] && echo 1500 || echo 460); fi
 CAP_SCALE=$([ "$QUICK" = 1 ] && echo 3 || echo 1)
 mkdir -p "$OUT_DIR" || exit 2
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
@@ -155,7 +155,7 @@ if [ "$QUICK" = 1 ]; then
   MAE_ARGS=(--quick --repeats 2)
   TRAIN_SET=(--set train.epochs=4)
 else
-  BENCH=(bench --repeats 3 "${DATA_ARGS[@]}")
+  BENCH=(bench --repeats 2 "${DATA_ARGS[@]}")
   KIND_ARGS=(--batch-sizes 128)
   SUITE_SWEEP=(--sweep-runs 1,16,64)
   SWEEP_ARGS=(--runs 16 64 256 --epochs 1)
@@ -168,9 +168,9 @@ run_part determinism 120 bash "$SELF" --part-determinism "$OUT_DIR" "${TRAIN_SET
 run_part bench_loop 150 "${AEJAX[@]}" "${BENCH[@]}" --only loop --json "$OUT_DIR/bench_loop.json"
 run_part bench_torch 150 "${AEJAX[@]}" "${BENCH[@]}" --only torch --json "$OUT_DIR/bench_torch.json"
 run_part bench_kinds 120 "${AEJAX[@]}" "${BENCH[@]}" --only kinds "${KIND_ARGS[@]}" --json "$OUT_DIR/bench_kinds.json"
+run_part bench_sweep 120 python scripts/bench_sweep.py "${SWEEP_ARGS[@]}" --json "$OUT_DIR/bench_sweep.json"
 run_part bench_sweep_suite 60 "${AEJAX[@]}" "${BENCH[@]}" --only sweep "${SUITE_SWEEP[@]}" \
   --json "$OUT_DIR/bench_sweep_suite.json"
-run_part bench_sweep 120 python scripts/bench_sweep.py "${SWEEP_ARGS[@]}" --json "$OUT_DIR/bench_sweep.json"
 run_part mae_profile 60 python scripts/profile_mae_step.py "${MAE_ARGS[@]}" --json "$OUT_DIR/mae_profile.json"
 
 python - "$OUT_DIR" "$(( $(date +%s) - START ))" <<'EOF'
