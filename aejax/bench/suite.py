@@ -345,7 +345,7 @@ class Suite:
         threads = os.cpu_count() or 1
         # (a compiled CPU step keeps the thread count it was compiled with: switching it made one run 100x slower)
         counts = {"torch": tuple(dict.fromkeys((threads, 1))) if out.get("torch_device") == "cpu" else (threads,),
-                  "torch_compile": (threads,)}
+                  "torch_compile": (out.get("torch_compile_threads", threads),)}
         rates: dict[str, list[float]] = {"bare_scan": [], "jit_loop": []}
         for mode in refs:
             rates.update({mode: [], **{f"{mode}_{n}": [] for n in counts[mode]}})
@@ -392,12 +392,17 @@ class Suite:
         if not out["torch_on_jax_device"]:
             out["torch_device_note"] = (f"JAX runs on {out['jax_device']} ({out['jax_backend']}) but torch sees no "
                                         "such device (a CPU build of torch?): torch ran on the CPU")
-        torch.set_num_threads(os.cpu_count() or 1)
         flat = run.dataset.train.x.reshape(len(run.dataset.train), -1)
         options = dict(widths=widths, activation=ACTIVATION, batch_size=run.train.batch_size,
                        learning_rate=float(run.hp["learning_rate"]), device=device)
         refs = {"torch": TorchReference(flat, **options)}
         refs["torch"].warm_up(10)
+        threads = os.cpu_count() or 1
+        if device == "cpu":  # compile with the thread count eager runs faster with now (see `torch`)
+            probe = {n: refs["torch"].steps_per_s(10, n)[0] for n in dict.fromkeys((threads, 1))}
+            threads = max(probe, key=probe.get)
+        torch.set_num_threads(threads)
+        out["torch_compile_threads"] = threads
         try:
             refs["torch_compile"] = TorchReference(flat, compiled=True, **options)
             out["torch_compile_mode"] = refs["torch_compile"].mode
