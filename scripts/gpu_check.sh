@@ -167,7 +167,7 @@ fi
 run_part determinism 120 bash "$SELF" --part-determinism "$OUT_DIR" "${TRAIN_SET[@]}"
 run_part bench_loop 150 "${AEJAX[@]}" "${BENCH[@]}" --only loop --json "$OUT_DIR/bench_loop.json"
 run_part bench_torch 150 "${AEJAX[@]}" "${BENCH[@]}" --only torch --json "$OUT_DIR/bench_torch.json"
-run_part bench_kinds 120 "${AEJAX[@]}" "${BENCH[@]}" --only kinds "${KIND_ARGS[@]}" --json "$OUT_DIR/bench_kinds.json"
+run_part bench_kinds 150 "${AEJAX[@]}" "${BENCH[@]}" --only kinds "${KIND_ARGS[@]}" --json "$OUT_DIR/bench_kinds.json"
 run_part bench_sweep 120 python scripts/bench_sweep.py "${SWEEP_ARGS[@]}" --json "$OUT_DIR/bench_sweep.json"
 run_part bench_sweep_suite 60 "${AEJAX[@]}" "${BENCH[@]}" --only sweep "${SUITE_SWEEP[@]}" \
   --json "$OUT_DIR/bench_sweep_suite.json"
