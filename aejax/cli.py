@@ -9,7 +9,7 @@ import sys
 
 from aejax.errors import AejaxError, NonFiniteError
 
-EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_USAGE, EXIT_NONFINITE, EXIT_FAILED_MEMBERS, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
 def _default_workdir(experiment: str, overrides: dict | None = None, root: str = "runs") -> str:
@@ -19,11 +19,10 @@ def _default_workdir(experiment: str, overrides: dict | None = None, root: str =
 
     from aejax.config import split_variant
     from aejax.sweep.spec import run_ids
+    from aejax.train.loop import NOT_IDENTITY
 
     name, variant = split_variant(experiment)
     stem = os.path.splitext(os.path.basename(name))[0] + (f"_{variant}" if variant else "")
-    from aejax.train.fit import NOT_IDENTITY
-
     overrides = {k: v for k, v in (overrides or {}).items() if k not in NOT_IDENTITY}  # display-only keys
     if overrides:
         suffix = run_ids([dict(sorted(overrides.items()))])[0]
@@ -33,25 +32,34 @@ def _default_workdir(experiment: str, overrides: dict | None = None, root: str =
     return os.path.join(root, stem)
 
 
-def _absolute_data_path(overrides: dict) -> dict:
-    """data.path relative to where the command runs, recorded absolute so eval works from anywhere."""
-    path = overrides.get("data.path")
-    if isinstance(path, str) and path:
-        overrides["data.path"] = ",".join(os.path.abspath(p) for p in path.split(","))
+def _overrides(args) -> dict:
+    """The --set overrides (and --data-dir, which is data.dir) as a dict; data.path and data.dir are
+    recorded absolute, relative to where the command runs, so that eval works from anywhere."""
+    from aejax import platform
+    from aejax.config import parse_overrides
+
+    overrides = parse_overrides(args.set or [])
+    if getattr(args, "data_dir", None):
+        overrides["data.dir"] = args.data_dir
+    for key in ("data.path", "data.dir"):
+        value = overrides.get(key)
+        if isinstance(value, str) and value:
+            overrides[key] = ",".join(os.path.abspath(p) for p in value.split(","))
+    if overrides.get("train.deterministic") is False:  # before anything starts the backend
+        platform.request_deterministic(False)
     return overrides
 
 
 def cmd_train(args) -> int:
     from aejax.train.distributed import initialize
 
+    overrides = _overrides(args)
     initialize(args.coordinator, args.num_processes, args.process_id)  # before anything touches a device
-    from aejax.config import get_experiment_config, parse_overrides
-    from aejax.train import StopRequested, fit
+    from aejax.api import fit
+    from aejax.config import get_experiment_config
+    from aejax.train import StopRequested
 
-    overrides = _absolute_data_path(parse_overrides(args.set or []))
     config = get_experiment_config(args.experiment, overrides)
-    if args.data_dir:
-        config.data.dir = args.data_dir
     workdir = args.workdir or _default_workdir(args.experiment, overrides)
     try:
         summary = fit(config, workdir, extend=args.extend)
@@ -69,38 +77,63 @@ def cmd_train(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from aejax.config import parse_overrides
-    from aejax.sweep import collect_results, parse_shard, run_sweep
+    from aejax.api import run_sweep
+    from aejax.sweep import collect_results, parse_shard
     from aejax.train import StopRequested
 
     if args.collect:
         out = collect_results(args.experiment, select=args.select)
         workdir = args.experiment
     else:
-        overrides = _absolute_data_path(parse_overrides(args.set or []))
+        overrides = _overrides(args)
         workdir = args.workdir or _default_workdir(args.experiment, overrides, root="sweeps")
-        if args.data_dir:
-            overrides["data.dir"] = args.data_dir
         try:
             out = run_sweep(args.experiment, workdir, overrides=overrides, grid=args.grid or [], seeds=args.seeds,
                             parallel=args.parallel, max_parallel=args.max_parallel, shard=parse_shard(args.shard),
-                            select=args.select, progress=not args.no_progress)
+                            select=args.select, progress=not args.no_progress, **_search_options(args))
         except StopRequested as stop:
             print(f"aejax: {stop}", file=sys.stderr)
             return EXIT_INTERRUPTED
         print(f"aejax: ran {out['ran']} runs in {out['groups']} groups; {out['skipped']} already finished")
     rows = out["rows"]
-    done = sum(r["status"] == "done" for r in rows)
-    print(f"aejax: {done} of {len(rows)} runs finished; results in {out['results_csv']} and {out['results_md']}")
-    for r in rows:
-        if r["status"] == "failed":
-            print(f"aejax: run {r['run_id']} failed")
+    done, stopped = (sum(r["status"] == s for r in rows) for s in ("done", "stopped"))
+    by_search = f" ({stopped} stopped by the search)" if stopped else ""
+    print(f"aejax: {done} of {len(rows)} runs finished{by_search}; results in {out['results_csv']} and "
+          f"{out['results_md']}")
+    failed = [r["run_id"] for r in rows if r["status"] == "failed"]
+    for run_id in failed:
+        print(f"aejax: run {run_id} failed (see {os.path.join(workdir, 'runs', run_id, 'failed.json')})")
     best = out["best"]
     if best is not None:
         metric = out["select"].partition(":")[0]
         print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}) "
               f"in {os.path.join(workdir, 'runs', best['run_id'])}")
-    return 0
+    return EXIT_FAILED_MEMBERS if failed else 0
+
+
+def _search_options(args) -> dict:
+    """--space/--sample/--sampler and --scheduler's options as run_sweep's arguments (the experiment's space()
+    first, each --space KEY=DIST replacing or adding a key)."""
+    from aejax.config import load_experiment
+    from aejax.errors import ConfigError
+    from aejax.sweep.search import SearchOptions
+
+    module = load_experiment(args.experiment)
+    space = dict(module.space()) if callable(getattr(module, "space", None)) else {}
+    for item in args.space or []:
+        key, sep, dist = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--space {item!r} is not KEY=DIST; write e.g. --space 'hp.learning_rate=loguniform(1e-4,1e-1)'.")
+        space[key.strip()] = dist.strip()
+    options = {"space": space, "sample": args.sample, "sampler": args.sampler}
+    if args.scheduler:
+        try:
+            perturb = tuple(float(v) for v in args.perturb.split(","))
+        except ValueError:
+            raise ConfigError(f"--perturb takes factors such as 0.8,1.2, got {args.perturb!r}.") from None
+        options["search"] = SearchOptions(args.scheduler, eta=args.eta, min_epochs=args.min_epochs,
+                                          ready_epochs=args.ready_epochs, quantile=args.quantile, perturb=perturb)
+    return options
 
 
 def _first_line(text: str | None) -> str:
@@ -166,7 +199,7 @@ def cmd_eval(args) -> int:
 
 def cmd_bench(args) -> int:
     from aejax.bench import SECTIONS, SuiteOptions, markdown, run_suite
-    from aejax.config import apply_overrides, get_experiment_config, parse_overrides
+    from aejax.config import get_experiment_config
     from aejax.errors import ConfigError
 
     def integers(text: str, what: str) -> tuple[int, ...]:
@@ -175,12 +208,9 @@ def cmd_bench(args) -> int:
         except ValueError:
             raise ConfigError(f"{what} must be comma-separated integers such as 128,1024, got {text!r}.") from None
 
-    overrides = parse_overrides(args.set or [])
-    loop_config = None
-    if args.experiment:
-        loop_config = get_experiment_config(args.experiment, overrides)
-        if args.data_dir:
-            loop_config = apply_overrides(loop_config, {"data.dir": args.data_dir})
+    overrides = _overrides(args)
+    loop_config = get_experiment_config(args.experiment, overrides) if args.experiment else None
+    overrides.pop("data.dir", None)  # the reference model takes --data-dir as data_dir
     only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else SECTIONS
     quick = args.quick
     options = SuiteOptions(only=only, repeats=args.repeats or (1 if quick else 3), quick=quick,
@@ -233,6 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "is better (default val/mse, lower is better)")
     sweep.add_argument("--data-dir", help="directory holding dataset files")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--space", action="append", metavar="KEY=DIST", help="a searched key (repeatable): "
+                       "loguniform(1e-4,1e-1), uniform(0,1), intuniform(1,8), intloguniform(8,256), choice(8,16,32); "
+                       "adds to or replaces the experiment's space()")
+    sweep.add_argument("--sample", type=int, metavar="N", help="draw N points of the space (crossed with --grid/--seeds)")
+    sweep.add_argument("--sampler", default="random", help="random (default), sobol or halton (scrambled, seeded)")
+    sweep.add_argument("--scheduler", choices=["halving", "pbt"], help="search inside the population: successive "
+                       "halving, or population-based training")
+    sweep.add_argument("--eta", type=int, default=3, help="halving: keep the best 1/eta at each rung (default 3)")
+    sweep.add_argument("--min-epochs", type=int, default=1, help="halving: the first rung (rungs E, E*eta, ...)")
+    sweep.add_argument("--ready-epochs", type=int, default=2, help="pbt: exploit and explore every N epochs")
+    sweep.add_argument("--quantile", type=float, default=0.25, help="pbt: the bottom and top share (0, 0.5]")
+    sweep.add_argument("--perturb", default="0.8,1.2", help="pbt: the explore factors (default 0.8,1.2)")
     sweep.set_defaults(func=cmd_sweep)
     evaluate = sub.add_parser("eval", help="score a trained run; writes WORKDIR/report.md and figures")
     evaluate.add_argument("workdir")

@@ -3,16 +3,19 @@
 An experiment file defines `get_config()` (or `get_config(variant)`) returning an
 `ml_collections.ConfigDict` that starts from `base_config(kind=..., net=...)` and sets only
 what it changes, and optionally `sweep()` returning a list of override dicts.
-`resolve_config` completes it: every option of the chosen kind, net and optimizer and every
-hyperparameter of the kind gets its default unless set, so `--set` accepts all of them,
-and a key that no kind, net or section knows is a ConfigError with a "did you mean".
-Overrides use dotted keys (`model.code_size=64`); `NAME:VARIANT` picks a variant.
-This is the one module that reads configs; `aejax.train.setup.setup_run` unpacks them.
-"""
+`resolve_config` completes it with what the run uses and nothing else: the chosen kind's options
+on the chosen net, the kind's hyperparameters, the chosen dataset's options, and the optimizer
+and loop options (`OptimOptions`, `TrainOptions`, `FeedOptions`: every default declared once,
+here or in the kind, net or source that reads it). An override the run would not use is a
+ConfigError naming who uses it; a key nothing knows is one with a "did you mean".
+Overrides use dotted keys (`model.code_size=64`); `NAME:VARIANT` picks a variant. Durations
+(`optim.warmup`, `train.eval_every`, ...) take a unit (`duration`, `aejax.durations`).
+This is the one module that reads configs; `aejax.train.setup.setup_run` unpacks them."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import importlib.util
 import inspect
@@ -23,9 +26,10 @@ from typing import Any, Mapping
 
 import ml_collections
 
-from aejax.errors import ConfigError, ExperimentNotFoundError
-from aejax.models import KINDS, kind_hp_defaults, kind_options
-from aejax.nets import net_options
+from aejax import durations
+from aejax.data.sources import option_owner, source_options
+from aejax.errors import ConfigError, ExperimentNotFoundError, check_known, unknown_key
+from aejax.models import KINDS, kind_durations, kind_hp_defaults, kind_options, model_schema
 
 
 def experiment_dirs() -> list[Path]:
@@ -98,45 +102,133 @@ def parse_value(text: str) -> Any:
         return text
 
 
-# -- the sections every config has, with their defaults ------------------------------------------
+# -- the options of every section, with their defaults (declared once, here) --------------------------
 
-DATA_DEFAULTS = {"name": "digits", "dir": "", "val_size": 180, "test_size": 360, "split_seed": 0,
-                 "normal_class": -1, "path": "",
-                 "patch_size": 32, "patch_stride": 8,  # colour_patches
-                 "sample_rate": 8000, "frame_length": 256, "train_size": 4000}  # synthetic_audio
-OPTIM_DEFAULTS = {"name": "adam", "schedule": "cosine", "warmup_steps": 0, "final_fraction": 0.0, "grad_clip": 0.0,
-                  "weight_decay": 0.0, "momentum": 0.0, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
-TRAIN_DEFAULTS = {"epochs": 20, "batch_size": 128, "eval_batch_size": 1000, "checkpoint_every": 5,
-                  "keep_checkpoints": 3, "skip_nonfinite": False, "tensorboard": True, "figures": True,
-                  "progress": True, "data_parallel": False,
-                  "mlflow": False, "mlflow_uri": "", "mlflow_experiment": "aejax"}
-# Sequence sources (aejax.data.sequences): series length and channel count, 0 = the source's default.
-DATA_DEFAULTS.update({"length": 0, "channels": 0})
-MODEL_DEFAULTS = {"kind": "undercomplete", "code_size": 16}
-HP_DEFAULTS = {"learning_rate": 1e-3}
-# How the training split reaches the device (aejax.train.feed, aejax.data.lazy) and how often the loop
-# returns to the host (aejax.train.fit); none of them changes what a run computes.
-DATA_DEFAULTS.update({"on_device": True, "device_bytes_limit": 0, "stream_chunk_steps": 0, "mmap": False})
-TRAIN_DEFAULTS.update({"eval_every": 1, "epochs_per_call": 1, "async_metrics": False})
+def _duration(default, unit: str, *, clock: bool = False):
+    """A dataclass field holding a duration (`aejax.durations`): a bare number means `unit`."""
+    return dataclasses.field(default=default, metadata={"unit": unit, "clock": clock})
 
 
-def base_config(kind: str = "undercomplete", net: str = "mlp") -> ml_collections.ConfigDict:
-    """The start of every experiment: shared sections with defaults, model `kind` on net `net`.
+@dataclasses.dataclass(frozen=True)
+class OptimOptions:
+    """config.optim: the optax chain `aejax.train.optim.make_optimizer` builds.
 
-    The kind's own options and hyperparameters are filled in by `resolve_config` (after
-    overrides, so that changing `model.kind` or `model.sparsity` picks that choice's
-    defaults); set in the experiment file only what differs from them.
+    name: "adam", "adamw" (decoupled weight decay) or "sgd"; schedule: "constant", "cosine",
+    "warmup_cosine" or "linear", a multiplier of hp.learning_rate that rises over `warmup`, then decays
+    over `decay` (both durations counted from step 0) to `final_fraction` and stays there.
+    """
+
+    name: str = "adam"
+    schedule: str = "cosine"
+    warmup: Any = _duration(0, "steps")
+    decay: Any = _duration("100%", "steps")
+    final_fraction: float = 0.0
+    grad_clip: float = 0.0
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+
+    @staticmethod
+    def inactive_options(o: Mapping[str, Any]) -> dict[str, tuple[str, tuple]]:
+        """Options these values leave unused: {option: (the option it depends on, the values that use it)}."""
+        out = {}
+        if o["name"] == "sgd":
+            out.update(dict.fromkeys(("b1", "b2", "eps"), ("name", ("adam", "adamw"))))
+        if o["name"] != "adamw":
+            out["weight_decay"] = ("name", ("adamw",))
+        if o["name"] != "sgd":
+            out["momentum"] = ("name", ("sgd",))
+        if o["schedule"] != "warmup_cosine":
+            out["warmup"] = ("schedule", ("warmup_cosine",))
+        if o["schedule"] == "constant":
+            out.update(dict.fromkeys(("decay", "final_fraction"), ("schedule", ("cosine", "warmup_cosine", "linear"))))
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """config.train: the loop's options (`aejax.train.loop`). None of them but epochs, batch_size,
+    skip_nonfinite and matmul_precision changes what a run computes (see `aejax.train.fit.NOT_IDENTITY`)."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    eval_every: Any = _duration(1, "epochs")  # validation every N epochs, and after the last
+    checkpoint_every: Any = _duration("5 minutes", "epochs", clock=True)  # epochs or wall-clock, and the last
+    keep_checkpoints: int = 3
+    epochs_per_call: int = 1  # epochs scanned in one device call between evaluations and checkpoints
+    async_metrics: bool = False  # fetch a call's metrics and validation after the next call was dispatched
+    skip_nonfinite: bool = False
+    data_parallel: bool = False
+    deterministic: bool = True  # bitwise-repeatable GPU runs (XLA's deterministic ops; aejax.platform)
+    matmul_precision: str = "default"  # "default", "tf32" (tensor cores on a GPU) or "highest"
+    tensorboard: bool = True
+    figures: bool = True
+    progress: bool = True
+    mlflow: bool = False  # track the run in MLflow (aejax.train.tracking)
+    mlflow_uri: str = ""  # "" = $MLFLOW_TRACKING_URI or ./mlruns; a path = a local file store
+    mlflow_experiment: str = "aejax"
+
+    @staticmethod
+    def inactive_options(o: Mapping[str, Any]) -> dict[str, tuple[str, tuple]]:
+        return {} if o["mlflow"] else dict.fromkeys(("mlflow_uri", "mlflow_experiment"), ("mlflow", (True,)))
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedOptions:
+    """How the training split reaches the device (`aejax.train.feed`); what a run computes does not change."""
+
+    on_device: bool = True  # False: always stream from the host; True: on the device when it fits
+    device_bytes_limit: int = 0  # the split's budget on the device in bytes; 0: half the free device memory
+    stream_chunk_steps: int = 0  # batches per streamed chunk; 0: about 64 MiB
+
+
+DATA_COMMON = {"name": "digits", "normal_class": -1}  # every source's; normal_class >= 0: the one-class protocol
+SECTIONS = ("data", "model", "hp", "optim", "train")
+# Keys renamed since runs were saved: read from an old config.json, refused with the new name on the command line.
+RENAMED = {"optim.warmup_steps": "optim.warmup", "model.kl_warmup_steps": "model.kl_warmup",
+           "model.kl_cycle_steps": "model.kl_cycle", "model.dead_steps": "model.dead_window"}
+
+
+def _defaults(options_class) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(options_class)}
+
+
+def duration_units(key: str, kind: str | None = None) -> tuple[str, tuple[str, ...]] | None:
+    """(the unit a bare number means, the units accepted) when config key `key` is a duration, else None."""
+    section, _, name = key.partition(".")
+    if section == "model":
+        unit, clock = (kind_durations(kind).get(name) if kind in KINDS else None), False
+    else:
+        cls = {"optim": OptimOptions, "train": TrainOptions}.get(section)
+        meta = next((f.metadata for f in dataclasses.fields(cls) if f.name == name), {}) if cls else {}
+        unit, clock = meta.get("unit"), meta.get("clock", False)
+    if unit is None:
+        return None
+    units = ("steps", "epochs", "percent") if unit == "steps" else ("epochs", "percent")
+    return unit, units + (("seconds",) if clock else ())
+
+
+def duration(key: str, value, kind: str | None = None) -> durations.Duration:
+    """The Duration config key `key` holds (see `aejax.durations`; `kind` for the kinds' own durations)."""
+    unit, units = duration_units(key, kind)
+    return durations.parse(value, key=key, default_unit=unit, units=units)
+
+
+def base_config(kind: str = "undercomplete", net: str | None = None) -> ml_collections.ConfigDict:
+    """The start of every experiment: model `kind` on net `net` ("mlp" unless the kind always builds one).
+
+    Every option has its default from the start (they are filled in by `resolve_config`, after
+    overrides, so that changing `model.kind` or `model.sparsity` picks that choice's defaults); set in
+    the experiment file only what differs from them.
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown model kind {kind!r}; choose one of {sorted(KINDS)}.")
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.data = ml_collections.ConfigDict(dict(DATA_DEFAULTS))
-    c.model = ml_collections.ConfigDict({**MODEL_DEFAULTS, **net_options(), "kind": kind, "net": net})
-    c.hp = ml_collections.ConfigDict(dict(HP_DEFAULTS))
-    c.optim = ml_collections.ConfigDict(dict(OPTIM_DEFAULTS))
-    c.train = ml_collections.ConfigDict(dict(TRAIN_DEFAULTS))
-    return c
+    model = {"kind": kind, **({"net": net} if net else {})}
+    return ml_collections.ConfigDict({"seed": 0, "data": {"name": DATA_COMMON["name"]}, "model": model, "hp": {},
+                                      "optim": {}, "train": {}})
 
 
 def with_variant(config: ml_collections.ConfigDict, variant: str | None,
@@ -158,29 +250,12 @@ def with_variant(config: ml_collections.ConfigDict, variant: str | None,
     return config
 
 
-def _all_known(section: str) -> set[str]:
-    """Keys of `section` that some kind or net understands (dropped, not rejected, when another is chosen)."""
-    if section == "model":
-        return set(MODEL_DEFAULTS) | set(net_options()) | {k for kind in KINDS for k in kind_options(kind)}
-    return set(HP_DEFAULTS) | {k for kind in KINDS for k in kind_hp_defaults(kind, {})}
-
-
-def _suggest(key: str, known) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}."
-
-
-def _conform(values: dict, schema: Mapping[str, Any], section: str, droppable: set[str]) -> dict:
-    """`values` restricted to `schema`'s keys, missing ones at their defaults; keys that another
-    kind or net understands are dropped, keys nobody understands are an error."""
-    for key in values:
-        if key not in schema and key not in droppable:
-            raise ConfigError(f"unknown config key {section + '.' + key!r}" + _suggest(f"{section}.{key}", [f"{section}.{k}" for k in schema]))
-    return {k: values.get(k, default) for k, default in schema.items()}
-
-
-def _coerce(key: str, old: Any, value: Any) -> Any:
-    """The override `value` in the type of the default `old`, or a ConfigError saying which type."""
+def _coerce(key: str, old: Any, value: Any, kind: str | None = None) -> Any:
+    """The value `value` for key `key` in the type of its default `old`, or a ConfigError saying which type;
+    a duration is checked (`aejax.durations`) and kept as given."""
+    if duration_units(key, kind) is not None:
+        duration(key, value, kind)
+        return value
     if isinstance(old, tuple) and isinstance(value, (list, tuple)):
         return tuple(value)
     if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
@@ -192,63 +267,101 @@ def _coerce(key: str, old: Any, value: Any) -> Any:
     return value
 
 
-def _apply(section: str, values: dict, overrides: dict) -> None:
-    """Applies (and removes from `overrides`) every `section.key` override; unknown keys are errors."""
-    for key in [k for k in overrides if k.split(".", 1)[0] == section and "." in k]:
-        name = key.split(".", 1)[1]
-        if name not in values:
-            raise ConfigError(f"unknown config key {key!r}" + _suggest(key, [f"{section}.{k}" for k in values]))
-        values[name] = _coerce(key, values[name], overrides.pop(key))
+def _inactive_reason(section: str, key: str, inactive: Mapping, values: Mapping, owner: str) -> str:
+    depends, needs = inactive[key]
+    wanted = " or ".join(repr(v) for v in needs)
+    return (f"{section}.{key} is used {owner}only with {section}.{depends}={wanted}; this run has "
+            f"{section}.{depends}={values[depends]!r}.")
 
 
-def resolve_config(config: ml_collections.ConfigDict,
-                   overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
-    """The complete, locked config: `config` with `overrides` applied and every default filled in.
+def _resolve_section(section: str, schema: Mapping[str, Any], given: Mapping[str, Any], overridden: Mapping[str, Any],
+                     why_unused, kind: str | None = None) -> dict[str, Any]:
+    """`schema`'s keys, each from `overridden`, else `given` (the experiment file), else its default.
 
-    Order: model.kind and model.net first, then the model section (the kind's and the net's
-    options), then hp (the kind's hyperparameters for those options), then the other sections.
+    An override the schema does not take is an error saying who uses it (`why_unused(key)`) or, when
+    nothing does, "did you mean"; an experiment file's key the schema does not take is dropped when
+    something else uses it (another kind, net, dataset or choice), else an error too.
     """
-    tree = config.to_dict()
-    overrides = dict(overrides or {})
-    sections = {"data": DATA_DEFAULTS, "optim": OPTIM_DEFAULTS, "train": TRAIN_DEFAULTS}
-    for key in tree:
-        if key not in {"seed", "model", "hp", *sections}:
-            raise ConfigError(f"unknown config section {key!r}" + _suggest(key, ["seed", "model", "hp", *sections]))
+    check_known(overridden, schema, prefix=f"{section}.", why=why_unused)
+    check_known([k for k in given if why_unused(k) is None], schema, prefix=f"{section}.")
+    merged = {**given, **overridden}
+    return {k: _coerce(f"{section}.{k}", default, merged[k], kind) if k in merged else default
+            for k, default in schema.items()}
 
-    model = dict(tree.get("model", {}))
-    for key in ("model.kind", "model.net"):
-        if key in overrides:
-            model[key.split(".")[1]] = _coerce(key, "", overrides.pop(key))
-    kind = model.get("kind", MODEL_DEFAULTS["kind"])
+
+def _options_section(section: str, options_class, given: dict, overridden: dict) -> dict[str, Any]:
+    """A section declared by an options dataclass whose `inactive_options` says which options its values leave unused."""
+    defaults = _defaults(options_class)
+    values = {**defaults, **{k: v for k, v in {**given, **overridden}.items() if k in defaults}}
+    inactive = options_class.inactive_options(values)
+    schema = {k: v for k, v in defaults.items() if k not in inactive}
+    why = lambda key: _inactive_reason(section, key, inactive, values, "") if key in inactive else None
+    return _resolve_section(section, schema, given, overridden, why)
+
+
+def resolve_config(config: ml_collections.ConfigDict | Mapping[str, Any],
+                   overrides: Mapping[str, Any] | None = None, *, strict: bool = True) -> ml_collections.ConfigDict:
+    """The complete, locked config: `config` with `overrides` (dotted keys) applied and every default filled in.
+
+    It holds exactly what the run uses: the chosen kind's options on the chosen net (with its hp), the
+    chosen dataset's options, and the optimizer and loop options the chosen values read. An override the
+    run would not use is a ConfigError naming who uses it; a key of the experiment file that only another
+    kind, net, dataset or choice uses is dropped (so `--set model.kind=vae` drops the old kind's options).
+    With `strict=False` (a saved config.json being read) renamed keys take their new names.
+    """
+    tree = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else json.loads(json.dumps(config))
+    for key in tree:
+        if key not in ("seed", *SECTIONS):
+            raise ConfigError(str(unknown_key(key, ["seed", *SECTIONS])).replace("config key", "config section"))
+    given = {s: dict(tree.get(s) or {}) for s in SECTIONS}
+    overridden: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    seed = tree.get("seed", 0)
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if key == "seed":
+            seed = value
+        elif key in RENAMED:
+            raise ConfigError(f"{key} is now {RENAMED[key]} (a duration: a bare number of steps, or '3 epochs', "
+                              "'10%'); use that key.")
+        elif section in SECTIONS and name:
+            overridden[section][name] = value
+        else:
+            raise unknown_key(key, ["seed"] + [f"{s}.{k}" for s in SECTIONS for k in given[s]])
+    for old, new in RENAMED.items():
+        section, _, name = old.partition(".")
+        if name in given[section]:
+            if strict:
+                raise ConfigError(f"{old} is now {new} (a duration: a bare number of steps, or '3 epochs', '10%'); "
+                                  "rename it in the experiment file.")
+            given[section][new.partition(".")[2]] = given[section].pop(name)
+
+    kind = overridden["model"].pop("kind", given["model"].pop("kind", "undercomplete"))
+    net = overridden["model"].pop("net", given["model"].pop("net", None))
     if kind not in KINDS:
         raise ConfigError(f"unknown model kind {kind!r}; choose one of {sorted(KINDS)}.")
-    model_schema = {**MODEL_DEFAULTS, **net_options(), **kind_options(kind)}
-    model = _conform(model, model_schema, "model", _all_known("model"))
-    _apply("model", model, overrides)
+    schema = model_schema(kind, net, {**given["model"], **overridden["model"]})
+    model = {"kind": kind, "net": schema.net,
+             **_resolve_section("model", schema.options, given["model"], overridden["model"], schema.why_unused, kind)}
 
-    kind_model_options = {k: v for k, v in model.items() if k in kind_options(kind)}
-    hp_schema = {**HP_DEFAULTS, **kind_hp_defaults(kind, kind_model_options)}
-    hp = _conform(dict(tree.get("hp", {})), hp_schema, "hp", _all_known("hp"))
-    _apply("hp", hp, overrides)
+    kind_values = {k: v for k, v in model.items() if k in kind_options(kind)}
+    hp_schema = {"learning_rate": 1e-3, **kind_hp_defaults(kind, kind_values)}
 
-    resolved = {"seed": tree.get("seed", 0), "model": model, "hp": hp}
-    for name, defaults in sections.items():
-        resolved[name] = _conform(dict(tree.get(name, {})), defaults, name, set())
-        _apply(name, resolved[name], overrides)
-    if "seed" in overrides:
-        resolved["seed"] = _coerce("seed", 0, overrides.pop("seed"))
-    if overrides:
-        key = next(iter(overrides))
-        known = ["seed"] + [f"{s}.{k}" for s in resolved if isinstance(resolved[s], dict) for k in resolved[s]]
-        raise ConfigError(f"unknown config key {key!r}" + _suggest(key, known))
+    def hp_owner(key):
+        kinds = [k for k in KINDS if key in kind_hp_defaults(k, {})]
+        return f"hp.{key} is a hyperparameter of kind {'/'.join(kinds)}; this run's kind is {kind}." if kinds else None
+
+    hp = _resolve_section("hp", hp_schema, given["hp"], overridden["hp"], hp_owner)
+
+    name = overridden["data"].get("name", given["data"].get("name", DATA_COMMON["name"]))
+    data_schema = {**DATA_COMMON, **_defaults(FeedOptions), **source_options(name)}
+
+    data = _resolve_section("data", data_schema, given["data"], overridden["data"], lambda k: option_owner(k, name))
+    resolved = {"seed": _coerce("seed", 0, seed), "data": data, "model": model, "hp": hp,
+                "optim": _options_section("optim", OptimOptions, given["optim"], overridden["optim"]),
+                "train": _options_section("train", TrainOptions, given["train"], overridden["train"])}
     out = ml_collections.ConfigDict(resolved, type_safe=True)
     out.lock()
     return out
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any]) -> ml_collections.ConfigDict:
-    """`resolve_config(config, overrides)`: a complete, locked copy with the overrides applied."""
-    return resolve_config(config, overrides)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -288,4 +401,4 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
             for name, value in section.items():
                 if isinstance(value, list):
                     section[name] = tuple(value)
-    return resolve_config(ml_collections.ConfigDict(tree))
+    return resolve_config(tree, strict=False)

@@ -37,3 +37,23 @@ class NonFiniteError(AejaxError, FloatingPointError):
 
 class CheckpointError(AejaxError, RuntimeError):
     """A checkpoint cannot be restored (damaged, or from a different configuration)."""
+
+
+def unknown_key(key: str, known) -> ConfigError:
+    """The error for a config key nothing understands: "unknown config key 'a.b'; did you mean 'a.c'?"."""
+    import difflib
+
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known) or 'none'}."
+    return ConfigError(f"unknown config key {key!r}; {hint}")
+
+
+def check_known(given, known, *, prefix: str = "", why=None) -> None:
+    """The one check of option names: the first name in `given` that is not in `known` is a ConfigError saying
+    who uses it (`why(name)`, a sentence or None) or, when nothing does, "unknown config key ...; did you mean"."""
+    known = list(known)
+    for name in given:
+        if name not in known:
+            reason = why(name) if why is not None else None
+            raise ConfigError(reason) if reason else unknown_key(prefix + name, [prefix + k for k in known])

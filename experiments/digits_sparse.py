@@ -22,7 +22,7 @@ def get_config():
     c = base_config(kind="sparse", net="mlp")  # hidden (256, 128), KL to rho = 0.05: the defaults
     c.model.code_size = 64
     c.model.aux_k = 16        # dead units the AuxK term may use (topk)
-    c.model.dead_steps = 100  # steps without firing before a unit counts as dead (21 steps an epoch)
+    c.model.dead_window = 100  # steps without firing before a unit counts as dead (21 steps an epoch)
     c.hp.learning_rate = 3e-3
     c.hp.sparsity_weight = 0.01
     c.train.epochs = 60

@@ -19,7 +19,7 @@ def get_config():
     c = base_config(kind="vae", net="mlp")  # Bernoulli likelihood, beta 1: the defaults
     c.model.code_size = 8
     c.model.kl_schedule = "linear"
-    c.model.kl_warmup_steps = 500
+    c.model.kl_warmup = 500
     c.hp.learning_rate = 2e-3
     c.train.epochs = 100
     c.train.batch_size = 64

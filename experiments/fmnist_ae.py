@@ -23,6 +23,6 @@ def get_config():
     c.model.code_size = 32
     c.hp.learning_rate = 2e-3
     c.optim.schedule = "warmup_cosine"
-    c.optim.warmup_steps = 500
+    c.optim.warmup = 500
     c.train.epochs = 30
     return c

@@ -10,7 +10,7 @@ Command:
 
 Expected: test PSNR >= 22 dB at sigma = 0.2 (the noisy input: 15.9 dB; a 784-512-256-K GELU MLP
 denoiser: 20.6-21.2 dB). Measured: 30 epochs on one H100, 27 s: test PSNR 23.30 dB, SSIM 0.838.
-On a 2-core CPU (about 50 s an epoch), `--set train.epochs=5 --set optim.warmup_steps=200` reaches
+On a 2-core CPU (about 50 s an epoch), `--set train.epochs=5 --set optim.warmup=200` reaches
 22.13 dB, SSIM 0.797 in 329 s.
 """
 
@@ -25,6 +25,6 @@ def get_config():
     c.model.code_size = 512
     c.hp.learning_rate = 2e-3
     c.optim.schedule = "warmup_cosine"
-    c.optim.warmup_steps = 500
+    c.optim.warmup = 500
     c.train.epochs = 30
     return c

@@ -35,7 +35,7 @@ from aejax.config import base_config, with_variant
 
 VARIANTS = {
     "topk": {"model.sparsity": "topk", "model.hidden": (512, 256), "model.k": 16, "model.aux_k": 32,
-             "model.dead_steps": 500, "hp.learning_rate": 1e-3, "hp.sparsity_weight": 0.0},
+             "model.dead_window": 500, "hp.learning_rate": 1e-3, "hp.sparsity_weight": 0.0},
 }
 
 
@@ -45,7 +45,7 @@ def get_config(variant=None):
     c.data.val_size = 5000
     c.model.hidden = ()  # one sigmoid code layer (Ng); a deep net gives a dense, low code
     c.model.code_size = 128
-    c.model.dead_steps = 1000
+    c.model.dead_window = 1000
     c.hp.learning_rate = 3e-3
     c.hp.sparsity_weight = 0.01
     return with_variant(c, variant, VARIANTS)

@@ -2,10 +2,10 @@
 
 Variants (`get_config(variant)`, chosen as `fmnist_vae:VARIANT`):
   * (none)  the plain VAE, 40 epochs;
-  * beta4   beta-VAE: beta = 4, a linear KL warm-up over the first 5 epochs (2145 steps) and
+  * beta4   beta-VAE: beta = 4, a linear KL warm-up over the first 5 epochs (`model.kl_warmup="5 epochs"`) and
             free bits 0.05, 16 epochs. The KL multiplier is hp.beta * schedule(global step);
             validation and test numbers use the full weight. A cyclical schedule instead:
-            --set model.kl_schedule=cyclical --set model.kl_cycle_steps=1716 (4 cycles per 16 epochs);
+            --set model.kl_schedule=cyclical --set 'model.kl_cycle="4 epochs"' (4 cycles per 16 epochs);
   * cvae    the conditional VAE: one-hot labels concatenated to the encoder's input and the
             decoder's code, 20 epochs. The generation task draws one row per class and scores 100
             samples per class with a logistic regression trained on 10k real training images.
@@ -38,7 +38,7 @@ Expected (2-core CPU shared with other jobs):
 from aejax.config import base_config, with_variant
 
 VARIANTS = {
-    "beta4": {"hp.beta": 4.0, "hp.free_bits": 0.05, "model.kl_schedule": "linear", "model.kl_warmup_steps": 2145,
+    "beta4": {"hp.beta": 4.0, "hp.free_bits": 0.05, "model.kl_schedule": "linear", "model.kl_warmup": "5 epochs",
               "train.epochs": 16, "train.checkpoint_every": 4},
     "cvae": {"model.kind": "cvae", "train.epochs": 20, "train.checkpoint_every": 5},
 }

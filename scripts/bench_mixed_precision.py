@@ -26,7 +26,7 @@ from aejax.train.fit import fit
 
 def train(dtype: str, *, epochs: int, channels: tuple[int, ...], dataset: str) -> dict:
     overrides = {"model.dtype": dtype, "model.channels": channels, "train.epochs": epochs, "train.figures": False,
-                 "train.progress": False, "train.tensorboard": False, "optim.warmup_steps": 100}
+                 "train.progress": False, "train.tensorboard": False, "optim.warmup": 100}
     if dataset == "digits":
         overrides.update({"data.name": "digits", "data.val_size": 180, "train.batch_size": 64})
     config = get_experiment_config("fmnist_ae", overrides)

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 
 from aejax.config import get_experiment_config
 from aejax.sweep import run_sweep
-from aejax.sweep.group import stack
+from aejax.train.loop import stack
 from aejax.train.setup import setup_run
-from aejax.train.step import epoch_body
+from aejax.train.step import epoch_body, over_runs
 
 
 def program_times(experiment: str, runs: int, epochs: int) -> dict:
@@ -48,7 +48,7 @@ def program_times(experiment: str, runs: int, epochs: int) -> dict:
     jax.block_until_ready(states)
     sequential = time.perf_counter() - t0
 
-    group = jax.jit(jax.vmap(body, in_axes=(0, None, None, 0, 0, 0, None)), donate_argnums=(0,))
+    group = jax.jit(over_runs(body, shared=(1, 2, 6)), donate_argnums=(0,))
     state = stack([s.init_state() for s in setups])
     hp = stack([s.hp for s in setups])
     data_keys = jnp.stack([s.keys.data for s in setups])

@@ -4,7 +4,7 @@ import pytest
 
 import ml_collections
 
-from aejax.config import (apply_overrides, base_config, get_experiment_config, parse_overrides, resolve_config,
+from aejax.config import (base_config, get_experiment_config, parse_overrides, resolve_config,
                           resolve_experiment)
 from aejax.errors import ConfigError, ExperimentNotFoundError
 
@@ -19,7 +19,7 @@ def test_experiment_by_name_and_path():
 def test_unknown_key_says_did_you_mean():
     config = get_experiment_config("digits_ae")
     with pytest.raises(ConfigError, match="unknown config key 'model.code_sise'; did you mean 'model.code_size'"):
-        apply_overrides(config, {"model.code_sise": 3})
+        resolve_config(config, {"model.code_sise": 3})
 
 
 def test_override_types():
@@ -48,7 +48,7 @@ def test_missing_experiment_lists_places_and_suggests():
 def test_every_option_of_the_kind_net_and_optimizer_is_settable_without_being_listed():
     """digits_vae lists neither hp.sigma nor model.conv_impl nor optim.b2, yet all are known, with defaults."""
     config = get_experiment_config("digits_vae", {"model.likelihood": "gaussian", "hp.sigma": 0.1,
-                                                  "model.conv_impl": "xla", "optim.b2": 0.99})
+                                                  "model.net": "conv", "model.conv_impl": "xla", "optim.b2": 0.99})
     assert config.model.likelihood == "gaussian" and config.hp.sigma == 0.1
     assert config.model.conv_impl == "xla" and config.optim.b2 == 0.99
     plain = get_experiment_config("digits_vae")
@@ -81,7 +81,7 @@ def test_a_typo_in_an_experiment_file_is_an_error():
 def test_variants_are_overrides_of_one_file():
     beta4 = get_experiment_config("fmnist_vae:beta4")
     by_hand = get_experiment_config("fmnist_vae", {"hp.beta": 4.0, "hp.free_bits": 0.05, "model.kl_schedule": "linear",
-                                                   "model.kl_warmup_steps": 2145, "train.epochs": 16,
+                                                   "model.kl_warmup": "5 epochs", "train.epochs": 16,
                                                    "train.checkpoint_every": 4})
     assert beta4.to_dict() == by_hand.to_dict()
     assert get_experiment_config("fmnist_vae:cvae").model.kind == "cvae"
@@ -95,3 +95,67 @@ def test_variants_are_overrides_of_one_file():
 def test_a_resolved_config_resolves_to_itself():
     config = get_experiment_config("fmnist_aae")
     assert resolve_config(config).to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"model.rnn_hidden": 7}, "model.rnn_hidden is an option of net lstm/gru; this run's net is mlp."),
+    ({"data.train_size": 100}, "data.train_size is an option of dataset synthetic_series/series_anomalies/"
+                               "synthetic_audio; this run's dataset is digits."),
+    ({"model.k": 4}, "model.k is used by kind sparse only with sparsity='topk'; this run has sparsity='kl'."),
+    ({"optim.momentum": 0.9}, "optim.momentum is used only with optim.name='sgd'; this run has optim.name='adam'."),
+    ({"optim.warmup": 10}, "optim.warmup is used only with optim.schedule='warmup_cosine'"),
+    ({"hp.beta": 2.0}, "hp.beta is a hyperparameter of kind vae/cvae; this run's kind is sparse."),
+    ({"data.dir": "/tmp"}, "data.dir is an option of dataset fashion_mnist; this run's dataset is digits."),
+    ({"train.mlflow_uri": "x"}, "train.mlflow_uri is used only with train.mlflow=True"),
+    ({"optim.warmup_steps": 10}, "optim.warmup_steps is now optim.warmup"),
+])
+def test_an_option_the_run_would_not_use_is_an_error_naming_who_uses_it(override, message):
+    with pytest.raises(ConfigError) as err:
+        get_experiment_config("digits_sparse", override)
+    assert message in str(err.value)
+
+
+def test_the_resolved_config_holds_only_what_the_run_uses():
+    config = get_experiment_config("digits_ae").to_dict()
+    assert set(config["model"]) == {"kind", "net", "code_size", "hidden", "activation", "dtype", "likelihood"}
+    assert set(config["data"]) == {"name", "normal_class", "on_device", "device_bytes_limit", "stream_chunk_steps",
+                                   "val_size", "test_size", "split_seed"}
+    assert "momentum" not in config["optim"] and "warmup" not in config["optim"]  # adam, cosine
+    mae = get_experiment_config("fmnist_mae").to_dict()["model"]
+    assert mae["net"] == "transformer" and "code_size" not in mae and "hidden" not in mae
+    with pytest.raises(ConfigError, match="model.code_size is not an option of kind mae"):
+        get_experiment_config("fmnist_mae", {"model.code_size": 8})
+    with pytest.raises(ConfigError, match="kind 'mae' always builds a transformer net"):
+        get_experiment_config("fmnist_mae", {"model.net": "mlp"})
+    # an experiment file's option that only another choice uses is dropped with that choice changed
+    topk = get_experiment_config("digits_sparse", {"model.sparsity": "topk"}).to_dict()["model"]
+    assert topk["k"] == 8
+
+
+def test_durations_take_a_unit_and_are_converted_in_one_place():
+    from aejax.config import duration
+    from aejax.train.setup import setup_run
+
+    config = get_experiment_config("digits_vae", {"model.kl_warmup": "2 epochs", "optim.schedule": "warmup_cosine",
+                                                  "optim.warmup": "10%", "train.epochs": 10})
+    assert config.model.kl_warmup == "2 epochs"  # config.json keeps what was written
+    run = setup_run(config)
+    spe = run.steps_per_epoch
+    assert run.model.kl_warmup == 2 * spe and run.warmup_steps == round(0.1 * 10 * spe)
+    assert duration("train.checkpoint_every", "90 s").amount == 90.0
+    for bad, message in [("2 fortnights", "is not a duration"), ("-3 epochs", "is not a duration"),
+                         ("5 minutes", "in seconds is not accepted here")]:
+        with pytest.raises(ConfigError, match=message):
+            get_experiment_config("digits_vae", {"model.kl_warmup": bad})
+
+
+def test_a_warmup_longer_than_a_shortened_run_is_clipped_with_one_line(capfd):
+    from aejax.train.setup import setup_run
+
+    run = setup_run(get_experiment_config("digits_vae", {"optim.schedule": "warmup_cosine", "optim.warmup": "5 epochs",
+                                                         "train.epochs": 1}))
+    assert run.warmup_steps == run.steps_per_epoch - 1
+    lines = [line for line in capfd.readouterr().err.splitlines() if "clipped" in line]
+    assert len(lines) == 2 and "optim.warmup (95 steps)" in lines[1] and "clipped to 18 steps" in lines[1]
+    assert "model.kl_warmup (500 steps) is longer than the run's 19 steps" in lines[0]  # one line each
+    assert run.model.kl_warmup == run.total_steps

@@ -45,13 +45,13 @@ from aejax.bench.steps import (
     timed,
 )
 from aejax.bench.torch_reference import TorchReference, torch_available, torch_device
-from aejax.config import apply_overrides, base_config, resolve_config
+from aejax.config import base_config, resolve_config
 from aejax.errors import ConfigError, DatasetNotFoundError
 from aejax.models import KINDS
-from aejax.sweep.group import stack
+from aejax.train.loop import stack
 from aejax.train.benchmark import benchmark_loop, make_bare_scan
 from aejax.train.setup import config_dataset, setup_run
-from aejax.train.step import epoch_body
+from aejax.train.step import epoch_body, over_runs
 
 SECTIONS = ("loop", "kinds", "nets", "contractive", "sweep", "torch")
 SWEEP_RUNS = (1, 4, 16, 64)
@@ -104,17 +104,21 @@ def reference_config(dataset: str, *, kind: str = "undercomplete", net: str = "m
     """The suite's model: a `kind` autoencoder on the 784-512-32 sigmoid MLP (code 32, Adam at 1e-3)
     for `dataset`; `net="conv"` is fmnist_ae's net (32/64 channels, Dense 256), `"transformer"`
     fmnist_transformer_ae's (patch 7, one block; patch 4 on 8x8 digits)."""
-    c = base_config(kind=kind, net=net)
+    c = base_config(kind=kind, net=net)  # keys the kind or net does not read are dropped when resolved
     c.data.name = dataset
-    c.data.dir = data_dir or ""
     if dataset == "fashion_mnist":
         c.data.val_size = 5000
+        if data_dir:
+            c.data.dir = data_dir
     c.model.code_size = CODE
-    c.model.hidden = HIDDEN if net == "mlp" else ((256,) if net == "conv" else c.model.hidden)
-    c.model.activation = ACTIVATION if net == "mlp" else c.model.activation
+    if net in ("mlp", "conv"):
+        c.model.hidden = HIDDEN if net == "mlp" else (256,)
+    if net == "mlp":
+        c.model.activation = ACTIVATION
     if net == "transformer":
         c.model.patch_size = 7 if dataset == "fashion_mnist" else 4
-        c.model.depth = 1 if kind != "mae" else c.model.depth
+        if kind != "mae":
+            c.model.depth = 1
     return resolve_config(c, {"train.batch_size": batch_size, "train.progress": False, "train.figures": False,
                               **overrides})
 
@@ -174,7 +178,7 @@ class Suite:
     def loop(self) -> dict[str, Any]:
         config = self.options.loop_config or self.config(**dict(self.options.loop_overrides))
         if self.options.loop_config is None and self.options.quick:
-            config = apply_overrides(config, {"train.batch_size": 64})
+            config = resolve_config(config, {"train.batch_size": 64})
         repeats = [benchmark_loop(config, epochs=self.options.loop_epochs) for _ in range(self.options.repeats)]
         fit = [r["fit_steps_per_s"] for r in repeats]
         bare = [r["bare_scan_steps_per_s"] for r in repeats]
@@ -285,7 +289,7 @@ class Suite:
         rows = []
         for runs in self.options.sweep_runs:
             setups = [first] + [self.setup(resolve_config(config, {"seed": s})) for s in range(1, runs)]
-            group = jax.jit(jax.vmap(body, in_axes=(0, None, None, 0, 0, 0, None)))
+            group = jax.jit(over_runs(body, shared=(1, 2, 6)))
             state = stack([s.init_state() for s in setups])
             args = (stack([s.hp for s in setups]), jnp.stack([s.keys.data for s in setups]),
                     jnp.stack([s.keys.loop for s in setups]))

@@ -206,18 +206,13 @@ def arrays_dataset(x, y=None, *, val_size: int, test_size: int, split_seed: int 
                   source="in-memory arrays", source_hash=_sha256_arrays([np.asarray(x), None if y is None else np.asarray(y)]))
 
 
-def load_arrays(*, path: str = "", val_size: int = 180, test_size: int = 360, split_seed: int = 0,
-                mmap: bool = False, **_: object) -> Dataset:
+def load_arrays(*, path: str = "", val_size: int = 180, test_size: int = 360, split_seed: int = 0) -> Dataset:
     """`data.name=arrays`: examples (and labels) from `.npy`/`.npz` files named by `data.path`.
 
     `path` is `x.npy`, `x.npy,y.npy` (labels in a second file), or `data.npz` with keys `x`
-    (and `y`), or `x_train`/`x_test` (and `x_val`, `y_*`) for predefined splits. With `mmap`
-    the `.npy` examples are memory-mapped, not read (`aejax.data.lazy.load_arrays_mmap`).
+    (and `y`), or `x_train`/`x_test` (and `x_val`, `y_*`) for predefined splits. (`data.mmap=True`
+    memory-maps `.npy` examples instead: `aejax.data.lazy.load_arrays_mmap`.)
     """
-    if mmap:
-        from aejax.data.lazy import load_arrays_mmap  # builds on this module
-
-        return load_arrays_mmap(path=path, val_size=val_size, test_size=test_size, split_seed=split_seed)
     if not path:
         raise ConfigError("data.name=arrays needs data.path: set data.path=FILE.npy, FILE.npy,LABELS.npy "
                           "or FILE.npz (keys x and y, or x_train, x_val, x_test with y_*).")

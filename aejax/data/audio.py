@@ -69,7 +69,7 @@ def synth_frames(num: int, *, frame_length: int, sample_rate: int, rng: np.rando
 
 
 def load_synthetic_audio(*, sample_rate: int = 8000, frame_length: int = 256, train_size: int = 4000,
-                         val_size: int = 500, test_size: int = 1000, split_seed: int = 0, **_: object) -> Dataset:
+                         val_size: int = 500, test_size: int = 1000, split_seed: int = 0) -> Dataset:
     """Synthetic audio frames [N, frame_length, 1] (see the module doc), standardized on the training split.
 
     Args:

@@ -66,7 +66,7 @@ def _band_split(images: list[np.ndarray], band: str, *, patch_size: int, patch_s
 
 
 def load_colour_patches(*, patch_size: int = 32, patch_stride: int = 8, val_size: int = 180,
-                        test_size: int = 360, split_seed: int = 0, **_: object) -> Dataset:
+                        test_size: int = 360, split_seed: int = 0) -> Dataset:
     """Colour patches [N, patch_size, patch_size, 3] of scikit-learn's sample photographs (see the module doc).
 
     Args:

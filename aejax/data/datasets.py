@@ -62,7 +62,7 @@ def split_train_val(x: np.ndarray, y: np.ndarray, *, val_size: int, seed: int) -
     return Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx])
 
 
-def load_digits(*, val_size: int = 180, test_size: int = 360, split_seed: int = 0, **_: object) -> Dataset:
+def load_digits(*, val_size: int = 180, test_size: int = 360, split_seed: int = 0) -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1797 images, shipped inside scikit-learn)."""
     from sklearn.datasets import load_digits as sk_load_digits
 
@@ -102,14 +102,14 @@ def user_cache_dir() -> Path:
 
 
 def fashion_mnist_search_path(data_dir: str | None = None) -> list[Path]:
-    """The directories searched for Fashion-MNIST's IDX files, in order."""
+    """The directories searched for Fashion-MNIST's IDX files, in order: `data_dir` alone when given."""
     places = []
     if data_dir:
         places.append(Path(data_dir))
-    if os.environ.get("AEJAX_DATA_DIR"):
+    elif os.environ.get("AEJAX_DATA_DIR"):
         places.append(Path(os.environ["AEJAX_DATA_DIR"]))
-    places.append(user_cache_dir() / "fashion-mnist")
-    places.append(Path(SYSTEM_FASHION_MNIST_DIR))
+    if not data_dir:
+        places += [user_cache_dir() / "fashion-mnist", Path(SYSTEM_FASHION_MNIST_DIR)]
     # Each place may hold the files directly or in a fashion-mnist/ subfolder.
     expanded = []
     for p in places:
@@ -123,6 +123,11 @@ def find_fashion_mnist(data_dir: str | None = None) -> Path:
     for place in searched:
         if all((place / f).is_file() for f in FASHION_MNIST_FILES.values()):
             return place
+    if data_dir:
+        raise DatasetNotFoundError(
+            f"Fashion-MNIST's four IDX files ({', '.join(FASHION_MNIST_FILES.values())}) are not in the given "
+            f"directory {data_dir} (nor its fashion-mnist/ subfolder); fix --data-dir / data.dir, or leave it unset "
+            "to search AEJAX_DATA_DIR, the user cache and /usr/share/datasets/fashion-mnist.")
     raise DatasetNotFoundError(
         "Fashion-MNIST was not found in " + ", ".join(str(p) for p in searched)
         + "; install it with `apt-get install dataset-fashion-mnist`, point --data-dir or AEJAX_DATA_DIR"
@@ -163,16 +168,20 @@ def download_fashion_mnist(target_dir: str | os.PathLike | None = None, *, base_
     return target
 
 
-def load_fashion_mnist(*, data_dir: str | None = None, val_size: int = 5000, split_seed: int = 0,
-                       **_: object) -> Dataset:
-    """Fashion-MNIST (Xiao et al. 2017) from its IDX files: 55k train, 5k validation, 10k test."""
-    place = find_fashion_mnist(data_dir)
+def load_fashion_mnist(*, dir: str = "", val_size: int = 5000, split_seed: int = 0) -> Dataset:  # noqa: A002
+    """Fashion-MNIST (Xiao et al. 2017) from its IDX files: 55k train, 5k validation, 10k test.
+
+    `dir` (`data.dir`, `--data-dir`): the directory holding the four IDX files; when given, only it (and
+    its fashion-mnist/ subfolder) is searched, else `fashion_mnist_search_path()`. The Dataset's `source`
+    names the directory the files were read from.
+    """
+    place = find_fashion_mnist(dir or None)
     arrays = {k: read_idx(place / f) for k, f in FASHION_MNIST_FILES.items()}
     to_unit = lambda a: (a.astype(np.float32) / 255.0)[..., None]
     train, val = split_train_val(to_unit(arrays["train_images"]), arrays["train_labels"].astype(np.int32),
                                  val_size=val_size, seed=split_seed)
     test = Split(to_unit(arrays["test_images"]), arrays["test_labels"].astype(np.int32))
-    return Dataset("fashion_mnist", train, val, test, num_classes=10)
+    return Dataset("fashion_mnist", train, val, test, num_classes=10, source=str(place.resolve()))
 
 
 # Standardized tabular features z are stored as 0.5 + z / TABULAR_SPREAD: the decoders' sigmoid output
@@ -206,7 +215,7 @@ def _tabular(name: str, features: np.ndarray, labels: np.ndarray, num_classes: i
     return Dataset(name, train, val, test, num_classes=num_classes, scaling=scaling)
 
 
-def load_breast_cancer(*, val_size: int = 40, test_size: int = 170, split_seed: int = 0, **_: object) -> Dataset:
+def load_breast_cancer(*, val_size: int = 40, test_size: int = 170, split_seed: int = 0) -> Dataset:
     """scikit-learn's Wisconsin breast cancer features (569 x 30), relabelled 0 = benign, 1 = malignant.
 
     Features are [N, 30, 1, 1], standardized with the training split's mean and std (see
@@ -219,7 +228,7 @@ def load_breast_cancer(*, val_size: int = 40, test_size: int = 170, split_seed: 
                     split_seed=split_seed)
 
 
-def load_wine(*, val_size: int = 18, test_size: int = 60, split_seed: int = 0, **_: object) -> Dataset:
+def load_wine(*, val_size: int = 18, test_size: int = 60, split_seed: int = 0) -> Dataset:
     """scikit-learn's wine recognition features (178 x 13, three cultivars), [N, 13, 1, 1], standardized on train."""
     from sklearn.datasets import load_wine as sk_load
 
@@ -273,59 +282,6 @@ def restrict_to_class(dataset: Dataset, normal_class: int) -> Dataset:
                               .reshape(s.x.shape), s.y)
         (train, val, test), scaling = _standardize(raw(train), raw(val), raw(test))
     return dataclasses.replace(dataset, train=train, val=val, test=test, normal_class=c, scaling=scaling)
-
-
-def _load_arrays(**kwargs: object) -> Dataset:
-    """`data.name=arrays` (aejax.data.arrays, imported on use: it builds on this module)."""
-    from aejax.data.arrays import load_arrays
-
-    return load_arrays(**kwargs)
-
-
-def _load_colour_patches(**kwargs: object) -> Dataset:
-    """`data.name=colour_patches` (aejax.data.colour, imported on use: it builds on this module)."""
-    from aejax.data.colour import load_colour_patches
-
-    return load_colour_patches(**kwargs)
-
-
-def _load_synthetic_audio(**kwargs: object) -> Dataset:
-    """`data.name=synthetic_audio` (aejax.data.audio, imported on use: it builds on this module)."""
-    from aejax.data.audio import load_synthetic_audio
-
-    return load_synthetic_audio(**kwargs)
-
-
-def _sequences():
-    """aejax.data.sequences, imported on use: it builds on this module."""
-    from aejax.data import sequences
-
-    return sequences
-
-
-SOURCES: dict[str, Callable[..., Dataset]] = {
-    "digits": load_digits,
-    "fashion_mnist": load_fashion_mnist,
-    "breast_cancer": load_breast_cancer,
-    "wine": load_wine,
-    "arrays": _load_arrays,
-    "mnist1d": lambda **kwargs: _sequences().load_mnist1d(**kwargs),
-    "synthetic_series": lambda **kwargs: _sequences().load_synthetic_series(**kwargs),
-    "series_anomalies": lambda **kwargs: _sequences().load_series_anomalies(**kwargs),
-    "colour_patches": _load_colour_patches,
-    "synthetic_audio": _load_synthetic_audio,
-}
-
-
-def load_dataset(name: str, **kwargs: object) -> Dataset:
-    """Loads a dataset by name (see `SOURCES`), then validates its arrays."""
-    if name not in SOURCES:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of {sorted(SOURCES)}.")
-    dataset = SOURCES[name](**kwargs)
-    for split_name in ("train", "val", "test"):
-        split = getattr(dataset, split_name)
-        check_images(split.x, what=f"{dataset.name} {split_name} images")
-    return dataset
 
 
 def check_images(x: np.ndarray, *, what: str = "data", unit_range: bool = False) -> None:

@@ -47,11 +47,6 @@ class Rows:
     def __len__(self) -> int:
         return self.shape[0]
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the split as float32 (what it would take in memory or on a device)."""
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
     def take(self, idx) -> np.ndarray:
         """The float32 rows at positions `idx` of the split (read in file order, returned in `idx` order)."""
         idx = np.asarray(idx, np.int64).reshape(-1)

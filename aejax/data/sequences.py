@@ -109,12 +109,8 @@ def _finish(name: str, train: Split, val: Split, test: Split, num_classes: int) 
                    source=f"generated ({name})")
 
 
-def load_mnist1d(*, val_size: int = 400, split_seed: int = 0, length: int = 0, channels: int = 0,
-                 **_: object) -> Dataset:
+def load_mnist1d(*, val_size: int = 400, split_seed: int = 0) -> Dataset:
     """MNIST-1D generated from `split_seed`: 4000 training (less `val_size` for validation) and 1000 test [N, 40, 1]."""
-    if length not in (0, MNIST1D_LENGTH) or channels not in (0, 1):
-        raise ConfigError(f"MNIST-1D sequences have length 40 and one channel, got data.length={length} and "
-                          f"data.channels={channels}; leave both at 0 (the source's default).")
     x, y = generate_mnist1d(split_seed)
     x = x[..., None].astype(np.float32)
     train, val = split_train_val(x[:MNIST1D_TRAIN], y[:MNIST1D_TRAIN], val_size=val_size, seed=split_seed)
@@ -157,9 +153,8 @@ def synthetic_series(num: int, length: int, channels: int, *, seed: int,
 
 
 def load_synthetic_series(*, train_size: int = 4000, val_size: int = 180, test_size: int = 360, split_seed: int = 0,
-                          length: int = 0, channels: int = 0, **_: object) -> Dataset:
+                          length: int = 64, channels: int = 1) -> Dataset:
     """`synthetic_series`: sines, random walks and trends (classes 0, 1, 2) [N, T, C]; test drawn apart."""
-    length, channels = length or 64, channels or 1
     x, y = synthetic_series(train_size, length, channels, seed=split_seed)
     x_test, y_test = synthetic_series(test_size, length, channels, seed=split_seed + 1_000_003)
     train, val = split_train_val(x, y, val_size=val_size, seed=split_seed)
@@ -235,9 +230,8 @@ def planted_anomaly_windows(num: int, length: int, channels: int, *, seed: int, 
 
 
 def load_series_anomalies(*, train_size: int = 4000, val_size: int = 180, test_size: int = 360, split_seed: int = 0,
-                          length: int = 0, channels: int = 0, **_: object) -> Dataset:
+                          length: int = 64, channels: int = 1) -> Dataset:
     """`series_anomalies`: clean training/validation windows; test windows with a quarter anomalous (labels 1-3)."""
-    length, channels = length or 64, channels or 1
     x, y = planted_anomaly_windows(train_size, length, channels, seed=split_seed, anomaly_fraction=0.0)
     x_test, y_test = planted_anomaly_windows(test_size, length, channels, seed=split_seed + 1_000_003)
     train, val = split_train_val(x, y, val_size=val_size, seed=split_seed)

@@ -20,6 +20,7 @@ References: Makhzani et al. 2015, "Adversarial Autoencoders"; Goodfellow et al. 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
@@ -106,6 +107,12 @@ class AAE:
                               f"{self.num_classes} classes but the mixture has {self.mixture_components}.")
         if self.mixture_components < 1 or self.mixture_std <= 0 or self.mixture_radius < 0:
             raise ConfigError("the mixture needs >= 1 component, a std > 0 and a radius >= 0.")
+
+    @staticmethod
+    def inactive_options(options: Mapping[str, Any]) -> dict[str, tuple[str, tuple]]:
+        """The mixture's shape and the label prior serve the mixture prior only."""
+        names = ("label_prior", "mixture_components", "mixture_radius", "mixture_std")
+        return {} if options["prior"] == "mixture" else dict.fromkeys(names, ("prior", ("mixture",)))
 
     @classmethod
     def build(cls, net, *, input_shape, num_classes: int, code_size: int, encoder_kind: str = "deterministic",

@@ -14,6 +14,7 @@ invariance during feature extraction" (ICML).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Mapping
 import math
 
 import flax.linen as nn
@@ -60,6 +61,11 @@ class ContractiveAE:
         if self.method == "closed_form" and not self.single_sigmoid_layer:
             raise ConfigError("method='closed_form' applies only to a single sigmoid layer (net='mlp', hidden=(), "
                               "code_activation='sigmoid'); use method='auto' for this encoder.")
+
+    @staticmethod
+    def inactive_options(options: Mapping[str, Any]) -> dict[str, tuple[str, tuple]]:
+        """num_probes serves the Hutchinson estimator only."""
+        return {} if options["method"] == "hutchinson" else {"num_probes": ("method", ("hutchinson",))}
 
     @property
     def single_sigmoid_layer(self) -> bool:

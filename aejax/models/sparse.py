@@ -6,7 +6,7 @@
                    AuxK reconstructing x from the kept codes (gradient stopped) plus the `aux_k`
                    largest pre-activations of dead units.
 
-A unit is dead when it has not fired for `dead_steps` training steps; the counters live in the
+A unit is dead when it has not fired for `dead_window` training steps; the counters live in the
 optimizer state (checkpointed with it), so `update` is defined here. Outside training
 (`loss` alone, e.g. evaluation) a unit counts as dead when it fires for no example of the batch.
 "Fires": z != 0 for "l1" and "topk"; z > 0.5 for "kl". Metrics in aux: mean_activation
@@ -19,6 +19,7 @@ autoencoders"; Gao et al. 2024, "Scaling and evaluating sparse autoencoders" (Au
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Mapping
 import functools
 
 import flax.linen as nn
@@ -44,7 +45,7 @@ class SparseAE:
       code_size: K.
       sparsity: "l1", "kl" or "topk".
       k: nonzeros per code ("topk"); aux_k: dead units the AuxK term may use (0: min(2k, K)).
-      dead_steps: training steps without firing after which a unit counts as dead.
+      dead_window: training steps without firing after which a unit counts as dead.
       likelihood: "mse" or "bernoulli".
     """
 
@@ -55,7 +56,7 @@ class SparseAE:
     sparsity: str = "kl"
     k: int = 8
     aux_k: int = 0
-    dead_steps: int = 500
+    dead_window: int = dataclasses.field(default=500, metadata={"unit": "steps"})
     likelihood: str = "mse"
     name = "sparse"
 
@@ -68,8 +69,13 @@ class SparseAE:
             if not 0 <= self.aux_k <= self.code_size:
                 raise ConfigError(f"aux_k must lie in [0, {self.code_size}] (the code width; 0 picks min(2k, K)), "
                                   f"got {self.aux_k}; set model.aux_k.")
-        if self.dead_steps < 1:
-            raise ConfigError(f"dead_steps must be a positive number of steps, got {self.dead_steps}.")
+        if self.dead_window < 1:
+            raise ConfigError(f"dead_window must be a positive number of steps, got {self.dead_window}.")
+
+    @staticmethod
+    def inactive_options(options: Mapping[str, Any]) -> dict[str, tuple[str, tuple]]:
+        """k and aux_k serve the top-k code only."""
+        return {} if options["sparsity"] == "topk" else dict.fromkeys(("k", "aux_k"), ("sparsity", ("topk",)))
 
     # -- the contract -------------------------------------------------------------------------
     init = common.init
@@ -141,7 +147,7 @@ class SparseAE:
         """One gradient step given which units are dead; then the counters advance."""
         del step
         since_K = opt_state["steps_since_fired"]
-        loss_fn = functools.partial(self.loss_with_dead, dead_K=since_K >= self.dead_steps)
+        loss_fn = functools.partial(self.loss_with_dead, dead_K=since_K >= self.dead_window)
         params, tx_state, loss, (aux, fired_K), grads = gradient_step(
             loss_fn, tx, params, opt_state["tx"], hp["learning_rate"], batch, key, hp)
         since_K = jnp.where(fired_K, 0, since_K + 1)

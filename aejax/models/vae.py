@@ -17,6 +17,7 @@ al. 2015, "Learning Structured Output Representation using Deep Conditional Gene
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Mapping
 import math
 
 import flax.linen as nn
@@ -63,7 +64,7 @@ def check_labels(y, num_examples: int, num_classes: int, *, what: str = "labels"
         raise DataError(f"{what} must be integers in [0, {num_classes}), got dtype {y.dtype}.")
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise DataError(f"{what} must lie in [0, {num_classes}) for a model built with {num_classes} classes, "
-                        f"got values in [{y.min()}, {y.max()}]; set model.num_classes or fix the labels.")
+                        f"got values in [{y.min()}, {y.max()}]; fix the labels (the class count is the dataset's).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +80,8 @@ class VAE:
         "gaussian_learned" (mean, one learned sigma per feature, bounded below by
         exp(min_log_sigma)) or "continuous_bernoulli" (logits).
       num_classes: 0 for an unconditional VAE; C > 0 for a conditional VAE on one-hot labels.
-      kl_schedule: "constant", "linear" (warm-up over kl_warmup_steps) or "cyclical"
-        (cycles of kl_cycle_steps, rising over kl_ramp_fraction of each).
+      kl_schedule: "constant", "linear" (warm-up over kl_warmup) or "cyclical"
+        (cycles of kl_cycle, rising over kl_ramp_fraction of each).
       dynamic_binarization: resample x ~ Bernoulli(x) in every training loss (for the
         Bernoulli likelihood on grey-level images, as in the NLL literature).
     """
@@ -92,8 +93,8 @@ class VAE:
     likelihood: str = "bernoulli"
     num_classes: int = 0
     kl_schedule: str = "constant"
-    kl_warmup_steps: int = 0
-    kl_cycle_steps: int = 0
+    kl_warmup: int = dataclasses.field(default=0, metadata={"unit": "steps"})
+    kl_cycle: int = dataclasses.field(default=0, metadata={"unit": "steps"})
     kl_ramp_fraction: float = 0.5
     dynamic_binarization: bool = False
     min_log_sigma: float = math.log(1e-2)
@@ -106,15 +107,29 @@ class VAE:
             raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}.")
         if self.kl_schedule not in klo.KL_SCHEDULES:
             raise ConfigError(f"unknown KL schedule {self.kl_schedule!r}; choose one of {list(klo.KL_SCHEDULES)}.")
-        if self.kl_schedule == "linear" and self.kl_warmup_steps < 1:
-            raise ConfigError(f"a linear KL warm-up needs model.kl_warmup_steps >= 1, got {self.kl_warmup_steps}.")
-        if self.kl_schedule == "cyclical" and self.kl_cycle_steps < 1:
-            raise ConfigError(f"a cyclical KL schedule needs model.kl_cycle_steps >= 1, got {self.kl_cycle_steps}.")
+        if self.kl_schedule == "linear" and self.kl_warmup < 1:
+            raise ConfigError(f"a linear KL warm-up needs model.kl_warmup >= 1, got {self.kl_warmup}.")
+        if self.kl_schedule == "cyclical" and self.kl_cycle < 1:
+            raise ConfigError(f"a cyclical KL schedule needs model.kl_cycle >= 1, got {self.kl_cycle}.")
         if not 0.0 < self.kl_ramp_fraction <= 1.0:
             raise ConfigError(f"model.kl_ramp_fraction must lie in (0, 1], got {self.kl_ramp_fraction}.")
         if self.dynamic_binarization and self.likelihood != "bernoulli":
             raise ConfigError("dynamic binarization only makes sense with the 'bernoulli' likelihood; "
                               f"got likelihood {self.likelihood!r}.")
+
+    @staticmethod
+    def inactive_options(options: Mapping[str, Any]) -> dict[str, tuple[str, tuple]]:
+        """Options these `options` leave unused: {option: (the option it depends on, the values that use it)}."""
+        out = {}
+        if options["kl_schedule"] != "linear":
+            out["kl_warmup"] = ("kl_schedule", ("linear",))
+        if options["kl_schedule"] != "cyclical":
+            out.update(dict.fromkeys(("kl_cycle", "kl_ramp_fraction"), ("kl_schedule", ("cyclical",))))
+        if options["likelihood"] != "gaussian_learned":
+            out["min_log_sigma"] = ("likelihood", ("gaussian_learned",))
+        if options["likelihood"] != "bernoulli":
+            out["dynamic_binarization"] = ("likelihood", ("bernoulli",))
+        return out
 
     @property
     def name(self) -> str:
@@ -287,8 +302,8 @@ class VAE:
 
     def kl_weight_at(self, step):
         """The KL schedule's multiplier at a global training step."""
-        return klo.kl_weight_schedule(self.kl_schedule, step, warmup_steps=self.kl_warmup_steps,
-                                      cycle_steps=self.kl_cycle_steps, ramp_fraction=self.kl_ramp_fraction)
+        return klo.kl_weight_schedule(self.kl_schedule, step, warmup_steps=self.kl_warmup,
+                                      cycle_steps=self.kl_cycle, ramp_fraction=self.kl_ramp_fraction)
 
     # --- checks -------------------------------------------------------------------------
 

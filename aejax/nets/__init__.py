@@ -23,7 +23,16 @@ from aejax.nets.transformer import (DTYPES, POSITIONS, MaskedTokenDecoder, ViTDe
                                     check_transformer_options, patch_grid)
 
 NET_KINDS = ("mlp", "conv", "transformer", "lstm", "gru", "conv1d")
-SEQUENCE_NETS = ("lstm", "gru", "conv1d")  # take sequences (T, C) only
+_RECURRENT_OPTIONS = ("rnn_hidden", "bidirectional", "autoregressive", "dtype")
+# The NetSpec fields each net reads (the `model.*` keys it takes); the others mean nothing to it.
+NET_OPTIONS = {
+    "mlp": ("hidden", "activation", "dtype"),
+    "conv": ("channels", "hidden", "activation", "conv_impl", "dtype"),
+    "transformer": ("patch_size", "width", "depth", "heads", "mlp_ratio", "positions", "dtype"),
+    "lstm": _RECURRENT_OPTIONS,
+    "gru": _RECURRENT_OPTIONS,
+    "conv1d": ("channels", "hidden", "kernel_size", "activation", "conv_impl", "dtype"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +57,8 @@ class NetSpec:
         the decoder is given `targets`; see `aejax.nets.recurrent`).
       kernel_size: convolution width of "conv1d" (which uses `channels` and `hidden` like "conv").
       positions: "sinusoidal" (fixed 2-D sine-cosine; width divisible by 4) or "learned".
-      dtype: compute dtype of the transformer and conv layers, "float32" or "bfloat16" (parameters
-        and optimizer state stay float32; outputs are float32).
+      dtype: compute dtype of every net, "float32" or "bfloat16" (parameters and optimizer state stay
+        float32; outputs are float32; a recurrent net's state stays float32).
     """
 
     net: str = "mlp"
@@ -81,9 +90,9 @@ class NetSpec:
         if int(self.rnn_hidden) < 1 or int(self.kernel_size) < 1:
             raise ConfigError(f"model.rnn_hidden and model.kernel_size must be positive integers, got "
                               f"{self.rnn_hidden} and {self.kernel_size}.")
-        if self.dtype not in DTYPES or (self.dtype != "float32" and self.net not in ("conv", "transformer")):
-            raise ConfigError(f"model.dtype={self.dtype!r} is not available for net {self.net!r}: bfloat16 compute "
-                              "exists for the conv and transformer nets; set model.dtype='float32' or use one of them.")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown model.dtype {self.dtype!r}; choose one of {list(DTYPES)} (bfloat16: compute in "
+                              "bfloat16 with float32 parameters and optimizer state).")
         if self.net == "transformer":
             check_transformer_options(width=self.width, depth=self.depth, heads=self.heads,
                                       mlp_ratio=self.mlp_ratio, positions=self.positions, dtype=self.dtype)
@@ -105,8 +114,8 @@ class NetSpec:
         out = encoder_width or code_size
         input_shape = tuple(input_shape)
         if self.net == "mlp":
-            return (MLPEncoder(self.hidden, out, self.activation),
-                    MLPDecoder(tuple(reversed(self.hidden)), input_shape, self.activation))
+            return (MLPEncoder(self.hidden, out, self.activation, dtype=self.dtype),
+                    MLPDecoder(tuple(reversed(self.hidden)), input_shape, self.activation, dtype=self.dtype))
         if self.net == "transformer":
             patch_grid(input_shape, self.patch_size)  # a ConfigError when the patch size does not divide the image
             options = dict(patch_size=self.patch_size, width=self.width, depth=self.depth, heads=self.heads,
@@ -114,15 +123,16 @@ class NetSpec:
             return ViTEncoder(code_size=out, **options), ViTDecoder(input_shape, **options)
         if self.net in CELLS:
             check_sequence_shape(input_shape, self.net)
-            return (RecurrentEncoder(self.net, self.rnn_hidden, out, self.bidirectional),
-                    RecurrentDecoder(self.net, self.rnn_hidden, input_shape, self.autoregressive))
+            return (RecurrentEncoder(self.net, self.rnn_hidden, out, self.bidirectional, dtype=self.dtype),
+                    RecurrentDecoder(self.net, self.rnn_hidden, input_shape, self.autoregressive, dtype=self.dtype))
         if self.net == "conv1d":
             check_sequence_shape(input_shape, self.net)
             if not self.channels:
                 raise ConfigError("conv1d needs at least one channel width; set model.channels, e.g. (32, 64).")
-            return (Conv1DEncoder(self.channels, self.hidden, out, self.kernel_size, self.activation, self.conv_impl),
+            return (Conv1DEncoder(self.channels, self.hidden, out, self.kernel_size, self.activation, self.conv_impl,
+                                  dtype=self.dtype),
                     Conv1DDecoder(self.channels, tuple(reversed(self.hidden)), input_shape, self.kernel_size,
-                                  self.activation, self.conv_impl))
+                                  self.activation, self.conv_impl, dtype=self.dtype))
         if len(input_shape) != 3:
             raise ConfigError(f"conv nets need images shaped (H, W, C), got {input_shape}; use net='mlp', or "
                               "'conv1d', 'lstm' or 'gru' for sequences (T, C).")
@@ -133,12 +143,15 @@ class NetSpec:
                             self.conv_impl, self.dtype))
 
 
-def net_options() -> dict:
-    """Every net option with its default (the keys `model.*` accepts for the network)."""
-    return {f.name: f.default for f in dataclasses.fields(NetSpec)}
+def net_options(net: str) -> dict:
+    """The options net `net` reads, with their defaults (the `model.*` keys it takes)."""
+    if net not in NET_OPTIONS:
+        raise ConfigError(f"unknown net {net!r}; choose one of {list(NET_KINDS)}.")
+    defaults = {f.name: f.default for f in dataclasses.fields(NetSpec)}
+    return {name: defaults[name] for name in NET_OPTIONS[net]}
 
 
 __all__ = ["ACTIVATIONS", "Conv1DDecoder", "Conv1DEncoder", "ConvDecoder", "ConvEncoder", "DTYPES", "MLPDecoder", "MLPDiscriminator", "MLPEncoder",
-           "MaskedTokenDecoder", "NET_KINDS", "NetSpec", "POSITIONS", "RecurrentDecoder", "RecurrentEncoder",
-           "SEQUENCE_NETS", "ViTDecoder", "ViTEncoder", "activation",
+           "MaskedTokenDecoder", "NET_KINDS", "NET_OPTIONS", "NetSpec", "POSITIONS", "RecurrentDecoder",
+           "RecurrentEncoder", "ViTDecoder", "ViTEncoder", "activation",
            "conv_feature_shapes", "net_options", "patch_grid"]

@@ -14,26 +14,39 @@ from aejax.errors import ConfigError
 
 
 def read_run(workdir: str) -> dict[str, Any]:
-    """{"status": "done" | "failed" | "pending", and the run's summary metrics when done}."""
+    """{"status": "done" | "stopped" | "paused" | "failed" | "pending", and the run's summary metrics}."""
     summary_path = os.path.join(workdir, "summary.json")
     failed_path = os.path.join(workdir, "failed.json")
     if os.path.isfile(summary_path):
         with open(summary_path, encoding="utf-8") as f:
             summary = json.load(f)
-        return {"status": "done", **{k: v for k, v in summary.items() if isinstance(v, (int, float))}}
+        return {"status": summary.get("status", "done"),
+                **{k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}}
     if os.path.isfile(failed_path):
         with open(failed_path, encoding="utf-8") as f:
             return {"status": "failed", "error": json.load(f)["error"]}
     return {"status": "pending"}
 
 
-def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str) -> list[dict[str, Any]]:
-    """One row per run: run id, status, each swept key, val/* and test/* metrics, wall time."""
+def set_status(workdir: str, status: str) -> None:
+    """Rewrites the status in a run's summary.json (a search stopping a paused member)."""
+    path = os.path.join(workdir, "summary.json")
+    with open(path, encoding="utf-8") as f:
+        summary = json.load(f)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump({**summary, "status": status}, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str,
+            search: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+    """One row per run: run id, status, epochs trained, each swept key, val/* and test/* metrics, wall time,
+    and a search's columns (`search`: {run id: {"rung": ..., "parent": ...}})."""
     rows = []
     for run_id, point in zip(run_ids, points):
         result = read_run(os.path.join(workdir, "runs", run_id))
-        metrics = {k: v for k, v in result.items() if k.startswith(("val/", "test/")) or k == "wall_time_s"}
-        rows.append({"run_id": run_id, "status": result["status"], **point, **metrics})
+        metrics = {k: v for k, v in result.items() if k.startswith(("val/", "test/")) or k in ("wall_time_s", "epochs")}
+        rows.append({"run_id": run_id, "status": result["status"], **point, **metrics, **(search or {}).get(run_id, {})})
     return rows
 
 
@@ -58,7 +71,8 @@ def best_run(rows: Sequence[dict], select: str) -> dict | None:
 def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> tuple[str, str]:
     """DIR/results.csv and DIR/results.md."""
     metrics = sorted({k for r in rows for k in r if k.startswith(("val/", "test/"))})
-    columns = ["run_id", "status", *swept, *metrics, "wall_time_s"]
+    searched = [k for k in ("rung", "parent") if any(k in r for r in rows)]
+    columns = ["run_id", "status", "epochs", *searched, *swept, *metrics, "wall_time_s"]
     csv_path, md_path = os.path.join(workdir, "results.csv"), os.path.join(workdir, "results.md")
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
@@ -127,3 +141,72 @@ def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> 
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict], *, metric: str) -> str:
+    """DIR/figures/search.png: every member's validation `metric` against epochs (stopped members grey, PBT's
+    exploits drawn as the jump to the parent's curve) and, for PBT, each searched hp against epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aejax.train.metrics import read_metrics
+
+    pbt = any("parents" in d for d in decisions.values())
+    hp_keys = sorted({k for d in decisions.values() for h in d.get("hp", {}).values() for k in h})
+    fig, axes = plt.subplots(1, 1 + len(hp_keys), figsize=(5 * (1 + len(hp_keys)), 3.6), squeeze=False)
+    ax = axes[0, 0]
+    for i, row in enumerate(rows):
+        records = [r for r in read_metrics(os.path.join(workdir, "runs", row["run_id"], "metrics.jsonl"))
+                   if isinstance(r.get(metric), (int, float))]
+        stopped = row["status"] == "stopped"
+        ax.plot([r["epoch"] for r in records], [r[metric] for r in records], lw=1, alpha=0.5 if stopped else 0.9,
+                color="0.6" if stopped else f"C{i % 10}", label=None if stopped else row["run_id"][:30])
+        for end, d in decisions.items():
+            if pbt and row["run_id"] in d.get("parents", {}):
+                ax.axvline(end, color="0.85", lw=0.5, zorder=0)
+    for end in decisions:
+        if not pbt:
+            ax.axvline(end, color="0.8", ls="--", lw=0.8, zorder=0)
+    ax.set(xlabel="epoch", ylabel=metric, yscale="log",
+           title=("PBT: exploits at the grey lines" if pbt else "successive halving: rungs dashed, stopped grey"))
+    if sum(r["status"] != "stopped" for r in rows) <= 10:
+        ax.legend(fontsize=6)
+    for ax, key in zip(axes[0, 1:], hp_keys):
+        for i, row in enumerate(rows):
+            value, xs, ys = row.get(key), [0], []
+            ys.append(value)
+            for end in sorted(decisions):
+                new = decisions[end].get("hp", {}).get(row["run_id"], {}).get(key)
+                if new is not None:
+                    xs.append(end)
+                    ys.append(new)
+            ax.step(xs + [max(decisions) + 1], ys + ys[-1:], where="post", lw=1, color=f"C{i % 10}")
+        ax.set(xlabel="epoch", ylabel=key, yscale="log", title=f"{key} per member (explore steps)")
+    fig.tight_layout()
+    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+    path = os.path.join(workdir, "figures", "search.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_hparams(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> None:
+    """TensorBoard's HParams summaries in DIR/tensorboard/: one entry per finished or stopped run, its swept
+    values and its val/* and test/* metrics (the HParams dashboard's table and parallel coordinates)."""
+    from tensorboardX import SummaryWriter
+
+    def plain(v):
+        return v if isinstance(v, (int, float, str, bool)) else repr(v)
+
+    import shutil
+
+    shutil.rmtree(os.path.join(workdir, "tensorboard"), ignore_errors=True)  # rebuilt whole, like the tables
+    with SummaryWriter(os.path.join(workdir, "tensorboard")) as writer:
+        for row in rows:
+            metrics = {f"hparam/{k}": v for k, v in row.items()
+                       if k.startswith(("val/", "test/")) and isinstance(v, (int, float))}
+            if row["status"] in ("done", "stopped") and metrics:
+                writer.add_hparams({k: plain(row.get(k)) for k in swept} | {"status": row["status"]}, metrics,
+                                   name=row["run_id"])

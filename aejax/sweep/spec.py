@@ -61,13 +61,24 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def expand(file_points: Sequence[Mapping[str, Any]] | None, *, grid: Sequence[str] = (), seeds: int | None = None,
-           ) -> list[Point]:
-    """The sweep's points: `--grid` axes (product) and `--seeds N` if given, else the file's `sweep()`."""
-    if grid or seeds:
-        points = product(**parse_grid(grid)) if grid else [{}]
+           sampled: Sequence[Mapping[str, Any]] | None = None) -> list[Point]:
+    """The sweep's points: `sampled` points (drawn from a search space) and `--grid` axes (a product),
+    crossed with `--seeds N`; when none of them is given, the file's `sweep()`."""
+    axes = parse_grid(grid) if grid else {}
+    if seeds is not None and int(seeds) < 1:
+        raise ConfigError(f"--seeds must be a positive count, got {seeds}.")
+    if grid or seeds or sampled is not None:
+        points = [dict(p) for p in sampled] if sampled is not None else [{}]
+        both = sorted(set(axes) & {k for p in points for k in p})
+        if both:
+            raise ConfigError(f"{both} are both sampled from the search space and a --grid axis; keep each key in one "
+                              "place.")
+        if seeds and ("seed" in axes or any("seed" in p for p in points)):
+            raise ConfigError("the seed is both swept (--grid seed=... or the space) and crossed with --seeds N; "
+                              "give one of them.")
+        if axes:
+            points = cross(points, product(**axes))
         if seeds:
-            if int(seeds) < 1:
-                raise ConfigError(f"--seeds must be a positive count, got {seeds}.")
             points = cross(points, [{"seed": s} for s in range(int(seeds))])
     else:
         points = [dict(p) for p in (file_points or [])]

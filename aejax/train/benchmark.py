@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax.config import apply_overrides
+from aejax.config import resolve_config
 from aejax.train.fit import fit
 from aejax.train.setup import RunSetup, setup_run
 from aejax.train.step import epoch_batch_indices
@@ -58,7 +58,7 @@ def benchmark_loop(config: ml_collections.ConfigDict, *, epochs: int = 6) -> dic
     includes everything fit does per epoch: the host transfer of metrics, validation,
     metrics.jsonl and TensorBoard writes and checkpoint saves.
     """
-    config = apply_overrides(config, {"train.epochs": epochs, "train.progress": False, "train.figures": False})
+    config = resolve_config(config, {"train.epochs": epochs, "train.progress": False, "train.figures": False})
     run = setup_run(config)
     bare = bare_scan_steps_per_s(run, epochs=epochs - 1)
     with tempfile.TemporaryDirectory() as workdir:

@@ -1,22 +1,24 @@
-"""Feeding the training steps: the split on the device, or streamed from host memory in chunks.
+"""Feeding the training steps of a population: the split on the device, or streamed from host memory.
 
-A run trains from one of two feeds with one interface, `feed(state, epochs) -> (state, parts)`
-(`parts`: the device arrays of the steps' metrics and finite flags, fetched later with
-`epoch_metrics`):
+A population of R >= 1 runs trains from one of two feeds with one interface,
+`feed(state, epochs) -> (state, parts)` (`parts`: device arrays of the steps' metrics and finite
+flags, fetched later with `epoch_metrics`). With a run axis (`runs_axis=True`) the state, hp and
+keys carry a leading R axis and every program is the single run's, vmapped (`over_runs`); without
+one (a run alone) the programs are the single run's as they are.
 
-- `DeviceEpochs`: the training split lives on the device; an epoch is one scanned call that
-  gathers its batches there (`aejax.train.step.make_epoch_fn`), or several epochs are one call
-  (`make_epochs_fn`, `train.epochs_per_call`).
+- `DeviceEpochs`: the training split lives on the device; a call is one scanned epoch that gathers
+  its batches there (`epoch_body`), or several epochs scanned in one call (`train.epochs_per_call`).
 - `HostStream`: the split stays in host memory (or in a memory-mapped file, `aejax.data.lazy`).
-  Each epoch's batch order is the device's permutation (`epoch_batch_indices`, fetched once per
-  epoch); the host gathers `chunk_steps` batches in that order, `jax.device_put`s them and runs
-  the same step scanned over them (`make_chunk_fn`). Double buffering comes from JAX's
-  asynchronous dispatch, not a thread: the call that runs chunk k returns at once, so the host
-  gathers and transfers chunk k+1 while the device computes chunk k; before a third chunk is
-  transferred the host waits for chunk k-1, so at most two chunks occupy the device.
+  Each epoch's batch order is the device's permutation (`epoch_batch_indices`, one per member,
+  fetched once per epoch); the host gathers `chunk_steps` batches of every member in that order,
+  `jax.device_put`s them and runs the same step scanned over them (`chunk_body`). Double buffering
+  comes from JAX's asynchronous dispatch, not a thread: the call that runs chunk k returns at once,
+  so the host gathers and transfers chunk k+1 while the device computes chunk k; before a third
+  chunk is transferred the host waits for chunk k-1, so at most two chunks occupy the device.
 
-Same batches, same keys, same step: the parameters equal the on-device run's bitwise (on CPU).
-`streams_from_host` decides between the two.
+The training loop keeps compile time out of a call's wall time (`aejax.train.step.compile_seconds`),
+whatever the options. Same batches, same keys, same step: the
+parameters equal the on-device run's bitwise (on CPU). `streams_from_host` decides between the two.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax.train.distributed import host
-from aejax.train.step import epoch_batch_indices
+from aejax.train.step import chunk_body, epoch_batch_indices, epoch_body, over_runs
 
-CHUNK_BYTES = 64 << 20  # a streamed chunk's size when train.stream_chunk_steps is 0: about 64 MiB
+CHUNK_BYTES = 64 << 20  # a streamed chunk's size when data.stream_chunk_steps is 0: about 64 MiB
 
 
 def split_bytes(x, y) -> int:
@@ -41,20 +43,26 @@ def split_bytes(x, y) -> int:
     return examples + int(np.prod(np.shape(y), dtype=np.int64)) * 4
 
 
-def device_budget_bytes(limit: int) -> int | None:
-    """Bytes a training split may take on the device: `limit` when > 0, else half the device's free
-    memory (`memory_stats()`; the other half for params, optimizer state, activations and the
-    evaluation splits), else None: no known limit (the CPU, where the device is host memory)."""
-    if limit > 0:
-        return int(limit)
+def free_device_bytes() -> int | None:
+    """The free memory of this process's first device (`memory_stats()`), or None when the backend does
+    not say (the CPU, where the device is host memory) or several processes must decide alike (each sees
+    only its own devices: `jax.devices()[0]` is not even addressable from process 1)."""
     if jax.process_count() > 1:
-        # Processes of one run must decide alike, and each sees only its own devices' memory (jax.devices()[0]
-        # is not addressable from process 1: asking it raised there and left process 0 waiting in gloo).
         return None
     stats = jax.local_devices()[0].memory_stats()
     if not stats or "bytes_limit" not in stats:
         return None
-    return (int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))) // 2
+    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+
+
+def device_budget_bytes(limit: int) -> int | None:
+    """Bytes a training split may take on the device: `limit` when > 0, else half the device's free
+    memory (the other half for params, optimizer states, activations and the evaluation splits), else
+    None: no known limit."""
+    if limit > 0:
+        return int(limit)
+    free = free_device_bytes()
+    return None if free is None else free // 2
 
 
 def streams_from_host(x, y, *, on_device: bool, bytes_limit: int) -> bool:
@@ -66,83 +74,124 @@ def streams_from_host(x, y, *, on_device: bool, bytes_limit: int) -> bool:
     return budget is not None and split_bytes(x, y) > budget
 
 
-def chunk_steps_for(requested: int, *, example_bytes: int, batch_size: int, steps_per_epoch: int) -> int:
-    """Steps per streamed chunk: `requested` when > 0, else about `CHUNK_BYTES` of examples; at most an epoch."""
-    steps = requested if requested > 0 else CHUNK_BYTES // max(1, example_bytes * batch_size)
+def chunk_steps_for(requested: int, *, example_bytes: int, batch_size: int, steps_per_epoch: int,
+                    members: int = 1) -> int:
+    """Steps per streamed chunk: `requested` when > 0, else about `CHUNK_BYTES` of examples over all
+    `members`; at most an epoch."""
+    steps = requested if requested > 0 else CHUNK_BYTES // max(1, example_bytes * batch_size * members)
     return int(max(1, min(steps, steps_per_epoch)))
 
 
 class DeviceEpochs:
-    """The feed of a training split on the device: one epoch per call (the default program), or
-    several epochs scanned in one call."""
+    """The feed of a training split on the device: one epoch per call, or several scanned in one call.
 
-    def __init__(self, epoch_fn: Callable, epochs_fn: Callable, x, y, hp, *, data_key, loop_key):
-        self._epoch_fn, self._epochs_fn = epoch_fn, epochs_fn
+    Args:
+      step: the single run's step(state, batch, key, hp).
+      x, y: the split on the device (replicated over a mesh when there is one).
+      hp, data_key, loop_key: the run's, or the population's stacked on a leading run axis.
+      runs_axis: vmap every program over that axis (`over_runs`; sharded over the mesh's "runs" axis).
+    """
+
+    def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, batch_size: int, runs_axis: bool,
+                 batch_sharding=None, spmd_axis_name: str | None = None):
+        one = epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding)
+
+        def epochs(state, x_N, y_N, hp, data_key, loop_key, epochs_E):
+            return jax.lax.scan(lambda s, e: one(s, x_N, y_N, hp, data_key, loop_key, e), state, epochs_E)
+
+        body = one
+        if runs_axis:
+            body, epochs = (over_runs(f, shared=(1, 2, 6), spmd_axis_name=spmd_axis_name) for f in (one, epochs))
+        self._epoch, self._epochs = jax.jit(body, donate_argnums=(0,)), jax.jit(epochs, donate_argnums=(0,))
         self._args = (x, y, hp, data_key, loop_key)
+
+    def update(self, hp, data_key, loop_key) -> None:
+        """The population's new hp and keys (a search stopped members or changed hp): a program is
+        compiled once per width, so the same width compiles nothing."""
+        self._args = (*self._args[:2], hp, data_key, loop_key)
 
     def __call__(self, state, epochs: range):
         if len(epochs) == 1:
-            state, out = self._epoch_fn(state, *self._args, jnp.asarray(epochs[0], jnp.int32))
-        else:
-            state, out = self._epochs_fn(state, *self._args, jnp.arange(epochs.start, epochs.stop, dtype=jnp.int32))
+            state, out = self._epoch(state, *self._args, jnp.asarray(epochs[0], jnp.int32))
+            return state, [out]
+        state, out = self._epochs(state, *self._args, jnp.arange(epochs.start, epochs.stop, dtype=jnp.int32))
         return state, [out]
 
 
 class HostStream:
-    """The feed of a training split in host memory: chunks of `chunk_steps` batches, double-buffered.
+    """The feed of a training split in host memory: chunks of `chunk_steps` batches of every member.
 
     Args:
-      chunk_fn: chunk(state, x_KxB, y_KxB, hp, loop_key) from `make_chunk_fn`.
+      step: the single run's step(state, batch, key, hp).
       x, y: the split on the host (ndarrays, or `aejax.data.lazy.Rows` with a `take` method).
+      data_keys, loop_keys: one per member ([R] keys with `runs_axis`, else single keys).
       chunk_steps: batches per chunk; the last chunk of an epoch may be shorter (one more compile).
     """
 
-    def __init__(self, chunk_fn: Callable, x, y, hp, *, data_key, loop_key, batch_size: int, chunk_steps: int):
-        self._chunk_fn, self._x, self._y, self._hp = chunk_fn, x, np.asarray(y), hp
+    def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, batch_size: int, chunk_steps: int,
+                 runs_axis: bool):
+        chunk = chunk_body(step)
+        order = functools.partial(epoch_batch_indices, num_examples=len(y), batch_size=batch_size)
+        if runs_axis:
+            chunk, order = over_runs(chunk), over_runs(order, shared=(1,))
+        self._chunk, self._order = jax.jit(chunk, donate_argnums=(0,)), jax.jit(order)
+        self._x, self._y, self._hp = x, np.asarray(y), hp
         self._data_key, self._loop_key = data_key, loop_key
-        self._batch_size, self.chunk_steps = batch_size, chunk_steps
-        self._order = jax.jit(functools.partial(epoch_batch_indices, num_examples=len(self._y), batch_size=batch_size))
+        self.chunk_steps, self._runs_axis = chunk_steps, runs_axis
+
+    def update(self, hp, data_key, loop_key) -> None:
+        self._hp, self._data_key, self._loop_key = hp, data_key, loop_key
 
     def _chunk_indices(self, epochs: range):
-        """[K, B] example indices of each chunk, in training order; the next epoch's permutation is
-        dispatched before this epoch's chunks are gathered, so it is ready when needed."""
+        """[(R,) K, B] example indices of each chunk, in training order; the next epoch's permutation
+        is dispatched before this epoch's chunks are gathered, so it is ready when needed."""
         pending = self._order(self._data_key, epochs[0])
         for i, _ in enumerate(epochs):
-            idx_SxB = np.asarray(host(pending))
+            idx = np.asarray(host(pending))
             if i + 1 < len(epochs):
                 pending = self._order(self._data_key, epochs[i + 1])
-            for start in range(0, len(idx_SxB), self.chunk_steps):
-                yield idx_SxB[start:start + self.chunk_steps]
+            for start in range(0, idx.shape[-2], self.chunk_steps):
+                yield idx[..., start:start + self.chunk_steps, :]
 
-    def _gather(self, idx_KxB: np.ndarray):
-        flat = idx_KxB.reshape(-1)
+    def _gather(self, idx: np.ndarray):
+        flat = idx.reshape(-1)
         x = self._x.take(flat) if hasattr(self._x, "take") and not isinstance(self._x, np.ndarray) else self._x[flat]
-        return x.reshape(*idx_KxB.shape, *x.shape[1:]), self._y[flat].reshape(idx_KxB.shape)
+        return x.reshape(*idx.shape, *x.shape[1:]), self._y[flat].reshape(idx.shape)
 
     def __call__(self, state, epochs: range):
         parts: list[Any] = []
         indices = self._chunk_indices(epochs)
         ready = jax.device_put(self._gather(next(indices)))
         while True:
-            state, out = self._chunk_fn(state, *ready, self._hp, self._loop_key)  # returns before it has run
+            state, out = self._chunk(state, *ready, self._hp, self._loop_key)  # returns before it has run
             parts.append(out)
             idx = next(indices, None)
             if idx is None:
                 return state, parts
             gathered = self._gather(idx)  # on the host, while the device computes the chunk just dispatched
             if len(parts) >= 2:
-                jax.block_until_ready(parts[-2])  # the chunk before it is done: at most two chunks on the device
+                jax.block_until_ready(parts[-2])  # the chunk before it is done: at most two on the device
             ready = jax.device_put(gathered)
 
 
-def epoch_metrics(parts: Sequence[Any], num_epochs: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(metrics {term: [E, steps]}, finite [E, steps]) on the host from a feed's `parts`: the one transfer."""
+def epoch_metrics(parts: Sequence[Any], num_epochs: int, *, runs_axis: bool
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(metrics {term: [R, E, steps]}, finite [R, E, steps]) on the host from a feed's `parts`, in one
+    transfer; R is 1 without a run axis."""
     fetched = host(list(parts))
-    metrics = {k: np.concatenate([np.reshape(m[k], -1) for m, _ in fetched]).reshape(num_epochs, -1)
-               for k in fetched[0][0]}
-    finite = np.concatenate([np.reshape(f, -1) for _, f in fetched]).reshape(num_epochs, -1)
-    return metrics, finite
+
+    def per_member(leaf):  # [R?, (E,) S] -> [R, E*S]
+        leaf = np.asarray(leaf) if runs_axis else np.asarray(leaf)[None]
+        return leaf.reshape(leaf.shape[0], -1)
+
+    def joined(pick):
+        pieces = [per_member(pick(out)) for out in fetched]
+        whole = np.concatenate(pieces, axis=1)
+        return whole.reshape(whole.shape[0], num_epochs, -1)
+
+    metrics = {k: joined(lambda out: out[0][k]) for k in fetched[0][0]}
+    return metrics, joined(lambda out: out[1])
 
 
 __all__ = ["DeviceEpochs", "HostStream", "chunk_steps_for", "device_budget_bytes", "epoch_metrics",
-           "split_bytes", "streams_from_host"]
+           "free_device_bytes", "split_bytes", "streams_from_host"]

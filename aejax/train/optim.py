@@ -8,31 +8,36 @@ over learning rates (optax's own `scale_by_learning_rate` would bake it in as a 
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+
 import optax
 
+from aejax.config import OptimOptions, duration
 from aejax.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
 
 
-def make_schedule(name: str, *, total_steps: int, warmup_steps: int = 0, final_fraction: float = 0.0):
-    """A multiplier schedule in [0, 1] over steps (optax schedules with peak value 1)."""
+def make_schedule(name: str, *, warmup_steps: int, decay_steps: int, final_fraction: float):
+    """A multiplier schedule in [0, 1] over steps (optax schedules with peak value 1): it rises over
+    `warmup_steps` ("warmup_cosine"), falls to `final_fraction` by step `decay_steps` and stays there."""
     if name not in SCHEDULES:
         raise ConfigError(f"unknown schedule {name!r}; choose one of {list(SCHEDULES)}.")
-    if total_steps < 1:
-        raise ConfigError(f"the schedule needs at least one step, got {total_steps}; raise train.epochs.")
+    if decay_steps < 1:
+        raise ConfigError(f"the schedule needs at least one step, got {decay_steps}; raise train.epochs or optim.decay.")
     if not 0.0 <= final_fraction <= 1.0:
         raise ConfigError(f"optim.final_fraction must lie in [0, 1], got {final_fraction}.")
-    if not 0 <= warmup_steps < total_steps and name == "warmup_cosine":
-        raise ConfigError(f"optim.warmup_steps must lie in [0, {total_steps}), got {warmup_steps}.")
+    if not 0 <= warmup_steps < decay_steps and name == "warmup_cosine":
+        raise ConfigError(f"optim.warmup must lie in [0, {decay_steps}) steps (the decay), got {warmup_steps}.")
     if name == "constant":
         return optax.constant_schedule(1.0)
     if name == "cosine":
-        return optax.cosine_decay_schedule(1.0, decay_steps=total_steps, alpha=final_fraction)
+        return optax.cosine_decay_schedule(1.0, decay_steps=decay_steps, alpha=final_fraction)
     if name == "linear":
-        return optax.linear_schedule(1.0, final_fraction, transition_steps=total_steps)
-    return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=warmup_steps, decay_steps=total_steps,
+        return optax.linear_schedule(1.0, final_fraction, transition_steps=decay_steps)
+    return optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=warmup_steps, decay_steps=decay_steps,
                                               end_value=final_fraction)
 
 
@@ -45,20 +50,42 @@ def optimizer_structure(name: str, *, grad_clip: float, weight_decay: float, mom
     return name, grad_clip > 0, name == "adamw" and weight_decay > 0, name == "sgd" and momentum > 0
 
 
-def make_optimizer(name: str, *, total_steps: int, schedule: str = "constant", warmup_steps: int = 0,
-                   final_fraction: float = 0.0, grad_clip: float = 0.0, weight_decay: float = 0.0,
-                   b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, momentum: float = 0.0,
-                   inject: tuple[str, ...] = ()) -> optax.GradientTransformation:
+def schedule_steps(options: OptimOptions, *, steps_per_epoch: int, total_steps: int) -> tuple[int, int]:
+    """(warm-up, decay) of `options` in steps: decay at most the run, a warm-up shorter than the decay
+    (clipped with one line on stderr, so that a shortened run always trains)."""
+    steps = {key: duration(f"optim.{key}", getattr(options, key)).steps(steps_per_epoch=steps_per_epoch,
+                                                                        total_steps=total_steps)
+             for key in ("warmup", "decay")}
+    decay = min(max(steps["decay"], 1), max(total_steps, 1))
+    warmup = steps["warmup"] if options.schedule == "warmup_cosine" else 0
+    if warmup >= decay:
+        print(f"aejax: optim.warmup ({warmup} steps) is not shorter than the schedule's {decay} steps; clipped to "
+              f"{decay - 1} steps.", file=sys.stderr, flush=True)
+        warmup = decay - 1
+    return warmup, decay
+
+
+def make_optimizer(name: str = OptimOptions.name, *, total_steps: int, steps_per_epoch: int = 1,
+                   inject: tuple[str, ...] = (), **options) -> optax.GradientTransformation:
     """Builds the optax chain: [clip] -> adam/adamw/sgd direction -> schedule multiplier.
 
     Args:
       name: "adam", "adamw" (decoupled weight decay, Loshchilov & Hutter 2019) or "sgd".
-      total_steps: steps the schedule spans.
-      grad_clip: clip by global norm when > 0.
+      total_steps, steps_per_epoch: the run's length (durations such as warmup="2 epochs" or decay="50%"
+        become steps with them).
       inject: names in `INJECTABLE` to carry as arrays in the optimizer state
         (`optax.inject_hyperparams`), so that runs differing in them share one compiled step
-        and a sweep can vmap over them; the others stay Python constants.
+        and a population can vmap over them; the others stay Python constants.
+      **options: any other field of `aejax.config.OptimOptions` (schedule, warmup, decay,
+        final_fraction, grad_clip, weight_decay, b1, b2, eps, momentum), defaults from there.
     """
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(OptimOptions)})
+    if unknown:
+        raise ConfigError(f"make_optimizer got unknown option(s) {unknown}; see aejax.config.OptimOptions.")
+    o = OptimOptions(name=name, **options)
+    warmup_steps, decay_steps = schedule_steps(o, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+    schedule, final_fraction = o.schedule, o.final_fraction
+    grad_clip, weight_decay, momentum, b1, b2, eps = o.grad_clip, o.weight_decay, o.momentum, o.b1, o.b2, o.eps
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
     if grad_clip < 0 or weight_decay < 0 or momentum < 0:
@@ -72,7 +99,7 @@ def make_optimizer(name: str, *, total_steps: int, schedule: str = "constant", w
     unknown = sorted(set(inject) - set(INJECTABLE))
     if unknown:
         raise ConfigError(f"cannot inject optimizer values {unknown}; injectable: {list(INJECTABLE)}.")
-    schedule_fn = make_schedule(schedule, total_steps=total_steps, warmup_steps=warmup_steps,
+    schedule_fn = make_schedule(schedule, warmup_steps=warmup_steps, decay_steps=decay_steps,
                                 final_fraction=final_fraction)
     _, clip_on, decay_on, trace_on = optimizer_structure(name, grad_clip=grad_clip, weight_decay=weight_decay,
                                                          momentum=momentum)

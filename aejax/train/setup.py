@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from typing import Any
 
 import jax
@@ -18,15 +19,14 @@ import ml_collections
 import numpy as np
 import optax
 
+from aejax.config import DATA_COMMON, FeedOptions, OptimOptions, TrainOptions, duration
 from aejax.data import Dataset, check_images, load_dataset, restrict_to_class
 from aejax.errors import ConfigError
-from aejax.models import Autoencoder, model_from_options
+from aejax.models import Autoencoder, kind_durations, model_from_options
 from aejax.models.common import as_hp
-from aejax.train.distributed import replicated
-from aejax.train.feed import CHUNK_BYTES, DeviceEpochs, HostStream, chunk_steps_for, streams_from_host
-from aejax.train.optim import make_optimizer
-from aejax.train.step import (TrainState, init_train_state, make_chunk_fn, make_epoch_fn, make_epochs_fn, make_eval_fn,
-                              make_train_step)
+from aejax.train.feed import streams_from_host
+from aejax.train.optim import make_optimizer, schedule_steps
+from aejax.train.step import TrainState, at_precision, init_train_state, make_train_step
 
 
 @functools.lru_cache(maxsize=32)
@@ -49,62 +49,46 @@ class RunKeys:
         return cls(*jax.random.split(jax.random.key(seed), 4))
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainOptions:
-    """config.train as plain values (see `aejax.config.TRAIN_DEFAULTS`)."""
-
-    epochs: int
-    batch_size: int
-    eval_batch_size: int
-    checkpoint_every: int
-    keep_checkpoints: int
-    skip_nonfinite: bool
-    tensorboard: bool
-    figures: bool
-    progress: bool
-    data_parallel: bool = False
-    eval_every: int = 1  # validation every N epochs (and after the last)
-    epochs_per_call: int = 1  # epochs scanned in one device call between evaluations and checkpoints
-    async_metrics: bool = False  # fetch an epoch's metrics while the next epochs run
-    mlflow: bool = False  # track the run in MLflow (aejax.train.tracking)
-    mlflow_uri: str = ""  # "" = $MLFLOW_TRACKING_URI or ./mlruns; a path = a local file store
-    mlflow_experiment: str = "aejax"
-
-    def check(self, num_train: int) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}.")
-        if not 1 <= self.batch_size <= num_train:
-            raise ConfigError(f"train.batch_size must lie in [1, {num_train}] (the training split's size), "
-                              f"got {self.batch_size}.")
-        if self.eval_batch_size < 1 or self.checkpoint_every < 1:
-            raise ConfigError("train.eval_batch_size and train.checkpoint_every must be >= 1.")
-        if self.eval_every < 1 or self.epochs_per_call < 1:
-            raise ConfigError(f"train.eval_every and train.epochs_per_call must be >= 1, got {self.eval_every} and "
-                              f"{self.epochs_per_call}; use 1 for every epoch.")
-        devices = jax.device_count()
-        if self.data_parallel and self.batch_size % devices:
-            raise ConfigError(f"train.data_parallel splits each batch over the {devices} devices, so "
-                              f"train.batch_size must be a multiple of {devices}, got {self.batch_size}.")
+def check_train_options(train: TrainOptions, num_train: int) -> None:
+    """Values config.train may not take for a training split of `num_train` examples (types were checked)."""
+    if train.epochs < 1:
+        raise ConfigError(f"train.epochs must be >= 1, got {train.epochs}.")
+    if not 1 <= train.batch_size <= num_train:
+        raise ConfigError(f"train.batch_size must lie in [1, {num_train}] (the training split's size), "
+                          f"got {train.batch_size}.")
+    if train.eval_batch_size < 1 or train.keep_checkpoints < 1:
+        raise ConfigError("train.eval_batch_size and train.keep_checkpoints must be >= 1.")
+    if train.epochs_per_call < 1:
+        raise ConfigError(f"train.epochs_per_call must be >= 1, got {train.epochs_per_call}; use 1 for every epoch.")
+    for key in ("eval_every", "checkpoint_every"):
+        if duration(f"train.{key}", getattr(train, key)).amount <= 0:
+            raise ConfigError(f"train.{key} must be a positive duration, got {getattr(train, key)!r}.")
+    if train.matmul_precision not in MATMUL_PRECISIONS:
+        raise ConfigError(f"train.matmul_precision must be one of {list(MATMUL_PRECISIONS)}, got "
+                          f"{train.matmul_precision!r}.")
+    devices = jax.device_count()
+    if train.data_parallel and train.batch_size % devices:
+        raise ConfigError(f"train.data_parallel splits each batch over the {devices} devices, so "
+                          f"train.batch_size must be a multiple of {devices}, got {train.batch_size}.")
 
 
-@dataclasses.dataclass(frozen=True)
-class FeedOptions:
-    """How the training split reaches the device (config.data.on_device, device_bytes_limit,
-    stream_chunk_steps; see `aejax.train.feed`)."""
+def check_feed_options(feed: FeedOptions) -> None:
+    if feed.device_bytes_limit < 0 or feed.stream_chunk_steps < 0:
+        raise ConfigError(f"data.device_bytes_limit and data.stream_chunk_steps must be >= 0 (0: automatic), "
+                          f"got {feed.device_bytes_limit} and {feed.stream_chunk_steps}.")
 
-    on_device: bool = True  # False: always stream from the host; True: on the device when it fits
-    device_bytes_limit: int = 0  # the split's budget on the device in bytes; 0: half the free device memory
-    stream_chunk_steps: int = 0  # batches per streamed chunk; 0: about 64 MiB
 
-    def check(self) -> None:
-        if self.device_bytes_limit < 0 or self.stream_chunk_steps < 0:
-            raise ConfigError(f"data.device_bytes_limit and data.stream_chunk_steps must be >= 0 (0: automatic), "
-                              f"got {self.device_bytes_limit} and {self.stream_chunk_steps}.")
+# train.matmul_precision -> jax.default_matmul_precision's name (None: the backend's default)
+MATMUL_PRECISIONS = {"default": None, "bfloat16": "bfloat16", "tf32": "tensorfloat32", "highest": "highest"}
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSetup:
-    """A run, built: data, model, hp, optimizer, keys and options; it makes the step, epoch and state."""
+    """A run, built: data, model, hp, optimizer, keys and options; it makes the step and the state.
+
+    The programs that train it (one run, or a population of runs of one structure) are made by
+    `aejax.train.loop.Population` from one or more RunSetups.
+    """
 
     config: ml_collections.ConfigDict
     dataset: Dataset
@@ -114,6 +98,7 @@ class RunSetup:
     keys: RunKeys
     train: TrainOptions
     feed: FeedOptions = FeedOptions()
+    warmup_steps: int = 0  # the optimizer's warm-up in steps, after clipping to the run (for the figures)
 
     @property
     def seed(self) -> int:
@@ -144,31 +129,19 @@ class RunSetup:
 
     def restore_target(self) -> dict[str, Any]:
         """The tree (shapes and dtypes) a checkpoint of this run restores into."""
-        return self.checkpoint_tree(self.init_state(), 0)
+        return self.checkpoint_tree(jax.eval_shape(self.init_state), 0)
+
+    def metric_names(self) -> list[str]:
+        """The terms an evaluation reports (val/NAME, test/NAME): the loss, the model's aux terms and "mse"."""
+        params = jax.eval_shape(self.init_state)["params"]
+        aux = jax.eval_shape(lambda p: self.model.loss(p, self.sample_batch(), self.keys.eval, self.hp)[1], params)
+        return ["loss", *aux, "mse"]
 
     def train_step(self):
-        """step(state, batch, key, hp) -> (state, metrics, finite): the one update path."""
-        return make_train_step(self.model, self.tx, skip_nonfinite=self.train.skip_nonfinite)
-
-    def data_mesh(self):
-        """A Mesh with one "data" axis over every device when train.data_parallel (and there are
-        several devices, on this process or on several joined by `aejax.train.distributed`), else None."""
-        if not self.train.data_parallel or jax.device_count() < 2:
-            return None
-        return jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
-
-    def replicate(self, tree):
-        """`tree` on the device: replicated over the data mesh when there is one."""
-        mesh = self.data_mesh()
-        return jax.device_put(tree) if mesh is None else replicated(tree, mesh)
-
-    def epoch_fn(self):
-        """The jitted scanned epoch of `train_step` over this run's training split (each batch split
-        over the data mesh when there is one)."""
-        mesh = self.data_mesh()
-        sharding = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-        return make_epoch_fn(self.train_step(), num_examples=len(self.dataset.train),
-                             batch_size=self.train.batch_size, batch_sharding=sharding)
+        """step(state, batch, key, hp) -> (state, metrics, finite): the one update path, its matrix
+        products at `train.matmul_precision`."""
+        step = make_train_step(self.model, self.tx, skip_nonfinite=self.train.skip_nonfinite)
+        return at_precision(step, MATMUL_PRECISIONS[self.train.matmul_precision])
 
     @functools.cached_property
     def streams(self) -> bool:
@@ -177,65 +150,44 @@ class RunSetup:
         return streams_from_host(train.x, train.y, on_device=self.feed.on_device,
                                  bytes_limit=self.feed.device_bytes_limit)
 
-    def eval_fn(self):
-        """evaluate(params, x, y, hp, key); a split left on the host (the streamed training split) is
-        read in chunks of about the streaming chunk's size."""
-        example_bytes = 4 * int(np.prod(self.dataset.input_shape))
-        chunk_batches = max(1, CHUNK_BYTES // (example_bytes * self.train.eval_batch_size)) if self.streams else 0
-        return make_eval_fn(self.model, batch_size=self.train.eval_batch_size, host_chunk_batches=chunk_batches)
 
-    def feed_fn(self):
-        """feed(state, epochs) -> (state, parts): the training split on the device (one epoch per call,
-        or `train.epochs_per_call`) or streamed from the host in chunks (`aejax.train.feed`)."""
-        train = self.dataset.train
-        if not self.streams:
-            mesh = self.data_mesh()
-            sharding = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-            epochs_fn = make_epochs_fn(self.train_step(), num_examples=len(train), batch_size=self.train.batch_size,
-                                       batch_sharding=sharding)
-            return DeviceEpochs(self.epoch_fn(), epochs_fn, self.replicate(train.x), self.replicate(train.y), self.hp,
-                                data_key=self.keys.data, loop_key=self.keys.loop)
-        chunk_steps = chunk_steps_for(self.feed.stream_chunk_steps, example_bytes=4 * int(np.prod(self.dataset.input_shape)),
-                                      batch_size=self.train.batch_size, steps_per_epoch=self.steps_per_epoch)
-        return HostStream(make_chunk_fn(self.train_step()), train.x, train.y, self.hp, data_key=self.keys.data,
-                          loop_key=self.keys.loop, batch_size=self.train.batch_size, chunk_steps=chunk_steps)
-
-    def device_splits(self):
-        """((train_x, train_y), (val_x, val_y), (test_x, test_y)): on the device (replicated over a data
-        mesh), except a streamed training split, which stays on the host."""
-        d = self.dataset
-        return tuple((s.x, s.y) if name == "train" and self.streams else (self.replicate(s.x), self.replicate(s.y))
-                     for name, s in (("train", d.train), ("val", d.val), ("test", d.test)))
+def optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int, total_steps: int,
+              inject: tuple[str, ...] = ()) -> tuple[optax.GradientTransformation, int]:
+    """The optax chain config.optim describes, and its warm-up in steps (as clipped to the run)."""
+    warmup, decay = schedule_steps(OptimOptions(**optim.to_dict()), steps_per_epoch=steps_per_epoch,
+                                   total_steps=total_steps)
+    return make_optimizer(total_steps=total_steps, inject=inject, **{**optim.to_dict(), "warmup": warmup,
+                                                                     "decay": decay}), warmup
 
 
-def build_hp(model: Autoencoder, hp_config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-    """The `hp` pytree: the model's defaults updated by config.hp; validated by the model."""
-    values = {**model.default_hp(), **hp_config.to_dict()}
-    if not np.isfinite(values["learning_rate"]) or values["learning_rate"] <= 0:
-        raise ConfigError(f"hp.learning_rate must be a positive number, got {values['learning_rate']}.")
-    model.check_hp(values)
-    return as_hp(values)
-
-
-def optimizer(optim: ml_collections.ConfigDict, total_steps: int, inject: tuple[str, ...] = ()
-              ) -> optax.GradientTransformation:
-    return make_optimizer(optim.name, total_steps=total_steps, schedule=optim.schedule,
-                          warmup_steps=optim.warmup_steps, final_fraction=optim.final_fraction,
-                          grad_clip=optim.grad_clip, weight_decay=optim.weight_decay, momentum=optim.momentum,
-                          b1=optim.b1, b2=optim.b2, eps=optim.eps, inject=inject)
+def clipped_warmup(key: str, steps: int, total_steps: int) -> int:
+    """A warm-up of `steps` steps, at most the run's `total_steps`; one line on stderr when it had to be shortened."""
+    if steps <= total_steps:
+        return steps
+    print(f"aejax: {key} ({steps} steps) is longer than the run's {total_steps} steps; clipped to {total_steps} "
+          "steps.", file=sys.stderr, flush=True)
+    return total_steps
 
 
 def config_dataset(data: ml_collections.ConfigDict) -> Dataset:
-    """The dataset config.data names, restricted to one class for the one-class protocol.
-
-    Every data option but name, dir and normal_class goes to the source by name; a source ignores
-    the options of the others (patch_size means nothing to digits).
-    """
-    options = {k: v for k, v in data.to_dict().items() if k not in ("name", "dir", "normal_class")}
-    dataset = load_dataset(data.name, data_dir=data.dir or None, **options)
-    if data.get("normal_class", -1) >= 0:  # the one-class protocol (aejax.data.restrict_to_class)
+    """The dataset config.data names (with its own options), restricted to one class for the one-class protocol."""
+    not_source = {"name", *DATA_COMMON, *(f.name for f in dataclasses.fields(FeedOptions))}
+    dataset = load_dataset(data.name, **{k: v for k, v in data.to_dict().items() if k not in not_source})
+    if data.normal_class >= 0:  # the one-class protocol (aejax.data.restrict_to_class)
         dataset = restrict_to_class(dataset, data.normal_class)
     return dataset
+
+
+def model_options(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int) -> dict[str, Any]:
+    """config.model as `model_from_options` takes it: durations in steps (a KL warm-up clipped to the run)."""
+    kind = config.model.kind
+    options = {k: v for k, v in config.model.to_dict().items() if k != "kind"}
+    for name in kind_durations(kind):
+        if name in options:
+            steps = duration(f"model.{name}", options[name], kind).steps(steps_per_epoch=steps_per_epoch,
+                                                                         total_steps=total_steps)
+            options[name] = clipped_warmup(f"model.{name}", steps, total_steps) if name.endswith("warmup") else steps
+    return options
 
 
 def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None,
@@ -246,16 +198,18 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
       config: a config from `aejax.config.get_experiment_config` / `resolve_config`.
       dataset: use this dataset as it is instead of loading config.data (your own arrays, or the
         dataset of another run of the same data, as a sweep shares it).
-      inject_optim: optimizer values carried as arrays in the optimizer state (a sweep group whose
+      inject_optim: optimizer values carried as arrays in the optimizer state (a population whose
         members differ in them; see `aejax.train.optim.INJECTABLE`).
     """
     dataset = dataset if dataset is not None else config_dataset(config.data)
     for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
         if not _memory_mapped(getattr(dataset, split_name).x):  # those were checked chunk by chunk when opened
             check_images(getattr(dataset, split_name).x, what=f"{split_name} images")
-    options = {k: v for k, v in config.model.to_dict().items() if k != "kind"}
-    model = model_from_options(config.model.kind, input_shape=dataset.input_shape,
-                               num_classes=dataset.num_classes, **options)
+    train = TrainOptions(**config.train.to_dict())
+    steps_per_epoch = max(1, len(dataset.train) // max(train.batch_size, 1))  # checked below, after the data
+    total_steps = steps_per_epoch * max(train.epochs, 1)
+    model = model_from_options(config.model.kind, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
+                               **model_options(config, steps_per_epoch, total_steps))
     for split_name in ("train", "val", "test"):
         split = getattr(dataset, split_name)
         if _memory_mapped(split.x):  # values were checked when opened (finite, in [0, 1]); shapes and labels here
@@ -263,14 +217,16 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
             model.check_data(split.x[:n], split.y[:n])
         else:
             model.check_data(split.x, split.y)
-    hp = build_hp(model, config.hp)
-    train = TrainOptions(**config.train.to_dict())
-    train.check(len(dataset.train))
-    feed = FeedOptions(on_device=config.data.on_device, device_bytes_limit=config.data.device_bytes_limit,
-                       stream_chunk_steps=config.data.stream_chunk_steps)
-    feed.check()
-    tx = optimizer(config.optim, (len(dataset.train) // train.batch_size) * train.epochs, inject_optim)
-    run = RunSetup(config, dataset, model, hp, tx, RunKeys.from_seed(config.seed), train, feed)
+    check_train_options(train, len(dataset.train))
+    feed = FeedOptions(**{f.name: config.data[f.name] for f in dataclasses.fields(FeedOptions)})
+    check_feed_options(feed)
+    hp = config.hp.to_dict()
+    if not np.isfinite(hp["learning_rate"]) or hp["learning_rate"] <= 0:
+        raise ConfigError(f"hp.learning_rate must be a positive number, got {hp['learning_rate']}.")
+    model.check_hp(hp)
+    tx, warmup = optimizer(config.optim, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                           inject=inject_optim)
+    run = RunSetup(config, dataset, model, as_hp(hp), tx, RunKeys.from_seed(config.seed), train, feed, warmup)
     if run.streams and train.data_parallel and jax.device_count() > 1:
         raise ConfigError("a training split streamed from the host (data.on_device=False, data.mmap=True, or too "
                           "large for the device) cannot be split over devices yet; set train.data_parallel=False.")
@@ -282,4 +238,4 @@ def _memory_mapped(x) -> bool:
     return callable(getattr(x, "chunks", None))
 
 
-__all__ = ["RunKeys", "RunSetup", "TrainOptions", "build_hp", "config_dataset", "optimizer", "setup_run"]
+__all__ = ["MATMUL_PRECISIONS", "RunKeys", "RunSetup", "config_dataset", "optimizer", "setup_run"]

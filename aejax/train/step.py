@@ -58,6 +58,48 @@ def make_train_step(model, tx, *, skip_nonfinite: bool) -> Callable:
     return step
 
 
+def at_precision(fn: Callable, precision: str | None) -> Callable:
+    """`fn` traced under `jax.default_matmul_precision(precision)` (None: unchanged): "tensorfloat32" uses
+    a GPU's tensor cores for float32 matrix products, "highest" full float32, "bfloat16" one bf16 pass."""
+    if precision is None:
+        return fn
+
+    @functools.wraps(fn)
+    def traced_at_precision(*args, **kwargs):
+        with jax.default_matmul_precision(precision):
+            return fn(*args, **kwargs)
+
+    return traced_at_precision
+
+
+def over_runs(fn: Callable, shared: tuple[int, ...] = (), *, spmd_axis_name: str | None = None) -> Callable:
+    """`fn` vmapped over a leading run axis R of every positional argument but those at `shared` (the data,
+    the epoch numbers), which all runs see whole: the one way a population's programs are made (the
+    training loop, the benchmark and the scripts). `spmd_axis_name` names the mesh axis the run axis is
+    sharded over, so that sharding constraints inside `fn` (a "data" axis) keep it."""
+
+    def vmapped(*args):
+        in_axes = tuple(None if i in shared else 0 for i in range(len(args)))
+        return jax.vmap(fn, in_axes=in_axes, spmd_axis_name=spmd_axis_name)(*args)
+
+    return functools.wraps(fn)(vmapped)
+
+
+def _count_compiles(event: str, seconds: float, **_) -> None:
+    if event.startswith("/jax/core/compile/"):  # tracing, lowering to MLIR, backend compilation
+        _COMPILE_SECONDS[0] += seconds
+
+
+_COMPILE_SECONDS = [0.0]  # a process-wide clock of compile seconds, fed by JAX's own compile events
+jax.monitoring.register_event_duration_secs_listener(_count_compiles)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent tracing and compiling JAX programs so far (JAX's monitoring events):
+    the training loop subtracts the compiles a call caused from its time, whatever the options."""
+    return _COMPILE_SECONDS[0]
+
+
 def epoch_batch_indices(data_key, epoch, *, num_examples: int, batch_size: int):
     """The [steps, batch_size] example indices of one epoch (the last partial batch is dropped)."""
     steps = num_examples // batch_size
@@ -69,10 +111,10 @@ def epoch_body(step: Callable, *, num_examples: int, batch_size: int, batch_shar
     """The unjitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
 
     One `lax.scan` of `step` over the batches of `permutation(fold_in(data_key, epoch))`; the
-    step's key is `fold_in(loop_key, step)`. `make_epoch_fn` jits it for one run; a sweep
-    group vmaps it over a leading run axis of state, hp and keys. With `batch_sharding` (a
-    NamedSharding over a "data" mesh axis) each batch is split across devices and XLA
-    all-reduces the gradients: data-parallel training of one run.
+    step's key is `fold_in(loop_key, step)`. The training loop jits it for one run, or vmaps it
+    over a leading run axis of state, hp and keys for a population (`over_runs`). With
+    `batch_sharding` (a NamedSharding over a "data" mesh axis) each batch is split across
+    devices and XLA all-reduces the gradients: data-parallel training of a run.
     """
 
     def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch):
@@ -91,28 +133,12 @@ def epoch_body(step: Callable, *, num_examples: int, batch_size: int, batch_shar
     return epoch_fn
 
 
-def make_epochs_fn(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
-    """Returns a jitted epochs(state, x, y, hp, data_key, loop_key, epochs_E) -> (state, (metrics, finite)).
-
-    Several epochs in one device call: a `lax.scan` of `epoch_body` over the [E] epoch numbers,
-    so nothing returns to the host between them; `metrics` leaves and `finite` are [E, steps].
-    Each epoch draws its batch order and step keys as a single-epoch call would. The state
-    argument is donated.
-    """
-    body = epoch_body(step, num_examples=num_examples, batch_size=batch_size, batch_sharding=batch_sharding)
-
-    def epochs_fn(state, x_N, y_N, hp, data_key, loop_key, epochs_E):
-        return jax.lax.scan(lambda s, e: body(s, x_N, y_N, hp, data_key, loop_key, e), state, epochs_E)
-
-    return jax.jit(epochs_fn, donate_argnums=(0,))
-
-
-def make_chunk_fn(step: Callable) -> Callable:
-    """Returns a jitted chunk(state, x_KxB, y_KxB, hp, loop_key) -> (state, (metrics, finite)).
+def chunk_body(step: Callable) -> Callable:
+    """The unjitted chunk(state, x_KxB, y_KxB, hp, loop_key) -> (state, (metrics, finite)).
 
     The steps of K batches that the host gathered (streaming from host memory, see
     `aejax.train.feed`): the same step with the same key `fold_in(loop_key, step)` as the
-    on-device epoch, scanned over the chunk's leading axis. The state argument is donated.
+    on-device epoch, scanned over the chunk's leading axis.
     """
 
     def chunk_fn(state, x_KxB, y_KxB, hp, loop_key):
@@ -124,7 +150,7 @@ def make_chunk_fn(step: Callable) -> Callable:
 
         return jax.lax.scan(body, state, (x_KxB, y_KxB))
 
-    return jax.jit(chunk_fn, donate_argnums=(0,))
+    return chunk_fn
 
 
 def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
@@ -138,8 +164,9 @@ def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int, batch_s
     return jax.jit(body, donate_argnums=(0,))
 
 
-def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_batches: int = 0) -> Callable:
-    """Returns evaluate(params, x, y, hp, key) -> dict of means over the split.
+def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_batches: int = 0,
+                 precision: str | None = None) -> Callable:
+    """Returns evaluate(params, x, y, hp, key, *, fetch=True) -> dict of means over the split.
 
     Terms: the model's loss and aux terms (with keys folded from `key` per batch) and
     "mse", the mean squared error per pixel of `model.reconstruct`. Full batches run in one
@@ -148,9 +175,12 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
     mean is a [R] array. With `host_chunk_batches` > 0, a split given as host arrays (numpy,
     or rows of a memory-mapped file) is read `host_chunk_batches` batches at a time, at most
     two chunks on the device: the same per-batch terms and keys, summed chunk by chunk (so
-    the means may differ from a one-call evaluation in the last bits).
+    the means may differ from a one-call evaluation in the last bits). With `fetch=False` the
+    evaluation is only dispatched: it returns a function that fetches the means when called (the
+    training loop fetches them after its next call was dispatched).
     """
 
+    @functools.partial(at_precision, precision=precision)
     def batch_terms(params, batch, key, hp):
         loss, aux = model.loss(params, batch, key, hp)  # step=None: every term at its full weight
         x_hat = model.reconstruct(params, batch)
@@ -169,9 +199,9 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
         terms = batch_terms(params, {"x": x, "y": y}, jax.random.fold_in(key, 2**31 - 1), hp)
         return jax.tree_util.tree_map(lambda t: t * x.shape[0], terms)
 
-    over_runs = (lambda f: jax.vmap(f, in_axes=(0, None, None, 0, 0, None))) if runs_axis else (lambda f: f)
-    over_runs_rest = (lambda f: jax.vmap(f, in_axes=(0, None, None, 0, 0))) if runs_axis else (lambda f: f)
-    full_batches, remainder = jax.jit(over_runs(full_batches)), jax.jit(over_runs_rest(remainder))
+    if runs_axis:  # params, hp and key per run; the split (and the first batch's number) shared
+        full_batches, remainder = over_runs(full_batches, shared=(1, 2, 5)), over_runs(remainder, shared=(1, 2))
+    full_batches, remainder = jax.jit(full_batches), jax.jit(remainder)
 
     def add(a, b):
         return b if not a else jax.tree_util.tree_map(jnp.add, a, b)
@@ -197,7 +227,13 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
             sums = add(sums, in_flight)
         return sums
 
-    def evaluate(params, x, y, hp, key) -> dict[str, Any]:
+    def means(sums, n: int) -> dict[str, Any]:
+        host = to_host(sums)
+        if runs_axis:
+            return {k: np.asarray(v, np.float64) / n for k, v in host.items()}
+        return {k: float(v) / n for k, v in host.items()}
+
+    def evaluate(params, x, y, hp, key, *, fetch: bool = True):
         n = int(x.shape[0])
         full = (n // batch_size) * batch_size
         sums: dict[str, Any] = {}
@@ -208,9 +244,6 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
             if not isinstance(rest_x, jax.Array):
                 rest_x, rest_y = np.asarray(rest_x), np.asarray(rest_y)
             sums = add(sums, remainder(params, rest_x, rest_y, hp, key))
-        host = to_host(sums)
-        if runs_axis:
-            return {k: np.asarray(v, np.float64) / n for k, v in host.items()}
-        return {k: float(v) / n for k, v in host.items()}
+        return means(sums, n) if fetch else functools.partial(means, sums, n)
 
     return evaluate

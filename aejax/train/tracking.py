@@ -88,8 +88,10 @@ class MlflowRun:
         self.client, self.run_id, self.uri = client, run_id, uri
 
     @classmethod
-    def start(cls, workdir: str, *, uri: str, experiment: str, params: Mapping[str, Any]) -> MlflowRun:
-        """Continues the workdir's MLflow run when it has one in the same store, else creates one."""
+    def start(cls, workdir: str, *, uri: str, experiment: str, params: Mapping[str, Any],
+              parent: MlflowRun | None = None) -> MlflowRun:
+        """Continues the workdir's MLflow run when it has one in the same store, else creates one (nested
+        under `parent`, a sweep's run, when given: MLflow's `mlflow.parentRunId` tag)."""
         uri = tracking_uri(uri)
         client = _client(uri)
         known = read_run_file(workdir)
@@ -99,8 +101,10 @@ class MlflowRun:
             return run
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
-        created = client.create_run(experiment_id, run_name=os.path.basename(os.path.abspath(workdir)),
-                                    tags={"aejax.workdir": os.path.abspath(workdir)})
+        tags = {"aejax.workdir": os.path.abspath(workdir)}
+        if parent is not None:
+            tags["mlflow.parentRunId"] = parent.run_id
+        created = client.create_run(experiment_id, run_name=os.path.basename(os.path.abspath(workdir)), tags=tags)
         run = cls(client, created.info.run_id, uri)
         run.log_params(params)
         os.makedirs(workdir, exist_ok=True)

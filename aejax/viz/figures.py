@@ -15,7 +15,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from aejax.train.metrics import read_metrics  # noqa: E402
 
 
 def _tile(images_NxHxWxC: np.ndarray, gap: int = 1) -> np.ndarray:
@@ -110,16 +109,15 @@ def schedule_phases(records: Sequence[dict], *, kl_warmup_steps: int = 0,
     return phases
 
 
-def training_curves(metrics_path: str, path: str, *, kl_warmup_steps: int = 0, lr_warmup_steps: int = 0) -> str:
-    """Plots train/val loss and val MSE per epoch from metrics.jsonl.
+def training_curves(records: Sequence[dict], path: str, *, kl_warmup_steps: int = 0, lr_warmup_steps: int = 0) -> str:
+    """Plots train/val loss and val MSE per epoch from a run's metrics.jsonl records.
 
     Args:
-      metrics_path: the run's metrics.jsonl; path: the PNG to write.
+      records: the run's metrics.jsonl records (`aejax.train.metrics.read_metrics`); path: the PNG to write.
       kl_warmup_steps, lr_warmup_steps: warm-up lengths in steps (0: none); each is shaded and
         labelled on both panels (converted to epochs with the records' "step" field), since a
         VAE's loss rises while its KL weight grows and a warm-up's curve is flat or jumps.
     """
-    records = read_metrics(metrics_path)
     epochs = [r["epoch"] for r in records]
     fig, (ax_loss, ax_mse) = plt.subplots(1, 2, figsize=(9, 3.2))
     phases = schedule_phases(records, kl_warmup_steps=kl_warmup_steps, lr_warmup_steps=lr_warmup_steps)
@@ -144,16 +142,15 @@ def training_curves(metrics_path: str, path: str, *, kl_warmup_steps: int = 0, l
     return path
 
 
-def training_figures(model, params, dataset, workdir: str, *, num_images: int = 10,
+def training_figures(model, params, dataset, workdir: str, *, records: Sequence[dict], num_images: int = 10,
                      lr_warmup_steps: int = 0) -> list[str]:
-    """Writes figures/reconstructions.png (test inputs over reconstructions) and figures/curves.png.
+    """Writes figures/reconstructions.png (test inputs over reconstructions) and figures/curves.png (of
+    `records`, the run's metrics.jsonl).
 
     The curves mark a VAE's linear KL warm-up (from the model) and the learning-rate warm-up
-    (`lr_warmup_steps`, config.optim.warmup_steps, passed by the caller).
+    (`lr_warmup_steps`, in steps, passed by the caller).
     """
-    from aejax.models.vae import VAE
-
-    kl_warmup = model.kl_warmup_steps if isinstance(model, VAE) and model.kl_schedule == "linear" else 0
+    kl_warmup = model.kl_warmup if getattr(model, "kl_schedule", None) == "linear" else 0
     out = os.path.join(workdir, "figures")
     os.makedirs(out, exist_ok=True)
     x = dataset.test.x[:num_images]
@@ -164,6 +161,6 @@ def training_figures(model, params, dataset, workdir: str, *, num_images: int = 
     else:
         paths = [image_rows([x, x_hat], ["input", "recon"], os.path.join(out, "reconstructions.png"),
                             title="test inputs (top) and reconstructions (bottom)")]
-    paths.append(training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(out, "curves.png"),
+    paths.append(training_curves(records, os.path.join(out, "curves.png"),
                                  kl_warmup_steps=kl_warmup, lr_warmup_steps=lr_warmup_steps))
     return paths

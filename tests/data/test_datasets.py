@@ -40,7 +40,8 @@ def _write_fake_fashion(directory, n_train=30, n_test=10):
 
 def test_fashion_mnist_reader_on_written_files(tmp_path):
     arrays = _write_fake_fashion(tmp_path / "fm")
-    ds = load_dataset("fashion_mnist", data_dir=str(tmp_path / "fm"), val_size=5)
+    ds = load_dataset("fashion_mnist", dir=str(tmp_path / "fm"), val_size=5)
+    assert ds.source == str((tmp_path / "fm").resolve())  # the files read: summary.json's data/source
     assert ds.input_shape == (28, 28, 1)
     assert (len(ds.train), len(ds.val), len(ds.test)) == (25, 5, 10)
     np.testing.assert_allclose(ds.test.x[..., 0], arrays["t10k-images-idx3-ubyte.gz"] / 255.0, rtol=1e-6)
@@ -52,11 +53,17 @@ def test_missing_fashion_mnist_names_places_and_remedy(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("AEJAX_DATA_DIR", raising=False)
     with pytest.raises(DatasetNotFoundError) as err:
-        load_dataset("fashion_mnist", data_dir=str(tmp_path / "given"))
+        load_dataset("fashion_mnist")
     message = str(err.value)
-    for place in ("given", "cache", "system"):
+    for place in ("cache", "system"):
         assert str(tmp_path / place) in message
     assert "apt-get install dataset-fashion-mnist" in message and "aejax download" in message
+    _write_fake_fashion(tmp_path / "system")  # found there, but a given directory is the only place searched
+    with pytest.raises(DatasetNotFoundError, match=f"are not in the given directory {tmp_path / 'given'}"):
+        load_dataset("fashion_mnist", dir=str(tmp_path / "given"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="fix --data-dir / data.dir"):
+        load_dataset("fashion_mnist", dir=str(tmp_path / "empty"))
 
 
 def test_env_dir_is_searched(tmp_path, monkeypatch):

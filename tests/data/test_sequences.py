@@ -107,7 +107,8 @@ def test_planted_anomaly_windows_and_the_source_label_every_kind():
 
 
 def test_bad_sequence_options_are_one_clear_error():
-    with pytest.raises(ConfigError, match="length 40"):
-        load_dataset("mnist1d", val_size=400, length=64)
+    with pytest.raises(ConfigError, match="data.length is an option of dataset synthetic_series/series_anomalies; "
+                                          "this run's dataset is mnist1d"):
+        load_dataset("mnist1d", val_size=400, length=64)  # MNIST-1D's length is fixed (40): no such option
     with pytest.raises(ConfigError, match="anomaly windows need at least 8 steps"):
         load_dataset("series_anomalies", train_size=50, val_size=10, test_size=20, length=4)

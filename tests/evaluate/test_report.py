@@ -3,6 +3,7 @@
 import re
 
 from aejax.evaluate.report import eval_command, write_report
+from aejax.train.metrics import read_metrics
 
 LEVELS = {"gaussian": (0.1, 0.2, 0.3), "masking": (0.1, 0.25, 0.5), "salt_and_pepper": (0.05, 0.1, 0.2)}
 
@@ -86,7 +87,8 @@ def test_warmup_phases_are_converted_to_epochs_and_drawn(tmp_path, monkeypatch):
     original = matplotlib.axes.Axes.axvspan
     monkeypatch.setattr(matplotlib.axes.Axes, "axvspan",
                         lambda self, a, b, **kw: spans.append((a, b, kw.get("label"))) or original(self, a, b, **kw))
-    path = figures.training_curves(str(tmp_path / "metrics.jsonl"), str(tmp_path / "curves.png"), kl_warmup_steps=25)
+    path = figures.training_curves(read_metrics(tmp_path / "metrics.jsonl"), str(tmp_path / "curves.png"),
+                                   kl_warmup_steps=25)
     assert (tmp_path / "curves.png").stat().st_size > 0 and path.endswith("curves.png")
     assert (0.0, 2.5, figures.KL_WARMUP_LABEL) in spans  # shaded and labelled in the legend
 

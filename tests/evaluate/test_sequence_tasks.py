@@ -15,7 +15,7 @@ from aejax.evaluate.inpainting import inpainting_task
 from aejax.evaluate.reconstruction import reconstruction_task
 from aejax.evaluate.run import load_run
 from aejax.evaluate.series import rolling_zscore_scores
-from aejax.train import fit
+from aejax import fit  # the training loop's, with the figures (aejax.api)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -102,7 +102,7 @@ def test_trained_gaussian_aae_codes_match_the_prior_moments(tmp_path):
 
     config = get_experiment_config("fmnist_aae", {
         "data.name": "digits", "data.val_size": 180, "model.hidden": (256, 128), "model.code_size": 2,
-        "model.prior": "gaussian", "model.label_prior": False, "train.epochs": 60, "train.batch_size": 64,
+        "model.prior": "gaussian", "train.epochs": 60, "train.batch_size": 64,
         "train.progress": False, "train.tensorboard": False, "train.figures": False})
     fit(config, str(tmp_path))
     run = load_run(str(tmp_path))

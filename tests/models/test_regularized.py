@@ -109,7 +109,7 @@ def test_topk_codes_have_exactly_k_nonzeros():
 
 
 def test_topk_dead_unit_tracking_and_auxk_gradient():
-    model = _build("sparse", sparsity="topk", k=2, aux_k=4, dead_steps=3)
+    model = _build("sparse", sparsity="topk", k=2, aux_k=4, dead_window=3)
     batch = _batch(8)
     params = model.init(jax.random.key(0), batch)
     tx = make_optimizer("adam", total_steps=10)
@@ -274,7 +274,7 @@ def test_fit_sparse_kl_and_topk_on_digits(tmp_path):
     records = _records(tmp_path / "topk")
     assert records[-1]["train/recon"] < 0.7 * records[0]["train/recon"]
     assert summary["test/l0"] == 8.0
-    # no unit can be dead in epoch 1 (19 steps < dead_steps = 100); AuxK keeps most units alive later
+    # no unit can be dead in epoch 1 (19 steps < dead_window = 100); AuxK keeps most units alive later
     assert records[0]["train/dead_fraction"] == 0.0
     assert records[-1]["train/dead_fraction"] < 0.5
     # A full pass over the test split: exactly k nonzeros everywhere, and the dead-unit fraction.
@@ -307,7 +307,7 @@ def test_dead_unit_counters_survive_a_resume_bitwise(tmp_path):
     reaches the same parameters and metrics after epoch 2 as an uninterrupted run."""
     import shutil
 
-    config = _short("digits_sparse.py", **{"model.sparsity": "topk", "model.dead_steps": 5, "train.epochs": 2,
+    config = _short("digits_sparse.py", **{"model.sparsity": "topk", "model.dead_window": 5, "train.epochs": 2,
                                            "train.checkpoint_every": 1})
     whole = fit(config, str(tmp_path / "whole"))
     fit(config, str(tmp_path / "resumed"))

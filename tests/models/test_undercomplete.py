@@ -9,8 +9,9 @@ from aejax.objectives import bernoulli_nll, squared_error
 
 
 def _model(likelihood="mse", net="mlp"):
+    conv = {"channels": (4, 8)} if net == "conv" else {}  # an option only the conv nets take
     return model_from_options("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=4, net=net,
-                       hidden=(16,), channels=(4, 8), likelihood=likelihood)
+                              hidden=(16,), likelihood=likelihood, **conv)
 
 
 def _numpy_forward(params, x):
@@ -63,7 +64,7 @@ def test_code_wider_than_input_is_rejected():
 
 
 def test_unknown_option_and_kind():
-    with pytest.raises(ConfigError, match="does not take option"):
+    with pytest.raises(ConfigError, match="unknown config key 'model.beta'"):
         model_from_options("undercomplete", input_shape=(8, 8, 1), num_classes=10, code_size=4, beta=2.0)
     with pytest.raises(ConfigError, match="unknown model kind"):
         model_from_options("sparse_typo", input_shape=(8, 8, 1), num_classes=10, code_size=4)

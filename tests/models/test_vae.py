@@ -127,7 +127,7 @@ def test_beta_is_an_array_hyperparameter_that_vmaps():
 
 
 def test_linear_warmup_follows_the_trainers_global_step():
-    model = _model(kl_schedule="linear", kl_warmup_steps=4)
+    model = _model(kl_schedule="linear", kl_warmup=4)
     batch = _data()
     params = model.init(jax.random.key(0), batch)
     tx = optax.scale_by_adam()
@@ -149,7 +149,7 @@ def test_linear_warmup_follows_the_trainers_global_step():
 
 
 def test_cyclical_schedule_restarts():
-    model = _model(kl_schedule="cyclical", kl_cycle_steps=4, kl_ramp_fraction=0.5)
+    model = _model(kl_schedule="cyclical", kl_cycle=4, kl_ramp_fraction=0.5)
     assert np.allclose(model.kl_weight_at(jnp.arange(9)), [0, 0.5, 1, 1, 0, 0.5, 1, 1, 0])
 
 
@@ -215,7 +215,7 @@ def test_conditional_model_rejects_missing_or_miscounted_labels():
 def test_bad_structural_options_are_config_errors():
     with pytest.raises(ConfigError, match="likelihood"):
         _model(likelihood="poisson")
-    with pytest.raises(ConfigError, match="kl_warmup_steps"):
+    with pytest.raises(ConfigError, match="kl_warmup"):
         _model(kl_schedule="linear")
     with pytest.raises(ConfigError, match="schedule"):
         _model(kl_schedule="sigmoid")
@@ -236,7 +236,7 @@ def test_kl_warmup_counter_survives_a_resume_bitwise(tmp_path):
     from aejax.config import get_experiment_config
     from aejax.train import fit
 
-    overrides = {"train.epochs": 4, "train.checkpoint_every": 2, "model.kl_warmup_steps": 60,
+    overrides = {"train.epochs": 4, "train.checkpoint_every": 2, "model.kl_warmup": 60,
                  "train.progress": False, "train.tensorboard": False, "train.figures": False}
     config = get_experiment_config("digits_vae", overrides)
     whole = fit(config, str(tmp_path / "whole"))

@@ -144,15 +144,14 @@ def test_the_experiment_files_sweep_is_read_unless_grid_or_seeds_replace_it(tmp_
     runs = plan_sweep("digits_vae", str(tmp_path))
     assert [r.point for r in runs][:3] == [{"hp.beta": 0.5, "seed": 0}, {"hp.beta": 0.5, "seed": 1},
                                             {"hp.beta": 1.0, "seed": 0}]
-    assert len(runs) == 8 and len(groups_of(runs, None)) == 1
+    assert len(runs) == 8 and len(groups_of(runs)) == 1
     assert runs[2].config.hp.beta == 1.0 and runs[2].config.seed == 0
     assert [r.point for r in plan_sweep("digits_vae", str(tmp_path), seeds=2)] == [{"seed": 0}, {"seed": 1}]
 
 
 def test_structural_keys_split_groups_and_bad_sweeps_are_clear(tmp_path):
     runs = plan_sweep("digits_ae", str(tmp_path), grid=["model.code_size=4,8"], seeds=2)
-    assert [len(g) for g in groups_of(runs, None)] == [2, 2]
-    assert [len(g) for g in groups_of(runs, 1)] == [1, 1, 1, 1]
+    assert [len(g) for g in groups_of(runs)] == [2, 2]
     with pytest.raises(ConfigError, match="did you mean 'hp.learning_rate'"):
         plan_sweep("digits_ae", str(tmp_path), grid=["hp.learning_rat=1,2"])
     with pytest.raises(ConfigError, match="the sweep is empty"):

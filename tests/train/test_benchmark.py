@@ -18,7 +18,7 @@ from aejax.cli import main
 from aejax.errors import ConfigError
 from aejax.train.benchmark import make_bare_scan
 from aejax.train.setup import setup_run
-from aejax.train.step import epoch_batch_indices
+from aejax.train.step import epoch_batch_indices, make_epoch_fn
 
 
 @pytest.fixture(scope="module")
@@ -104,16 +104,17 @@ def test_torch_reference_trains_when_torch_is_installed():
 
 def test_bare_scan_and_fit_run_the_same_optimizer_and_step():
     """With warm-up, clipping and decoupled weight decay, the bare scan's first update and its epoch
-    equal fit's (`RunSetup.epoch_fn`): one optimizer, one step, built once."""
-    config = digits_config(**{"optim.name": "adamw", "optim.schedule": "warmup_cosine", "optim.warmup_steps": 5,
+    equal the loop's epoch (`epoch_body` of `RunSetup.train_step`): one optimizer, one step, built once."""
+    config = digits_config(**{"optim.name": "adamw", "optim.schedule": "warmup_cosine", "optim.warmup": 5,
                               "optim.grad_clip": 0.5, "optim.weight_decay": 1e-2, "train.epochs": 2})
     run = setup_run(config)
     bare = make_bare_scan(run)
     state = run.init_state()
     idx = epoch_batch_indices(run.keys.data, 0, num_examples=len(run.dataset.train), batch_size=run.train.batch_size)
     first, _ = bare(run.init_state(), idx[:2])
-    fit_state, _ = run.epoch_fn()(run.init_state(), jax.device_put(run.dataset.train.x),
-                                  jax.device_put(run.dataset.train.y), run.hp, run.keys.data, run.keys.loop, 0)
+    epoch = make_epoch_fn(run.train_step(), num_examples=len(run.dataset.train), batch_size=run.train.batch_size)
+    fit_state, _ = epoch(run.init_state(), jax.device_put(run.dataset.train.x), jax.device_put(run.dataset.train.y),
+                         run.hp, run.keys.data, run.keys.loop, 0)
     bare_state, _ = bare(state, idx)
     chex.assert_trees_all_equal_structs(bare_state["opt_state"], fit_state["opt_state"])
     chex.assert_trees_all_close(bare_state, fit_state, rtol=1e-6, atol=1e-7)

@@ -29,13 +29,18 @@ def test_same_seed_gives_identical_metrics_and_outputs(tmp_path):
 
 
 def test_outputs_and_summary(tmp_path):
-    summary = fit(digits_config(**{"train.figures": True, "train.tensorboard": True}), str(tmp_path))
+    """aejax.fit is the training loop's fit with the figures handed in (train does not import viz)."""
+    import aejax
+
+    summary = aejax.fit(digits_config(**{"train.figures": True, "train.tensorboard": True}), str(tmp_path))
     for name in ("config.json", "metrics.jsonl", "summary.json", "figures/reconstructions.png", "figures/curves.png"):
         assert (tmp_path / name).exists(), name
     assert any(f.startswith("events") for f in os.listdir(tmp_path / "tensorboard"))
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["test/mse"] == summary["test/mse"] and on_disk["steps"] == 3 * (1257 // 64)
     assert {"test/mse", "val/mse", "train/mse", "wall_time_s"} <= set(on_disk)
+    assert on_disk["status"] == "done" and on_disk["epochs"] == 3 and on_disk["device"] == "cpu: cpu"
+    assert on_disk["deterministic"] is True  # XLA's deterministic GPU ops, set by `import aejax`
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[-1]["train/loss"] < records[0]["train/loss"]

@@ -1,6 +1,6 @@
 """The loop options that cut fit's overhead (validation every N epochs, several epochs per device call,
 metrics fetched one call later) change when the host looks, never what is trained: bitwise the same
-parameters and the same numbers as the default loop."""
+parameters and the same numbers as the default loop; and they mean the same for a population."""
 
 import json
 
@@ -11,7 +11,7 @@ from conftest import digits_config
 
 from aejax.errors import ConfigError
 from aejax.train import fit
-from aejax.train.fit import _call_length
+from aejax.train.loop import Cadence
 from aejax.train.setup import setup_run
 
 BASE = {"model.kind": "vae", "train.epochs": 4, "model.hidden": (32,)}  # keys matter: a VAE samples
@@ -61,17 +61,51 @@ def test_async_metrics_fetches_a_call_later_with_the_same_numbers(default, tmp_p
     _check_against_default(default, tmp_path, summary)
 
 
-def test_a_call_ends_at_the_next_validation_checkpoint_or_end():
-    # epoch (0-based), epochs, epochs_per_call, eval_every, checkpoint_every -> epochs in the call
-    assert _call_length(0, 10, 1, 1, 5) == 1
-    assert _call_length(0, 10, 4, 1, 5) == 1  # validation after every epoch: nothing to group
-    assert _call_length(0, 10, 4, 5, 5) == 4
-    assert _call_length(4, 10, 4, 5, 5) == 1  # epoch 5 validates
-    assert _call_length(5, 10, 8, 10, 3) == 1  # epoch 6 saves
-    assert _call_length(8, 10, 8, 100, 100) == 2  # the end
+def test_cadence_is_every_n_epochs_a_share_of_the_run_or_wall_clock_and_always_the_last():
+    every3 = Cadence.of("train.eval_every", 3, total_epochs=10)
+    assert [e for e in range(1, 11) if every3.due(e, last=e == 10)] == [3, 6, 9, 10]
+    assert [every3.next_end(e) for e in (0, 2, 3, 8)] == [3, 3, 6, 9]
+    assert Cadence.of("train.eval_every", "25%", total_epochs=10) == Cadence(epochs=3)  # ceil(2.5)
+    clock = Cadence.of("train.checkpoint_every", "2 minutes", total_epochs=10)
+    assert clock == Cadence(seconds=120.0) and clock.next_end(4) is None
+    assert not clock.due(4, last=False, seconds_since=119.0)
+    assert clock.due(4, last=False, seconds_since=120.0) and clock.due(10, last=True)
 
 
-@pytest.mark.parametrize("override", [{"train.eval_every": 0}, {"train.epochs_per_call": -1}])
-def test_bad_loop_options_are_config_errors(override):
-    with pytest.raises(ConfigError, match="must be >= 1"):
+def test_the_last_epoch_is_validated_when_eval_every_does_not_divide_the_epochs(tmp_path):
+    fit(digits_config(**{"train.epochs": 4, "train.eval_every": 3}), str(tmp_path))
+    assert [r["epoch"] for r in _records(tmp_path) if "val/mse" in r] == [3, 4]
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"train.eval_every": 0}, "must be a positive duration"), ({"train.epochs_per_call": -1}, "must be >= 1"),
+    ({"train.checkpoint_every": "5 parsecs"}, "is not a duration"),
+    ({"train.eval_every": "5 minutes"}, "in seconds is not accepted here")])
+def test_bad_loop_options_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
         setup_run(digits_config(**override))
+
+
+# -- the same options for a population (a sweep group is the same loop with a run axis) --------------------
+
+POPULATION = {"train.epochs": 6, "train.eval_every": 3, "train.epochs_per_call": 3, "train.progress": False,
+              "train.figures": False, "train.tensorboard": False}
+
+
+@pytest.mark.parametrize("feed", [{}, {"data.on_device": False, "data.stream_chunk_steps": 4}])
+def test_a_population_honours_the_loop_options_and_its_members_end_where_they_end_alone(tmp_path, feed):
+    from aejax.sweep import run_sweep
+
+    options = {**POPULATION, **feed}
+    out = run_sweep("digits_ae", str(tmp_path / "sweep"), overrides=options, seeds=2, progress=False)
+    assert out["ran"] == 2 and out["groups"] == 1 and out["failed"] == 0
+    alone = fit(digits_config(**{**options, "seed": 1}), str(tmp_path / "alone"))
+    member = tmp_path / "sweep" / "runs" / "seed=1"
+    assert [r["epoch"] for r in _records(member) if "val/mse" in r] == [3, 6]
+    assert [r["epoch"] for r in _records(member)] == [1, 2, 3, 4, 5, 6]
+    swept = json.loads((member / "summary.json").read_text())
+    assert abs(swept["test/mse"] - alone["test/mse"]) <= 1e-5 * alone["test/mse"]
+    for a, b in zip(_records(member), _records(tmp_path / "alone")):  # every epoch's numbers, to float tolerance
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-5), k

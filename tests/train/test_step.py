@@ -148,9 +148,26 @@ def test_each_step_gets_fold_in_loop_key_step_and_each_epoch_its_own_order():
 def test_schedule_values(name, kwargs, expected):
     from aejax.train.optim import make_schedule
 
-    schedule = make_schedule(name, total_steps=4 if name == "warmup_cosine" else 8, **kwargs)
+    kwargs = {"warmup_steps": 0, "final_fraction": 0.0, **kwargs}
+    schedule = make_schedule(name, decay_steps=4 if name == "warmup_cosine" else 8, **kwargs)
     steps = [0, 1, 2, 4] if name == "warmup_cosine" else [0, 2, 4, 8]
     np.testing.assert_allclose([float(schedule(s)) for s in steps], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_decay_is_a_duration_after_which_the_schedule_holds_its_final_fraction():
+    from aejax.train.optim import schedule_steps
+    from aejax.config import OptimOptions
+
+    assert schedule_steps(OptimOptions(schedule="cosine", decay="50%"), steps_per_epoch=10, total_steps=100) == (0, 50)
+    assert schedule_steps(OptimOptions(schedule="warmup_cosine", warmup="2 epochs", decay="3 epochs"),
+                          steps_per_epoch=10, total_steps=100) == (20, 30)
+    tx = make_optimizer("sgd", total_steps=8, schedule="linear", decay=4, final_fraction=0.25)
+    params, grads = {"w": np.ones(1, np.float32)}, {"w": np.ones(1, np.float32)}
+    state, seen = tx.init(params), []
+    for _ in range(6):
+        updates, state = tx.update(grads, state, params)
+        seen.append(float(updates["w"][0]))
+    np.testing.assert_allclose(seen, [1.0, 0.8125, 0.625, 0.4375, 0.25, 0.25], rtol=1e-6)
 
 
 # -- the step with and without jit, for every update path ---------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from aejax.errors import ConfigError
 from aejax.evaluate import evaluate_workdir
-from aejax.train import fit
+from aejax import fit  # the training loop's, with the figures (aejax.api)
 from aejax.train.metrics import read_metrics
 from aejax.train.tracking import RUN_FILE, MlflowRun, tracking_uri
 from tests.conftest import digits_config
@@ -78,3 +78,20 @@ def test_missing_mlflow_is_one_clear_error(tmp_path, monkeypatch):
 def test_store_locations():
     assert tracking_uri("/tmp/some store").startswith("file:///tmp/some%20store")
     assert tracking_uri("http://host:5000") == "http://host:5000"
+
+
+def test_a_sweep_is_one_parent_mlflow_run_with_a_child_run_per_member(tmp_path):
+    from aejax.sweep import run_sweep
+
+    store = tmp_path / "mlruns"
+    run_sweep("digits_ae", str(tmp_path / "sweep"), seeds=2, progress=False,
+              overrides={"train.epochs": 1, "train.mlflow": True, "train.mlflow_uri": str(store),
+                         "train.figures": False, "train.tensorboard": False})
+    client = mlflow.MlflowClient(tracking_uri(str(store)))
+    read = lambda path: json.loads((path / RUN_FILE).read_text())["run_id"]
+    parent = read(tmp_path / "sweep")
+    for member in ("seed=0", "seed=1"):
+        child = client.get_run(read(tmp_path / "sweep" / "runs" / member))
+        assert child.data.tags["mlflow.parentRunId"] == parent and child.info.status == "FINISHED"
+        assert "test/mse" in child.data.metrics
+    assert client.get_run(parent).info.status == "FINISHED"

@@ -1,0 +1,27 @@
+"""`fit` and `run_sweep` as the Python API and the command line call them: the training loop's, with the
+training figures (`aejax.viz.training_figures`) drawn for each run when `train.figures` is set.
+
+The training layer does not import `aejax.viz` (figures sit above it), so the figures are handed to it
+here; `aejax.train.fit` and `aejax.sweep.run_sweep` called directly draw none unless given `figures=`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aejax.sweep import run_sweep as _run_sweep
+from aejax.train import fit as _fit
+from aejax.viz import training_figures
+
+
+def fit(config, workdir: str, **options: Any) -> dict[str, Any]:
+    """`aejax.train.fit(config, workdir, ...)` with the training figures (figures/reconstructions.png, curves.png)."""
+    return _fit(config, workdir, figures=training_figures, **options)
+
+
+def run_sweep(experiment: str, workdir: str, **options: Any) -> dict[str, Any]:
+    """`aejax.sweep.run_sweep(experiment, workdir, ...)` with every member's training figures."""
+    return _run_sweep(experiment, workdir, figures=training_figures, **options)
+
+
+__all__ = ["fit", "run_sweep"]
