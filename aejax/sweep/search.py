@@ -1,0 +1,216 @@
+"""Searches inside the population: successive halving and population-based training.
+
+Both act on a population in the one training loop through its hook (`aejax.train.loop.Scheduler`),
+between two device calls: halving stops the worse members at each rung and the loop compacts the
+run axis to the survivors (a few padded widths, no compile per size); population-based training
+copies the parameters and optimizer state of a good member into a bad one (a gather on the run
+axis) and perturbs its continuous hyperparameters inside the hp arrays (no compile). A halving
+search whose runs form several populations (structural keys in the space, or `--max-parallel`)
+ranks them all together: each population trains to the rung and pauses (`until`), then the
+ranking is global.
+
+Every decision is recorded in the sweep's search.json once it took effect (`commit`), so a killed
+search resumes to the same decisions and numbers: what a decision that was not recorded did
+(checkpoints after it, summaries of members it stopped) is undone first, and it is taken again.
+
+References: Jamieson & Talwalkar 2016, "Non-stochastic Best Arm Identification and Hyperparameter
+Optimization"; Li et al. 2018, "Massively Parallel Hyperparameter Tuning" (ASHA); Jaderberg et al.
+2017, "Population Based Training of Neural Networks".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from aejax.errors import ConfigError
+from aejax.sweep.results import parse_select
+from aejax.train.checkpoint import Checkpointer
+from aejax.train.loop import Decision
+
+SCHEDULERS = ("halving", "pbt")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchOptions:
+    """`--scheduler halving --eta 3 --min-epochs E` or `--scheduler pbt --ready-epochs N --quantile Q
+    --perturb 0.8,1.2`; `select` is the sweep's `--select` (a val/* metric)."""
+
+    scheduler: str
+    eta: int = 3
+    min_epochs: int = 1
+    ready_epochs: int = 2
+    quantile: float = 0.25
+    perturb: tuple[float, ...] = (0.8, 1.2)
+    select: str = "val/mse"
+    seed: int = 0
+
+    def check(self, epochs: int) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"unknown scheduler {self.scheduler!r}; choose one of {list(SCHEDULERS)}.")
+        if not self.select.startswith("val/"):
+            raise ConfigError(f"a search ranks members on validation: --select must name a val/* metric, got "
+                              f"{self.select!r}.")
+        if self.scheduler == "halving":
+            if self.eta < 2:
+                raise ConfigError(f"--eta must be an integer >= 2 (the share kept at a rung is 1/eta), got {self.eta}.")
+            if not 1 <= self.min_epochs < epochs:
+                raise ConfigError(f"--min-epochs must lie in [1, {epochs}) (train.epochs), got {self.min_epochs}.")
+        else:
+            if not 0 < self.quantile <= 0.5:
+                raise ConfigError(f"--quantile must lie in (0, 0.5], got {self.quantile}.")
+            if not 1 <= self.ready_epochs < epochs:
+                raise ConfigError(f"--ready-epochs must lie in [1, {epochs}) (train.epochs), got {self.ready_epochs}.")
+            if not self.perturb or any(not (f > 0 and math.isfinite(f)) for f in self.perturb):
+                raise ConfigError(f"--perturb takes positive factors such as 0.8,1.2, got {self.perturb}.")
+
+    def boundaries(self, epochs: int) -> list[int]:
+        """The epoch ends at which the scheduler decides: halving's rungs E, E*eta, E*eta^2, ... below
+        train.epochs, or every ready_epochs for PBT."""
+        if self.scheduler == "pbt":
+            return list(range(self.ready_epochs, epochs, self.ready_epochs))
+        rungs, rung = [], self.min_epochs
+        while rung < epochs:
+            rungs.append(rung)
+            rung *= self.eta
+        return rungs
+
+
+def ranking(run_ids: Sequence[str], scores: Sequence[float], *, lower: bool) -> list[int]:
+    """Positions of the members, best first; a non-finite score ranks last, ties go by run id."""
+    def key(i):
+        s = float(scores[i])
+        return (not math.isfinite(s), (s if lower else -s) if math.isfinite(s) else 0.0, run_ids[i])
+
+    return sorted(range(len(run_ids)), key=key)
+
+
+class SearchState:
+    """search.json in the sweep's workdir: the options, and every decision that took effect, by epoch end."""
+
+    def __init__(self, workdir: str, options: SearchOptions):
+        self.path = os.path.join(workdir, "search.json")
+        self.options = options
+        self.decisions: dict[int, dict] = {}
+        if os.path.isfile(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                saved = json.load(f)
+            if saved["options"] != json.loads(json.dumps(dataclasses.asdict(options))):
+                raise ConfigError(f"{workdir} holds a search with options {saved['options']}; these are "
+                                  f"{dataclasses.asdict(options)}: use a new --workdir.")
+            self.decisions = {int(k): v for k, v in saved["decisions"].items()}
+
+    @property
+    def last(self) -> int:
+        return max(self.decisions, default=0)
+
+    def record(self, end: int, decision: dict) -> None:
+        self.decisions[end] = decision
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"options": dataclasses.asdict(self.options), "decisions": self.decisions}, f, indent=2)
+        os.replace(tmp, self.path)
+
+    def stopped(self) -> dict[str, int]:
+        """{run id: the rung it was stopped at} for halving."""
+        return {r: int(end) for end, d in self.decisions.items() for r in d.get("stopped", [])}
+
+    def hp_of(self, run_id: str, initial: dict[str, float]) -> dict[str, float]:
+        """PBT: a member's hp after the recorded decisions."""
+        hp = dict(initial)
+        for end in sorted(self.decisions):
+            hp.update(self.decisions[end].get("hp", {}).get(run_id, {}))
+        return hp
+
+    def undo_after_last(self, workdirs: Sequence[str], next_boundary: int | None) -> None:
+        """What an unrecorded decision did is undone: every checkpoint from the next decision's epoch on, and a
+        "stopped" summary newer than the last recorded decision (they are made again, identically)."""
+        for workdir in workdirs:
+            ckpt_dir = os.path.join(workdir, "checkpoints")
+            if next_boundary is not None and os.path.isdir(ckpt_dir):
+                ckpt = Checkpointer(ckpt_dir)
+                for step in ckpt.steps():
+                    if step >= next_boundary:
+                        ckpt.delete(step)
+                ckpt.close()
+            summary = os.path.join(workdir, "summary.json")
+            if os.path.isfile(summary):
+                with open(summary, encoding="utf-8") as f:
+                    s = json.load(f)
+                if s.get("status") == "stopped" and s.get("epochs", 0) > self.last:
+                    os.remove(summary)
+
+
+class Halving:
+    """Successive halving inside one population: at each rung the members are ranked on `select` and the best
+    ceil(n/eta) go on (ties by run id); the others stop with their checkpoint, records and summary."""
+
+    def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int):
+        self.run_ids, self.options, self.state = list(run_ids), options, state
+        self.rungs = options.boundaries(epochs)
+        self.metric, self.lower = parse_select(options.select)
+        self._pending: dict[int, dict] = {}
+
+    def next_decision(self, epoch: int) -> int | None:
+        return next((r for r in self.rungs if r > epoch), None)
+
+    def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
+        ids = [self.run_ids[m] for m in members]
+        order = ranking(ids, val[self.metric], lower=self.lower)
+        keep = [members[i] for i in order[:math.ceil(len(members) / self.options.eta)]]
+        self._pending[end] = {"kept": [self.run_ids[m] for m in keep],
+                              "stopped": [self.run_ids[m] for m in members if m not in keep]}
+        return Decision(keep=keep)
+
+    def commit(self, end: int) -> None:
+        self.state.record(end, self._pending.pop(end))
+
+
+class PopulationBasedTraining:
+    """PBT (Jaderberg et al. 2017) inside one population: every ready_epochs, each member of the bottom quantile
+    takes the parameters and optimizer state of a member drawn from the top quantile (exploit) and each searched
+    continuous hp of that member times a factor drawn from `perturb` (explore). Draws are seeded by (seed, epoch)."""
+
+    def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int,
+                 hp: Sequence[dict[str, float]], keys: Sequence[str]):
+        self.run_ids, self.options, self.state, self.keys = list(run_ids), options, state, list(keys)
+        self.boundaries = options.boundaries(epochs)
+        self.metric, self.lower = parse_select(options.select)
+        self.hp = [state.hp_of(r, h) for r, h in zip(self.run_ids, hp)]
+        self._pending: dict[int, dict] = {}
+
+    def next_decision(self, epoch: int) -> int | None:
+        return next((b for b in self.boundaries if b > epoch), None)
+
+    def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
+        ids = [self.run_ids[m] for m in members]
+        order = [members[i] for i in ranking(ids, val[self.metric], lower=self.lower)]
+        k = max(1, int(len(order) * self.options.quantile)) if len(order) > 1 else 0
+        rng = np.random.default_rng([self.options.seed, end])
+        copy_from, new_hp = {}, {}
+        for m in order[len(order) - k:]:
+            parent = order[int(rng.integers(k))]
+            copy_from[m] = parent
+            new_hp[m] = {key: self.hp[parent][key] * float(rng.choice(self.options.perturb)) for key in self.keys}
+            self.hp[m] = {**self.hp[m], **new_hp[m]}
+        self._pending[end] = {"parents": {self.run_ids[m]: self.run_ids[p] for m, p in copy_from.items()},
+                              "hp": {self.run_ids[m]: h for m, h in new_hp.items()}}
+        return Decision(keep=list(members), copy_from=copy_from,
+                        hp={m: {key.split(".", 1)[1]: v for key, v in h.items()} for m, h in new_hp.items()})
+
+    def commit(self, end: int) -> None:
+        self.state.record(end, self._pending.pop(end))
+
+
+def lineage(state: SearchState, run_id: str) -> list[dict[str, Any]]:
+    """A PBT member's lineage: [{"epoch": end, "parent": run id or None, "hp": {key: value}}] per interval."""
+    return [{"epoch": end, "parent": d.get("parents", {}).get(run_id), "hp": d.get("hp", {}).get(run_id)}
+            for end, d in sorted(state.decisions.items())]
+
+
+__all__ = ["Halving", "PopulationBasedTraining", "SCHEDULERS", "SearchOptions", "SearchState", "lineage", "ranking"]
