@@ -25,8 +25,8 @@ def _backend_started() -> bool:
         from jax._src import xla_bridge
 
         return bool(xla_bridge.backends_are_initialized())
-    except (ImportError, AttributeError):  # an older or newer jax: assume started, so nothing is claimed wrongly
-        return True
+    except (ImportError, AttributeError):  # another jax: try anyway (the flag is harmless once a backend runs)
+        return False
 
 
 def request_deterministic(wanted: bool = True) -> None:

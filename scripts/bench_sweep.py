@@ -29,10 +29,11 @@ from aejax.train.setup import setup_run
 from aejax.train.step import epoch_body, over_runs
 
 
-def program_times(experiment: str, runs: int, epochs: int) -> dict:
-    config = get_experiment_config(experiment, {"train.progress": False})
+def program_times(experiment: str, runs: int, epochs: int, overrides: dict | None = None) -> dict:
+    overrides = dict(overrides or {})
+    config = get_experiment_config(experiment, {**overrides, "train.progress": False})
     first = setup_run(config)
-    setups = [first] + [setup_run(get_experiment_config(experiment, {"seed": s}), dataset=first.dataset)
+    setups = [first] + [setup_run(get_experiment_config(experiment, {**overrides, "seed": s}), dataset=first.dataset)
                         for s in range(1, runs)]
     x, y = jax.device_put(first.dataset.train.x), jax.device_put(first.dataset.train.y)
     body = epoch_body(first.train_step(), num_examples=len(x), batch_size=first.train.batch_size)
@@ -64,8 +65,8 @@ def program_times(experiment: str, runs: int, epochs: int) -> dict:
             "speedup": sequential / vmapped}
 
 
-def sweep_times(experiment: str, runs: int, epochs: int) -> dict:
-    overrides = {"train.epochs": epochs}
+def sweep_times(experiment: str, runs: int, epochs: int, overrides: dict | None = None) -> dict:
+    overrides = {**(overrides or {}), "train.epochs": epochs}
     out = {}
     for parallel in ("sequential", "vmap"):
         with tempfile.TemporaryDirectory() as workdir:
@@ -81,8 +82,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, nargs="+", default=[16])
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (program) or training epochs (sweep)")
     parser.add_argument("--end-to-end", action="store_true", help="also time whole sweeps, outputs included")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                        help="a config override for every run (repeatable), e.g. model.dtype=bfloat16")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    from aejax.config import parse_overrides
+
+    overrides = parse_overrides(args.set)
     experiment = args.experiment
     if experiment is None:
         from aejax.data import find_fashion_mnist
@@ -98,19 +104,19 @@ def main() -> None:
     print(f"{'what':<9}{'runs':>6}{'epochs':>8}{'sequential s':>14}{'vmapped s':>11}{'speedup':>9}")
     results = []
     for runs in args.runs:
-        r = program_times(experiment, runs, args.epochs)
+        r = program_times(experiment, runs, args.epochs, overrides)
         results.append({"what": "program", **r})
         print(f"{'program':<9}{runs:>6}{args.epochs:>8}{r['sequential_s']:>14.2f}{r['vmapped_s']:>11.2f}"
               f"{r['speedup']:>8.2f}x")
         if args.end_to_end:
-            s = sweep_times(experiment, runs, args.epochs)
+            s = sweep_times(experiment, runs, args.epochs, overrides)
             results.append({"what": "sweep", **s})
             print(f"{'sweep':<9}{runs:>6}{args.epochs:>8}{s['sequential_s']:>14.2f}{s['vmap_s']:>11.2f}"
                   f"{s['speedup']:>8.2f}x")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"experiment": experiment, "device": device, "jax": jax.__version__, "results": results}, f,
-                      indent=2)
+            json.dump({"experiment": experiment, "device": device, "jax": jax.__version__, "overrides": overrides,
+                       "results": results}, f, indent=2, default=str)
 
 
 if __name__ == "__main__":

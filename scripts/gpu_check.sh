@@ -52,6 +52,40 @@ print(json.dumps(result))
 EOF
 fi
 
+if [ "${1:-}" = "--part-precision" ]; then  # float32 against bfloat16 compute (and tf32 matmuls): final val/mse
+  out=$2
+  shift 2
+  exec python - "$out/precision.json" "$@" <<'EOF'
+import json, sys, tempfile, time
+from aejax.data import find_fashion_mnist
+from aejax.errors import DatasetNotFoundError
+from aejax.sweep import run_sweep
+out, rest = sys.argv[1], sys.argv[2:]
+quick = "--quick" in rest
+try:
+    find_fashion_mnist(None)
+    experiment = "fmnist_mlp_ae"
+except DatasetNotFoundError:
+    experiment = "digits_ae"
+seeds, epochs = (2, 2) if quick else (4, 20)
+base = {"train.epochs": epochs, "train.figures": False, "train.tensorboard": False, "train.checkpoint_every": 1000}
+result = {"experiment": experiment, "seeds": seeds, "epochs": epochs}
+for name, extra in (("float32", {}), ("bfloat16", {"model.dtype": "bfloat16"}),
+                    ("tf32", {"train.matmul_precision": "tf32"})):
+    with tempfile.TemporaryDirectory() as workdir:
+        start = time.perf_counter()
+        rows = run_sweep(experiment, workdir, overrides={**base, **extra}, seeds=seeds, progress=False)["rows"]
+        result[name] = {"val_mse": [r["val/mse"] for r in rows], "test_mse": [r["test/mse"] for r in rows],
+                        "wall_s": time.perf_counter() - start}
+    print(name, result[name], flush=True)
+for name in ("bfloat16", "tf32"):
+    mean = lambda v: sum(v) / len(v)
+    result[f"{name}_over_float32_val_mse"] = mean(result[name]["val_mse"]) / mean(result["float32"]["val_mse"])
+json.dump(result, open(out, "w"), indent=2)
+print(json.dumps({k: v for k, v in result.items() if "over" in k}))
+EOF
+fi
+
 QUICK=0
 OUT_DIR=""
 DATA_DIR=""
@@ -90,6 +124,11 @@ else
     || echo "gpu_check: pip install -e . failed (see pip_install.txt); using PYTHONPATH=$REPO"
 fi
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+# wheels carried for packages the image lacks (ml_collections, tensorboardX): .whl/ in the checkout
+if ls "$REPO"/.whl/*.whl > /dev/null 2>&1; then
+  python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu_check_site \
+    "$REPO"/.whl/*.whl > "$OUT_DIR/wheels.txt" 2>&1 && export PYTHONPATH="$PYTHONPATH:/tmp/gpu_check_site"
+fi
 export PYTHONUNBUFFERED=1
 if [ -n "$DATA_DIR" ]; then
   export AEJAX_DATA_DIR="$DATA_DIR"
@@ -152,6 +191,8 @@ if [ "$QUICK" = 1 ]; then
   KIND_ARGS=(--batch-sizes 64)
   SUITE_SWEEP=(--sweep-runs 1,4)
   SWEEP_ARGS=(--runs 2 4 --epochs 1 --experiment digits_ae)
+  SWEEP_BF16_ARGS=(--runs 4 --epochs 1 --experiment digits_ae)
+  PRECISION_ARGS=(--quick)
   MAE_ARGS=(--quick --repeats 2)
   TRAIN_SET=(--set train.epochs=4)
 else
@@ -159,19 +200,22 @@ else
   KIND_ARGS=(--batch-sizes 128)
   SUITE_SWEEP=(--sweep-runs 1,16,64)
   SWEEP_ARGS=(--runs 16 64 256 --epochs 1)
+  SWEEP_BF16_ARGS=(--runs 256 --epochs 1)
+  PRECISION_ARGS=()
   MAE_ARGS=(--repeats 5 "${DATA_ARGS[@]}")
   TRAIN_SET=()
 fi
 
-# the determinism check first: it is short and its answer does not depend on the others
-run_part determinism 120 bash "$SELF" --part-determinism "$OUT_DIR" "${TRAIN_SET[@]}"
-run_part bench_loop 150 "${AEJAX[@]}" "${BENCH[@]}" --only loop --json "$OUT_DIR/bench_loop.json"
-run_part bench_torch 150 "${AEJAX[@]}" "${BENCH[@]}" --only torch --json "$OUT_DIR/bench_torch.json"
-run_part bench_kinds 150 "${AEJAX[@]}" "${BENCH[@]}" --only kinds "${KIND_ARGS[@]}" --json "$OUT_DIR/bench_kinds.json"
-run_part bench_sweep 120 python scripts/bench_sweep.py "${SWEEP_ARGS[@]}" --json "$OUT_DIR/bench_sweep.json"
-run_part bench_sweep_suite 60 "${AEJAX[@]}" "${BENCH[@]}" --only sweep "${SUITE_SWEEP[@]}" \
-  --json "$OUT_DIR/bench_sweep_suite.json"
-run_part mae_profile 60 python scripts/profile_mae_step.py "${MAE_ARGS[@]}" --json "$OUT_DIR/mae_profile.json"
+# the determinism check first: it is short and its answer does not depend on the others; then by priority
+run_part determinism 100 bash "$SELF" --part-determinism "$OUT_DIR" "${TRAIN_SET[@]}"
+run_part bench_loop 120 "${AEJAX[@]}" "${BENCH[@]}" --only loop --json "$OUT_DIR/bench_loop.json"
+run_part bench_sweep 110 python scripts/bench_sweep.py "${SWEEP_ARGS[@]}" --json "$OUT_DIR/bench_sweep.json"
+run_part bench_sweep_bf16 60 python scripts/bench_sweep.py "${SWEEP_BF16_ARGS[@]}" --set model.dtype=bfloat16 \
+  --json "$OUT_DIR/bench_sweep_bf16.json"
+run_part precision 100 bash "$SELF" --part-precision "$OUT_DIR" "${PRECISION_ARGS[@]}"
+run_part bench_torch 80 "${AEJAX[@]}" "${BENCH[@]}" --only torch --json "$OUT_DIR/bench_torch.json"
+run_part bench_kinds 100 "${AEJAX[@]}" "${BENCH[@]}" --only kinds "${KIND_ARGS[@]}" --json "$OUT_DIR/bench_kinds.json"
+run_part mae_profile 40 python scripts/profile_mae_step.py "${MAE_ARGS[@]}" --json "$OUT_DIR/mae_profile.json"
 
 python - "$OUT_DIR" "$(( $(date +%s) - START ))" <<'EOF'
 import csv, json, os, sys
@@ -257,6 +301,20 @@ if sweep:
     rows.append((f"bench_sweep.py ({sweep.get('experiment')}): vmapped vs one by one", "; ".join(
         f"{r['runs']} runs {f(r['speedup'], '.2f')}x" for r in sweep["results"])))
     summary["bench_sweep"] = sweep
+bf16 = load("bench_sweep_bf16.json")
+if bf16 and sweep:
+    f32_seq = {r["runs"]: r["sequential_s"] for r in sweep["results"] if r["what"] == "program"}
+    rows.append(("bench_sweep.py bfloat16: vmapped vs one by one (and vs float32 one by one)", "; ".join(
+        f"{r['runs']} runs {f(r['speedup'], '.2f')}x"
+        + (f" ({f(f32_seq[r['runs']] / r['vmapped_s'], '.2f')}x float32's)" if r["runs"] in f32_seq else "")
+        for r in bf16["results"])))
+    summary["bench_sweep_bf16"] = bf16
+prec = load("precision.json")
+if prec:
+    rows.append((f"final val/mse vs float32 ({prec['experiment']}, {prec['seeds']} seeds x {prec['epochs']} epochs)",
+                 f"bfloat16 {f(prec['bfloat16_over_float32_val_mse'], '.4f')}x, tf32 "
+                 f"{f(prec['tf32_over_float32_val_mse'], '.4f')}x"))
+    summary["precision"] = prec
 mae = load("mae_profile.json")
 if mae:
     rows.append(("MAE step (profile_mae_step.py)", f"{f(mae['scan']['steps_per_s'])} steps/s in the bare scan; "
