@@ -7,16 +7,25 @@ here; `aejax.train.fit` and `aejax.sweep.run_sweep` called directly draw none un
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from aejax.evaluate.report import refresh_after_training
 from aejax.sweep import run_sweep as _run_sweep
 from aejax.train import fit as _fit
+from aejax.train.distributed import is_primary
 from aejax.viz import training_figures
 
 
 def fit(config, workdir: str, **options: Any) -> dict[str, Any]:
-    """`aejax.train.fit(config, workdir, ...)` with the training figures (figures/reconstructions.png, curves.png)."""
-    return _fit(config, workdir, figures=training_figures, **options)
+    """`aejax.train.fit(config, workdir, ...)` with the training figures (figures/reconstructions.png, curves.png);
+    afterwards (finished or stopped) the sections of an existing report.md scored at an older epoch are
+    marked stale (`aejax.evaluate.report.refresh_after_training`)."""
+    try:
+        return _fit(config, workdir, figures=training_figures, **options)
+    finally:
+        if is_primary() and os.path.isfile(os.path.join(workdir, "report.md")):
+            refresh_after_training(workdir)
 
 
 def run_sweep(experiment: str, workdir: str, **options: Any) -> dict[str, Any]:

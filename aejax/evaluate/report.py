@@ -216,5 +216,19 @@ def mark_stale(workdir: str, epoch: int) -> bool:
     return marked != text
 
 
-__all__ = ["eval_command", "grid_table", "mark_stale", "mark_stale_sections", "render_section", "replace_section",
-           "scored_epoch", "write_report"]
+def newest_checkpoint_epoch(workdir: str) -> int | None:
+    """The epoch of the newest checkpoint in WORKDIR/checkpoints (its step directory's name), without loading it."""
+    directory = os.path.join(workdir, "checkpoints")
+    steps = [int(n) for n in os.listdir(directory) if n.isdigit()] if os.path.isdir(directory) else []
+    return max(steps) if steps else None
+
+
+def refresh_after_training(workdir: str) -> bool:
+    """After training in WORKDIR (finished or stopped): marks the report sections scored at an epoch other than
+    the newest checkpoint's as stale (`mark_stale`). Returns whether report.md changed."""
+    epoch = newest_checkpoint_epoch(workdir)
+    return epoch is not None and mark_stale(workdir, epoch)
+
+
+__all__ = ["eval_command", "grid_table", "mark_stale", "mark_stale_sections", "newest_checkpoint_epoch",
+           "refresh_after_training", "render_section", "replace_section", "scored_epoch", "write_report"]

@@ -6,6 +6,7 @@ import shutil
 
 from aejax.evaluate import evaluate_workdir
 from aejax.evaluate.report import mark_stale, mark_stale_sections, scored_epoch, write_report
+from aejax.api import fit as api_fit
 from aejax.train import fit
 
 from conftest import digits_config
@@ -38,8 +39,7 @@ def test_an_unfinished_run_is_scored_with_its_epoch_a_warning_and_later_stale_se
     assert "scored at epoch 2 of 4, unfinished" in text and "Stale" not in text
     assert "| run/epoch |" not in text  # said once, on the Run line
 
-    fit(config, str(workdir))  # resumes and finishes
-    assert mark_stale(str(workdir), 4)  # what training on does to an evaluated run's report
+    api_fit(config, str(workdir))  # resumes and finishes; marks what it outdated
     text = (workdir / "report.md").read_text()
     assert text.count("> **Stale:** scored the checkpoint of epoch 2, but the run's newest checkpoint is epoch 4") == 2
 
@@ -94,3 +94,17 @@ def test_write_report_records_the_epoch_and_marks_the_others(tmp_path):
     write_report(str(tmp_path), "a", {"test/mse": 0.2}, command="aejax eval w --task a", epoch=4)
     assert "Stale" not in (tmp_path / "report.md").read_text()
     assert not mark_stale(str(tmp_path), 4) and not mark_stale(str(tmp_path / "none"), 4)
+
+
+def test_after_training_the_newest_checkpoint_decides_what_is_stale(tmp_path):
+    """A stopped resume moves the newest checkpoint too: refresh_after_training reads it from the step directories."""
+    from aejax.evaluate.report import newest_checkpoint_epoch, refresh_after_training
+
+    assert newest_checkpoint_epoch(str(tmp_path)) is None and not refresh_after_training(str(tmp_path))
+    write_report(str(tmp_path), "a", {"test/mse": 0.2}, command="aejax eval w --task a", epoch=2)
+    for name in ("2", "5", "tmp.orbax-checkpoint-tmp-7"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+    assert newest_checkpoint_epoch(str(tmp_path)) == 5
+    assert refresh_after_training(str(tmp_path))
+    assert "scored the checkpoint of epoch 2, but the run's newest checkpoint is epoch 5" in \
+        (tmp_path / "report.md").read_text()
