@@ -86,6 +86,26 @@ print(json.dumps({k: v for k, v in result.items() if "over" in k}))
 EOF
 fi
 
+if [ "${1:-}" = "--part-member" ]; then  # a vmapped sweep member against the same run alone (test/mse, relative)
+  out=$2
+  shift 2
+  exec python - "$out/member_vs_alone.json" <<'EOF'
+import json, sys, tempfile
+from aejax.config import get_experiment_config
+from aejax.sweep import run_sweep
+from aejax.train import fit
+quiet = {"train.epochs": 6, "train.figures": False, "train.tensorboard": False, "train.progress": False}
+with tempfile.TemporaryDirectory() as d:
+    rows = run_sweep("digits_ae", f"{d}/sweep", overrides=quiet, seeds=2, progress=False)["rows"]
+    alone = fit(get_experiment_config("digits_ae", {**quiet, "seed": 1}), f"{d}/alone")
+member = next(r for r in rows if r["run_id"] == "seed=1")
+result = {"member_test_mse": member["test/mse"], "alone_test_mse": alone["test/mse"],
+          "relative": abs(member["test/mse"] - alone["test/mse"]) / alone["test/mse"]}
+json.dump(result, open(sys.argv[1], "w"), indent=2)
+print(json.dumps(result))
+EOF
+fi
+
 QUICK=0
 OUT_DIR=""
 DATA_DIR=""
@@ -209,6 +229,9 @@ fi
 # the determinism check first: it is short and its answer does not depend on the others; then by priority
 run_part determinism 100 bash "$SELF" --part-determinism "$OUT_DIR" "${TRAIN_SET[@]}"
 run_part bench_loop 120 "${AEJAX[@]}" "${BENCH[@]}" --only loop --json "$OUT_DIR/bench_loop.json"
+run_part member_vs_alone 60 bash "$SELF" --part-member "$OUT_DIR"
+run_part bench_loop_nondet 80 "${AEJAX[@]}" "${BENCH[@]}" --only loop --set train.deterministic=False \
+  --json "$OUT_DIR/bench_loop_nondet.json"
 run_part bench_sweep 110 python scripts/bench_sweep.py "${SWEEP_ARGS[@]}" --json "$OUT_DIR/bench_sweep.json"
 run_part bench_sweep_bf16 60 python scripts/bench_sweep.py "${SWEEP_BF16_ARGS[@]}" --set model.dtype=bfloat16 \
   --json "$OUT_DIR/bench_sweep_bf16.json"
@@ -266,6 +289,18 @@ if loop:
         rows.append(("fusions per step: aejax / plain (jitted step; scan body)",
                      f"{fu['aejax_step']} / {fu['plain_step']}; {fu['aejax_scan_body']} / {fu['plain_scan_body']}"))
     summary["loop"] = {k: v for k, v in lp.items() if not k.endswith("_repeats")}
+nondet = load("bench_loop_nondet.json")
+if nondet and loop:
+    a, b = loop["loop"], nondet["loop"]
+    rows.append(("deterministic ops' cost: fit and bare steps/s with / without",
+                 f"fit {f(a['fit_steps_per_s'])} / {f(b['fit_steps_per_s'])}; bare {f(a['bare_scan_steps_per_s'])} / "
+                 f"{f(b['bare_scan_steps_per_s'])}; fit/bare without {f(b['fit_over_bare'], '.3f')}"))
+    summary["loop_nondeterministic"] = {k: v for k, v in b.items() if not k.endswith("_repeats")}
+member = load("member_vs_alone.json")
+if member:
+    rows.append(("a vmapped member against its run alone (digits_ae seed 1, 6 epochs, test/mse)",
+                 f"{member['member_test_mse']!r} vs {member['alone_test_mse']!r}: {member['relative']:.2e} relative"))
+    summary["member_vs_alone"] = member
 torch = load("bench_torch.json")
 if torch:
     t = torch["torch"]

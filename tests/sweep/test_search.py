@@ -66,13 +66,27 @@ def test_a_halving_search_stops_two_thirds_at_each_rung_and_the_survivor_trains_
 
 
 def test_a_killed_search_resumes_to_the_same_decisions_and_numbers(halving_search, tmp_path, monkeypatch):
-    """Killed inside a rung (a signal during epoch 4's records), then killed again right before a rung's decision
-    is recorded (its effects half done): both resumes end where the uninterrupted search ended."""
+    """Killed in the middle of the first rung's decision (the six losers summarized as stopped, the three
+    survivors not yet saved, nothing recorded), then by a signal inside the next rung (during epoch 4's
+    records): both resumes end where the uninterrupted search ended, with the same decisions."""
     import signal
 
     import aejax.train.loop as loop
 
     root, out = halving_search
+    kwargs = dict(overrides={**QUIET, "train.epochs": 7}, space=SPACE, sample=9, sampler="sobol", search=HALVING,
+                  progress=False)
+    summarize = loop._Loop.summarize
+
+    def killed_after_stopping(self, slots, *, status):
+        summarize(self, slots, status=status)
+        if status == "stopped":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop._Loop, "summarize", killed_after_stopping)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep("digits_ae", str(tmp_path / "search"), **kwargs)
+    monkeypatch.undo()
     write, calls = loop.MetricsWriter.write, {"n": 0}
 
     def signalling(self, record, **kwargs):
@@ -82,13 +96,7 @@ def test_a_killed_search_resumes_to_the_same_decisions_and_numbers(halving_searc
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(loop.MetricsWriter, "write", signalling)
-    kwargs = dict(overrides={**QUIET, "train.epochs": 7}, space=SPACE, sample=9, sampler="sobol", search=HALVING,
-                  progress=False)
     with pytest.raises(loop.StopRequested, match="after epoch 4"):
-        run_sweep("digits_ae", str(tmp_path / "search"), **kwargs)
-    monkeypatch.undo()
-    monkeypatch.setattr(Halving, "commit", lambda self, end: (_ for _ in ()).throw(KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):  # the rung-6 decision: members stopped, checkpoints saved, not recorded
         run_sweep("digits_ae", str(tmp_path / "search"), **kwargs)
     monkeypatch.undo()
     again = run_sweep("digits_ae", str(tmp_path / "search"), **kwargs)
