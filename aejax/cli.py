@@ -216,7 +216,7 @@ def cmd_bench(args) -> int:
     options = SuiteOptions(only=only, repeats=args.repeats or (1 if quick else 3), quick=quick,
                            batch_sizes=integers(args.batch_sizes or ("128" if quick else "128,1024"), "--batch-sizes"),
                            sweep_runs=integers(args.sweep_runs or ("1,4" if quick else "1,4,16,64"), "--sweep-runs"),
-                           loop_epochs=args.epochs or (3 if quick else 6), data_dir=args.data_dir,
+                           loop_epochs=args.epochs or (3 if quick else None), data_dir=args.data_dir,
                            loop_config=loop_config, loop_overrides=tuple(overrides.items()) if loop_config is None else ())
     result = run_suite(options, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(markdown(result))
@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sweep-runs", help="sweep sizes (default 1,4,16,64)")
     bench.add_argument("--experiment", help="time this experiment in the loop section instead of the 784-512-32 "
                        "sigmoid MLP autoencoder")
-    bench.add_argument("--epochs", type=int, help="epochs per fit in the loop section, the first compiles (default 6)")
+    bench.add_argument("--epochs", type=int, help="epochs per fit in the loop section (default: enough for about "
+                       "2 s of training, at least 6; compiles are timed apart)")
     bench.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value of the loop "
                        "section's model (repeatable)")
     bench.add_argument("--data-dir", help="directory holding dataset files")

@@ -68,7 +68,7 @@ class SuiteOptions:
     repeats: int = 3
     batch_sizes: tuple[int, ...] = (128, 1024)
     sweep_runs: tuple[int, ...] = SWEEP_RUNS
-    loop_epochs: int = 6
+    loop_epochs: int | None = None  # None: enough epochs for about 2 s of training (benchmark_loop)
     quick: bool = False
     data_dir: str | None = None
     loop_config: ml_collections.ConfigDict | None = None  # the loop section's model (default: the reference)
@@ -79,7 +79,7 @@ class SuiteOptions:
         if unknown or not self.only:
             raise ConfigError(f"unknown benchmark section(s) {unknown or '(none given)'}; choose from "
                               f"{', '.join(SECTIONS)}, e.g. --only loop,torch.")
-        if self.repeats < 1 or self.loop_epochs < 2:
+        if self.repeats < 1 or (self.loop_epochs is not None and self.loop_epochs < 2):
             raise ConfigError(f"repeats must be >= 1 and loop epochs >= 2 (the first compiles), got "
                               f"{self.repeats} and {self.loop_epochs}.")
         if not self.batch_sizes or min(self.batch_sizes) < 1 or not self.sweep_runs or min(self.sweep_runs) < 1:

@@ -7,6 +7,7 @@ around the scanned epoch (validation, logging, checkpoints).
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from typing import Any
@@ -51,14 +52,20 @@ def bare_scan_steps_per_s(run: RunSetup, *, epochs: int) -> float:
     return run.steps_per_epoch * epochs / (time.perf_counter() - start)
 
 
-def benchmark_loop(config: ml_collections.ConfigDict, *, epochs: int = 6) -> dict[str, Any]:
+def benchmark_loop(config: ml_collections.ConfigDict, *, epochs: int | None = None,
+                   min_seconds: float = 2.0) -> dict[str, Any]:
     """Trains `config` for `epochs` with fit() and with a bare scan; returns both throughputs.
 
-    fit's figure is its steady state (epochs after the first, which compiles), and it
-    includes everything fit does per epoch: the host transfer of metrics, validation,
-    metrics.jsonl and TensorBoard writes and checkpoint saves.
+    fit's figure is its steady rate (compiles timed apart), and it includes everything fit does per
+    epoch: the host transfer of metrics, validation, metrics.jsonl and TensorBoard writes and
+    checkpoint saves. Without `epochs`, enough epochs for about `min_seconds` of the bare scan (at
+    least 6): a short epoch (digits: 12 ms on a 2-core CPU) timed six times would measure noise.
     """
-    config = resolve_config(config, {"train.epochs": epochs, "train.progress": False, "train.figures": False})
+    config = resolve_config(config, {"train.progress": False, "train.figures": False})
+    if epochs is None:
+        per_epoch = setup_run(config).steps_per_epoch / bare_scan_steps_per_s(setup_run(config), epochs=2)
+        epochs = int(min(max(6, math.ceil(min_seconds / per_epoch) + 1), 2000))
+    config = resolve_config(config, {"train.epochs": epochs})
     run = setup_run(config)
     bare = bare_scan_steps_per_s(run, epochs=epochs - 1)
     with tempfile.TemporaryDirectory() as workdir:

@@ -39,13 +39,12 @@ def is_primary() -> bool:
 
 
 def host(tree):
-    """`jax.device_get` that also takes arrays replicated over several processes (reads the local copy)."""
+    """`jax.device_get` (one transfer of the whole tree) that also takes arrays replicated over several processes
+    (reads the local copy)."""
     def one(x):
-        if isinstance(x, jax.Array) and not x.is_fully_addressable:
-            return np.asarray(x.addressable_data(0))
-        return jax.device_get(x)
+        return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) and not x.is_fully_addressable else x
 
-    return jax.tree_util.tree_map(one, tree)
+    return jax.device_get(jax.tree_util.tree_map(one, tree))
 
 
 def replicated(tree, mesh):

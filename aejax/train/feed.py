@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from aejax.train.distributed import host
@@ -112,9 +111,9 @@ class DeviceEpochs:
 
     def __call__(self, state, epochs: range):
         if len(epochs) == 1:
-            state, out = self._epoch(state, *self._args, jnp.asarray(epochs[0], jnp.int32))
+            state, out = self._epoch(state, *self._args, np.int32(epochs[0]))
             return state, [out]
-        state, out = self._epochs(state, *self._args, jnp.arange(epochs.start, epochs.stop, dtype=jnp.int32))
+        state, out = self._epochs(state, *self._args, np.arange(epochs.start, epochs.stop, dtype=np.int32))
         return state, [out]
 
 

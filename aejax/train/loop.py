@@ -467,8 +467,8 @@ class _Loop:
 
     def _validate(self, end: int):
         """Dispatches the validation after epoch `end`; returns the function that fetches its means."""
-        fold = jax.vmap(jax.random.fold_in, in_axes=(0, None)) if self.runs_axis else jax.random.fold_in
-        return self.evaluate(self.state["params"], *self.splits[1], self.hp, fold(self.keys["eval"], end - 1),
+        fold = _FOLD_RUNS if self.runs_axis else _FOLD
+        return self.evaluate(self.state["params"], *self.splits[1], self.hp, fold(self.keys["eval"], np.int32(end - 1)),
                              fetch=False)
 
     def _record(self, call: _Call) -> dict[str, np.ndarray] | None:
@@ -556,6 +556,10 @@ class _Loop:
             m.status = status
             if m.tracker is not None:
                 log_training_end(m.tracker, m.workdir, m.summary, step=int(m.summary["steps"]))
+
+
+_FOLD = jax.jit(jax.random.fold_in)  # the validation's key, one cached program instead of eager ops per epoch
+_FOLD_RUNS = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
 
 
 def final_eval_key(eval_key: jax.Array) -> jax.Array:

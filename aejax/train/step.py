@@ -206,12 +206,21 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
     def add(a, b):
         return b if not a else jax.tree_util.tree_map(jnp.add, a, b)
 
+    views: dict[tuple[int, int], tuple] = {}  # a split's batches and remainder, cut once (the loop evaluates
+    # the same validation split every epoch: no slicing ops per call)
+
+    def split_views(x, y, full: int):
+        key = (id(x), id(y))
+        if key not in views:
+            m = full // batch_size
+            batches = (x[:full].reshape(m, batch_size, *x.shape[1:]), y[:full].reshape(m, batch_size)) if m else None
+            views[key] = (x, y, batches, (x[full:], y[full:]) if full < x.shape[0] else None)
+        return views[key][2:]
+
     def full_sums(params, x, y, hp, key, full: int):
         if host_chunk_batches > 0 and not isinstance(x, jax.Array):
             return streamed_full_sums(params, x, y, hp, key, full)
-        m = full // batch_size
-        return full_batches(params, x[:full].reshape(m, batch_size, *x.shape[1:]), y[:full].reshape(m, batch_size),
-                            hp, key, 0)
+        return full_batches(params, *split_views(x, y, full)[0], hp, key, 0)
 
     def streamed_full_sums(params, x, y, hp, key, full: int):
         sums, in_flight = {}, None
@@ -240,9 +249,10 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
         if full:
             sums = full_sums(params, x, y, hp, key, full)
         if full < n:
-            rest_x, rest_y = x[full:], y[full:]
-            if not isinstance(rest_x, jax.Array):
-                rest_x, rest_y = np.asarray(rest_x), np.asarray(rest_y)
+            if isinstance(x, jax.Array):
+                rest_x, rest_y = split_views(x, y, full)[1]
+            else:
+                rest_x, rest_y = np.asarray(x[full:]), np.asarray(y[full:])
             sums = add(sums, remainder(params, rest_x, rest_y, hp, key))
         return means(sums, n) if fetch else functools.partial(means, sums, n)
 
