@@ -29,8 +29,15 @@ def fit(config, workdir: str, **options: Any) -> dict[str, Any]:
 
 
 def run_sweep(experiment: str, workdir: str, **options: Any) -> dict[str, Any]:
-    """`aejax.sweep.run_sweep(experiment, workdir, ...)` with every member's training figures."""
-    return _run_sweep(experiment, workdir, figures=training_figures, **options)
+    """`aejax.sweep.run_sweep(experiment, workdir, ...)` with every member's training figures; afterwards the
+    members' report.md sections scored at an older epoch are marked stale, as after `fit`."""
+    try:
+        return _run_sweep(experiment, workdir, figures=training_figures, **options)
+    finally:
+        runs = os.path.join(workdir, "runs")
+        for run_id in sorted(os.listdir(runs)) if is_primary() and os.path.isdir(runs) else ():
+            if os.path.isfile(os.path.join(runs, run_id, "report.md")):
+                refresh_after_training(os.path.join(runs, run_id))
 
 
 __all__ = ["fit", "run_sweep"]

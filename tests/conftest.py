@@ -22,3 +22,13 @@ def digits_config(**overrides):
 @pytest.fixture
 def small_config():
     return digits_config
+
+
+def assert_fails_naming(call, texts, error=None):
+    """`call()` raises `error` (DataError by default) whose message holds every string in `texts`."""
+    from aejax.errors import DataError
+
+    with pytest.raises(error or DataError) as info:
+        call()
+    for text in texts:
+        assert text in str(info.value), (text, str(info.value))

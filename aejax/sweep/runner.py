@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import ml_collections
 
-from aejax.config import config_to_json, get_experiment_config, load_experiment
+from aejax.config import get_experiment_config, load_experiment
 from aejax.errors import ConfigError
 from aejax.sweep import results as res
 from aejax.models.common import as_hp

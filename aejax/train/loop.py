@@ -214,8 +214,7 @@ class _Member:
             if extension is not None:
                 with open(os.path.join(self.workdir, "history.jsonl"), "a", encoding="utf-8") as f:
                     f.write(json.dumps({"extended": extension}) + "\n")
-            with open(os.path.join(self.workdir, "config.json"), "w", encoding="utf-8") as f:
-                f.write(config_to_json(self.run.config))
+            write_atomically(os.path.join(self.workdir, "config.json"), config_to_json(self.run.config))
             if os.path.exists(os.path.join(self.workdir, "failed.json")):  # an earlier failure of this configuration
                 os.remove(os.path.join(self.workdir, "failed.json"))
             if self.run.train.mlflow:
@@ -599,9 +598,15 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
         if run.train.figures and figures is not None:
             summary["figures"] = figures(run.model, params, data, workdir, lr_warmup_steps=run.warmup_steps,
                                          records=read_metrics(os.path.join(workdir, "metrics.jsonl")))
-        with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2, sort_keys=True)
+        write_atomically(os.path.join(workdir, "summary.json"), json.dumps(summary, indent=2, sort_keys=True))
     return {**summary, "params": params, "model": run.model}
+
+
+def write_atomically(path: str, text: str) -> None:
+    """`text` into `path` through a temporary file and a rename: a kill leaves the old file or the new one."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 class _SignalFlag:
