@@ -47,12 +47,22 @@ def test_train_end_to_end_then_resume_then_eval(tmp_path):
     (["train", "digits_vae", "--set", "hp.sigmaa=0.1"], "did you mean 'hp.sigma'"),
     (["train", "fmnist_vae:beta5"], "unknown variant 'beta5'"),
 ])
-def test_bad_input_is_one_clear_line(tmp_path, args, message):
-    out = aejax(*args, "--workdir", str(tmp_path / "w")) if args[0] == "train" else aejax(*args)
+def test_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
+    from aejax.cli import main
+
+    code = main([*args, "--workdir", str(tmp_path / "w")] if args[0] == "train" else args)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("aejax: error")]) == 1
+    assert not (tmp_path / "w").exists()
+
+
+def test_the_command_line_process_exits_2_with_one_line_and_no_traceback(tmp_path):
+    out = aejax("train", "digits_ae", "--workdir", str(tmp_path / "w"), "--set", "model.code_sise=4")
     assert out.returncode == 2, out.stderr
-    assert message in out.stderr
-    assert "Traceback" not in out.stderr
-    assert len([line for line in out.stderr.splitlines() if line.startswith("aejax: error")]) == 1
+    assert out.stderr.strip().splitlines() == [
+        "aejax: error: unknown config key 'model.code_sise'; did you mean 'model.code_size'?"], out.stderr
 
 
 def test_a_workdir_refuses_another_configuration_and_extend_trains_on(tmp_path):

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from aejax.cli import main
 from aejax.config import get_experiment_config
 from aejax.errors import ConfigError
 from aejax.sweep import collect_results, plan_sweep, run_sweep
@@ -116,13 +117,11 @@ def test_a_killed_sweep_resumes_to_the_same_results(seeds_sweep, tmp_path):
 
 def test_two_shards_merge_into_the_results_of_one_process(seeds_sweep, tmp_path):
     workdir, out = seeds_sweep
-    for k in range(2):
-        cli = subprocess.run([sys.executable, "-m", "aejax.cli", "sweep", "digits_ae", "--workdir",
-                              str(tmp_path / "sharded"), "--grid", "hp.learning_rate=1e-3,3e-3", "--seeds", "2",
-                              "--shard", f"{k}/2", "--no-progress",
-                              *[a for key, v in QUIET.items() for a in ("--set", f"{key}={v}")]],
-                             capture_output=True, text=True, cwd=REPO, timeout=300)
-        assert cli.returncode == 0, cli.stderr
+    for k in range(2):  # what two processes given --shard 0/2 and 1/2 run (in this one, to spare two imports)
+        code = main(["sweep", "digits_ae", "--workdir", str(tmp_path / "sharded"), "--grid",
+                     "hp.learning_rate=1e-3,3e-3", "--seeds", "2", "--shard", f"{k}/2", "--no-progress",
+                     *[a for key, v in QUIET.items() for a in ("--set", f"{key}={v}")]])
+        assert code == 0
     merged = collect_results(str(tmp_path / "sharded"))
     assert [r["run_id"] for r in merged["rows"]] == [r["run_id"] for r in out["rows"]]
     for a, b in zip(merged["rows"], out["rows"]):

@@ -79,10 +79,9 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, re
     proc = _start(workdir)
     kills += _kill_when(proc, lambda: bool(_tmp_checkpoints(workdir)))
     # ... and after a random number of logged epochs, at once
-    for _ in range(2):
-        target = len(read_metrics(workdir / "metrics.jsonl")) + rng.randint(1, 3)
-        proc = _start(workdir)
-        kills += _kill_when(proc, lambda: len(read_metrics(workdir / "metrics.jsonl")) >= target)
+    target = len(read_metrics(workdir / "metrics.jsonl")) + rng.randint(1, 3)
+    proc = _start(workdir)
+    kills += _kill_when(proc, lambda: len(read_metrics(workdir / "metrics.jsonl")) >= target)
     assert kills >= 2
     code, out, err = _run(workdir)
     assert code == 0, err
@@ -111,8 +110,7 @@ def test_sigterm_saves_a_checkpoint_and_waits(tmp_path, reference):
 
 def test_nonfinite_stops_naming_step_and_term_and_keeps_last_good_checkpoint(tmp_path):
     workdir = tmp_path / "nan"
-    code, _, err = _run(workdir, "--set", "train.epochs=2")
-    assert code == 0, err
+    fit(digits_config(**{"train.epochs": 2, "train.batch_size": 16}), str(workdir))  # SLOW_RUN's first 2 epochs
     # resume with an enormous learning rate: the third epoch diverges. A workdir refuses another
     # configuration, so the test removes the recorded one first (the checkpoints stay).
     os.remove(workdir / "config.json")

