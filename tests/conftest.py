@@ -4,17 +4,22 @@ import os
 import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-# Most tests are compile-bound, and many compile the same programs (the digits runs), in this process and in the
-# command-line subprocesses it starts (they inherit these variables): JAX's persistent compilation cache, for
-# every program, cuts the suite's CPU time by about a fifth. A cached executable is the one XLA would compile.
-# One directory per xdist worker: JAX writes an entry in place, and a worker reading another's half-written
-# entry would print a warning into a test that counts stderr lines.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
-    tempfile.gettempdir(), f"aejax-tests-jax-cache-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"))
+# Most tests are compile-bound, and many compile the same programs (the digits runs), in both xdist workers and
+# in the command-line subprocesses they start (which inherit these variables): JAX's persistent compilation
+# cache, for every program, cuts the suite's CPU time by about a fifth. A cached executable is the one XLA
+# would compile. JAX writes an entry in place: a process that reads another's half-written entry warns and
+# compiles; the warning is silenced so that it cannot become a line in a test that counts stderr lines.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "aejax-tests-jax-cache"))
+os.environ["PYTHONWARNINGS"] = ",".join(
+    w for w in (os.environ.get("PYTHONWARNINGS"), "ignore:Error reading persistent compilation cache entry") if w)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+import warnings  # noqa: E402
+
 import pytest  # noqa: E402
+
+warnings.filterwarnings("ignore", message="Error reading persistent compilation cache entry")
 
 from aejax.config import get_experiment_config  # noqa: E402
 
