@@ -158,8 +158,8 @@ class TrainOptions:
     eval_every: Any = _duration(1, "epochs")  # validation every N epochs, and after the last
     checkpoint_every: Any = _duration("5 minutes", "epochs", clock=True)  # epochs or wall-clock, and the last
     keep_checkpoints: int = 3
-    epochs_per_call: int = 1  # epochs scanned in one device call between evaluations and checkpoints
-    async_metrics: bool = False  # fetch a call's metrics and validation after the next call was dispatched
+    epochs_per_call: int = 0  # epochs scanned in one device call (0: enough for about half a second, at most 64)
+    async_metrics: bool = True  # fetch a call's metrics and validation after the next call was dispatched
     skip_nonfinite: bool = False
     data_parallel: bool = False
     deterministic: bool = True  # bitwise-repeatable GPU runs (XLA's deterministic ops; aejax.platform)

@@ -15,5 +15,4 @@ def get_config():
     c.hp.learning_rate = 3e-3
     c.train.epochs = 60
     c.train.batch_size = 64
-    c.train.checkpoint_every = 20
     return c

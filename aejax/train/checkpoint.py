@@ -1,4 +1,11 @@
-"""Checkpoints through orbax: atomic async saves, keep-N, fallback past damaged ones.
+"""Checkpoints through orbax: atomic saves that never block training, keep-N, fallback past damaged ones.
+
+`Checkpointer.save` copies the tree to the host and returns: orbax's save (its directories, metadata
+and the asynchronous write) runs in a worker thread, one for the process so that orbax never runs two
+saves side by side (a population's members save one after another), and the training loop dispatches
+its next call at once. Every other call (steps, delete, restore, wait, close) first waits for that save, and a save
+that failed raises there. With several processes orbax's save is a collective: it runs on the
+calling thread, as orbax's own asynchronous save.
 
 Restores always go against an abstract target (shapes and dtypes only). Before restoring,
 the stored tree is compared with the target so that a checkpoint written by a
@@ -18,6 +25,7 @@ before the loop is closed, and the closed loop drops the callbacks of reads that
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -81,6 +89,14 @@ def _run_sync_draining(coro):
 
 
 _DRAIN_LOCK = threading.Lock()
+_SAVER: list[concurrent.futures.ThreadPoolExecutor] = []  # the process's one checkpoint-saving thread, made on first use
+
+
+def _saver() -> concurrent.futures.ThreadPoolExecutor:
+    with _DRAIN_LOCK:
+        if not _SAVER:
+            _SAVER.append(concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aejax-checkpoint"))
+        return _SAVER[0]
 
 
 @contextlib.contextmanager
@@ -163,7 +179,8 @@ class Checkpointer:
     Args:
       directory: where checkpoints live (created if missing).
       keep: how many recent checkpoints to keep.
-      async_save: write in a background thread; `wait()` blocks until written.
+      async_save: `save` returns once the tree is on the host (orbax writes it in a worker thread); `wait()`
+        blocks until written.
     """
 
     def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
@@ -174,25 +191,48 @@ class Checkpointer:
                                                cleanup_tmp_directories=True, create=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_handlers=ocp.StandardCheckpointHandler())
+        self._background = async_save and jax.process_count() == 1
+        self._saving: concurrent.futures.Future | None = None
+
+    def _settle(self) -> None:
+        """Waits for the save the worker runs (re-raising its error)."""
+        saving, self._saving = self._saving, None
+        if saving is not None:
+            saving.result()
 
     def steps(self) -> list[int]:
+        self._settle()
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, tree: Any) -> None:
-        self._manager.save(step, args=ocp.args.StandardSave(tree))
+        """Saves `tree` as checkpoint `step`; returns once the tree is copied to the host (the next training
+        call may donate its device buffers), while orbax writes it in the worker thread."""
+        self._settle()
+        if not self._background:
+            self._manager.save(step, args=ocp.args.StandardSave(tree))
+            return
+        tree = jax.device_get(tree)
+        self._saving = _saver().submit(self._manager.save, step, args=ocp.args.StandardSave(tree))
 
     def delete(self, step: int) -> None:
         """Removes checkpoint `step` (a sweep member ahead of its group after a kill)."""
+        self._settle()
         self._manager.delete(step)
 
     def wait(self) -> None:
+        """Blocks until every save is on disk."""
+        self._settle()
         self._manager.wait_until_finished()
 
     def close(self) -> None:
-        self._manager.close()
+        try:
+            self._settle()
+        finally:
+            self._manager.close()
 
     def restore(self, step: int, target: Any) -> Any:
         """Restores checkpoint `step` against the shapes and dtypes of `target`."""
+        self._settle()
         try:
             with _draining_reads():
                 stored = self._manager.item_metadata(step)

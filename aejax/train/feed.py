@@ -1,13 +1,14 @@
 """Feeding the training steps of a population: the split on the device, or streamed from host memory.
 
 A population of R >= 1 runs trains from one of two feeds with one interface,
-`feed(state, epochs) -> (state, parts)` (`parts`: device arrays of the steps' metrics and finite
-flags, fetched later with `epoch_metrics`). With a run axis (`runs_axis=True`) the state, hp and
+`feed(state, epochs, validate_after) -> (state, parts, val)` (`parts`: device arrays of the
+steps' metrics and finite flags, fetched later with `epoch_metrics`; `val`: the validation sums of a
+feed that validates inside its call, else None). With a run axis (`runs_axis=True`) the state, hp and
 keys carry a leading R axis and every program is the single run's, vmapped (`over_runs`); without
 one (a run alone) the programs are the single run's as they are.
 
-- `DeviceEpochs`: the training split lives on the device; a call is one scanned epoch that gathers
-  its batches there (`epoch_body`), or several epochs scanned in one call (`train.epochs_per_call`).
+- `DeviceEpochs`: the training split lives on the device; a call scans its epochs (`epoch_body`,
+  gathering the batches there; `train.epochs_per_call`) and validates after the epochs the loop marks.
 - `HostStream`: the split stays in host memory (or in a memory-mapped file, `aejax.data.lazy`).
   Each epoch's batch order is the device's permutation (`epoch_batch_indices`, one per member,
   fetched once per epoch); the host gathers `chunk_steps` batches of every member in that order,
@@ -28,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from aejax.train.distributed import host
@@ -82,39 +84,73 @@ def chunk_steps_for(requested: int, *, example_bytes: int, batch_size: int, step
 
 
 class DeviceEpochs:
-    """The feed of a training split on the device: one epoch per call, or several scanned in one call.
+    """The feed of a training split on the device: a call runs its epochs in one program, and validates
+    inside it.
+
+    A call trains its epochs in a `lax.fori_loop` whose trip count is an argument, up to `capacity`
+    epochs (the loop's longest call), so every call of a run, whatever its length, runs one compiled
+    program; after each epoch that `validate_after` marks, the call sums the validation split's terms
+    (`split_sums`, `aejax.train.step.make_split_sums`) with the key `fold_in(eval_key, epoch)`: the
+    host looks at the device once per call, whatever the cadence.
 
     Args:
       step: the single run's step(state, batch, key, hp).
       x, y: the split on the device (replicated over a mesh when there is one).
-      hp, data_key, loop_key: the run's, or the population's stacked on a leading run axis.
+      hp, data_key, loop_key, eval_key: the run's, or the population's stacked on a leading run axis.
+      val: the validation split (x, y) on the device, and `split_sums` the single run's sums over it.
+      capacity: the most epochs one call runs.
       runs_axis: vmap every program over that axis (`over_runs`; sharded over the mesh's "runs" axis).
     """
 
-    def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, batch_size: int, runs_axis: bool,
-                 batch_sharding=None, spmd_axis_name: str | None = None):
-        one = epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding)
+    validates = True
 
-        def epochs(state, x_N, y_N, hp, data_key, loop_key, epochs_E):
-            return jax.lax.scan(lambda s, e: one(s, x_N, y_N, hp, data_key, loop_key, e), state, epochs_E)
+    def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, eval_key, val, split_sums: Callable,
+                 capacity: int, batch_size: int, runs_axis: bool, batch_sharding=None,
+                 spmd_axis_name: str | None = None):
+        # jitted inside the program so that the shapes of its outputs and its body come from one trace of the step
+        one = jax.jit(epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding))
+        self.capacity = capacity
 
-        body = one
+        def epochs(state, x_N, y_N, hp, data_key, loop_key, eval_key, vx, vy, first, count, validate_C):
+            def validate(params, e):
+                return split_sums(params, vx, vy, hp, jax.random.fold_in(eval_key, e))
+
+            def zeros(fn, *args):
+                return jax.tree_util.tree_map(lambda a: jnp.zeros((capacity, *a.shape), a.dtype), jax.eval_shape(fn, *args))
+
+            def body(i, carry):
+                state, outs, vals = carry
+                e = first + i
+                state, out = one(state, x_N, y_N, hp, data_key, loop_key, e)
+                val = jax.lax.cond(validate_C[i], validate, lambda p, e: jax.tree_util.tree_map(
+                    lambda a: a[0], zeros(validate, p, e)), state["params"], e)
+                put = lambda buffers, new: jax.tree_util.tree_map(lambda b, n: b.at[i].set(n), buffers, new)
+                return state, put(outs, out), put(vals, val)
+
+            out_shape = lambda s: one(s, x_N, y_N, hp, data_key, loop_key, first)[1]
+            carry = (state, zeros(out_shape, state), zeros(validate, state["params"], first))
+            state, outs, vals = jax.lax.fori_loop(0, count, body, carry)
+            return state, (outs, vals)
+
         if runs_axis:
-            body, epochs = (over_runs(f, shared=(1, 2, 6), spmd_axis_name=spmd_axis_name) for f in (one, epochs))
-        self._epoch, self._epochs = jax.jit(body, donate_argnums=(0,)), jax.jit(epochs, donate_argnums=(0,))
-        self._args = (x, y, hp, data_key, loop_key)
+            epochs = over_runs(epochs, shared=(1, 2, 7, 8, 9, 10, 11), spmd_axis_name=spmd_axis_name)
+        self._epochs = jax.jit(epochs, donate_argnums=(0,))
+        self._args = (x, y, hp, data_key, loop_key, eval_key, *val)
 
-    def update(self, hp, data_key, loop_key) -> None:
+    def update(self, hp, data_key, loop_key, eval_key) -> None:
         """The population's new hp and keys (a search stopped members or changed hp): a program is
         compiled once per width, so the same width compiles nothing."""
-        self._args = (*self._args[:2], hp, data_key, loop_key)
+        self._args = (*self._args[:2], hp, data_key, loop_key, eval_key, *self._args[6:])
 
-    def __call__(self, state, epochs: range):
-        if len(epochs) == 1:
-            state, out = self._epoch(state, *self._args, np.int32(epochs[0]))
-            return state, [out]
-        state, out = self._epochs(state, *self._args, np.arange(epochs.start, epochs.stop, dtype=np.int32))
-        return state, [out]
+    def __call__(self, state, epochs: range, validate_after: Sequence[bool]):
+        """Runs `epochs`; returns (state, parts, val): `val` the validation sums, [(R,) capacity] per term, to be
+        read at the positions `validate_after` marks (`parts` hold `capacity` epochs too, the first ones run)."""
+        if not 1 <= len(epochs) <= self.capacity:
+            raise ValueError(f"a call of {len(epochs)} epochs; this feed runs 1 to {self.capacity}.")
+        validate_C = np.zeros(self.capacity, bool)
+        validate_C[:len(epochs)] = validate_after
+        state, (out, val) = self._epochs(state, *self._args, np.int32(epochs.start), np.int32(len(epochs)), validate_C)
+        return state, [out], val
 
 
 class HostStream:
@@ -138,7 +174,9 @@ class HostStream:
         self._data_key, self._loop_key = data_key, loop_key
         self.chunk_steps, self._runs_axis = chunk_steps, runs_axis
 
-    def update(self, hp, data_key, loop_key) -> None:
+    validates = False  # the loop validates between calls (`aejax.train.step.make_eval_fn`, chunked from host)
+
+    def update(self, hp, data_key, loop_key, eval_key=None) -> None:
         self._hp, self._data_key, self._loop_key = hp, data_key, loop_key
 
     def _chunk_indices(self, epochs: range):
@@ -157,7 +195,8 @@ class HostStream:
         x = self._x.take(flat) if hasattr(self._x, "take") and not isinstance(self._x, np.ndarray) else self._x[flat]
         return x.reshape(*idx.shape, *x.shape[1:]), self._y[flat].reshape(idx.shape)
 
-    def __call__(self, state, epochs: range):
+    def __call__(self, state, epochs: range, validate_after: Sequence[bool] = ()):
+        """Runs `epochs` chunk by chunk; returns (state, parts, None): validation is the loop's."""
         parts: list[Any] = []
         indices = self._chunk_indices(epochs)
         ready = jax.device_put(self._gather(next(indices)))
@@ -166,17 +205,17 @@ class HostStream:
             parts.append(out)
             idx = next(indices, None)
             if idx is None:
-                return state, parts
+                return state, parts, None
             gathered = self._gather(idx)  # on the host, while the device computes the chunk just dispatched
             if len(parts) >= 2:
                 jax.block_until_ready(parts[-2])  # the chunk before it is done: at most two on the device
             ready = jax.device_put(gathered)
 
 
-def epoch_metrics(parts: Sequence[Any], num_epochs: int, *, runs_axis: bool
+def epoch_metrics(parts: Sequence[Any], num_epochs: int, steps_per_epoch: int, *, runs_axis: bool
                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(metrics {term: [R, E, steps]}, finite [R, E, steps]) on the host from a feed's `parts`, in one
-    transfer; R is 1 without a run axis."""
+    """(metrics {term: [R, E, steps]}, finite [R, E, steps]) of a call's first `num_epochs` epochs (a padded
+    call has more) on the host from a feed's `parts`, in one transfer; R is 1 without a run axis."""
     fetched = host(list(parts))
 
     def per_member(leaf):  # [R?, (E,) S] -> [R, E*S]
@@ -185,8 +224,8 @@ def epoch_metrics(parts: Sequence[Any], num_epochs: int, *, runs_axis: bool
 
     def joined(pick):
         pieces = [per_member(pick(out)) for out in fetched]
-        whole = np.concatenate(pieces, axis=1)
-        return whole.reshape(whole.shape[0], num_epochs, -1)
+        whole = np.concatenate(pieces, axis=1)[:, :num_epochs * steps_per_epoch]
+        return whole.reshape(whole.shape[0], num_epochs, steps_per_epoch)
 
     metrics = {k: joined(lambda out: out[0][k]) for k in fetched[0][0]}
     return metrics, joined(lambda out: out[1])

@@ -6,8 +6,10 @@ a "runs" mesh axis on several devices); a search acts on it between device calls
 (`Scheduler`). Every `train.*` and `data.*` option means the same for R = 1 and R > 1. Each member
 writes its own workdir: config.json, metrics.jsonl, tensorboard/, checkpoints/, summary.json.
 
-One turn of the loop dispatches a device call (epochs up to the next validation, epoch-counted
-checkpoint, scheduler decision or the end, at most `train.epochs_per_call`), then, on the host: the
+One turn of the loop dispatches a device call (epochs up to the next epoch-counted checkpoint,
+scheduler decision or the end, at most `train.epochs_per_call`: by default as many as fill about
+`CALL_SECONDS`, measured on the first call; with a split on the device the call validates inside
+after the epochs `train.eval_every` names, a streamed one ends at them), then, on the host: the
 records (with `train.async_metrics`, those of the previous call, while this one runs), members that
 went non-finite stopped, the checkpoint if due (every `train.checkpoint_every` epochs or that much
 wall-clock time, after the last epoch, and on a stop signal), the scheduler's decision. Compiles are
@@ -39,9 +41,11 @@ from aejax.train.distributed import host, is_primary, replicated
 from aejax.train.feed import CHUNK_BYTES, DeviceEpochs, HostStream, chunk_steps_for, epoch_metrics, free_device_bytes
 from aejax.train.metrics import MetricsWriter, NullWriter, read_metrics
 from aejax.train.setup import MATMUL_PRECISIONS, RunSetup
-from aejax.train.step import compile_seconds, make_eval_fn
+from aejax.train.step import compile_seconds, make_eval_fn, make_split_sums
 from aejax.train.tracking import MlflowRun, flatten, log_training_end
 
+CALL_SECONDS = 0.5  # a device call's length that train.epochs_per_call=0 aims at (the host looks once per call)
+MAX_EPOCHS_PER_CALL = 64
 # figures(model, params, dataset, workdir, *, records, lr_warmup_steps) -> paths (`aejax.viz.training_figures`)
 FigureHook = Callable[..., list]
 # Keys that say how a run is shown, saved, fed or timed, not what it computes.
@@ -329,7 +333,7 @@ def train_population(runs: Sequence[RunSetup], workdirs: Sequence[str], *, runs_
 class _Call:
     epochs: range
     parts: Any
-    val: Callable[[], dict] | None  # fetches the validation means dispatched with the call
+    val: Callable[[], dict[int, dict[str, np.ndarray]]]  # fetches {position in epochs: validation means by slot}
 
 
 class _Loop:
@@ -344,12 +348,14 @@ class _Loop:
         lead = self.lead = members[0].run
         opts = self.opts = lead.train
         self.epoch, self.first_step, self.epoch_times = start_epoch, start_epoch * lead.steps_per_epoch, []
+        self.calls, self.warmup_epochs = 0, 0  # the first call's epochs: its first run warms up (like the bare scan's)
         self.eval_cadence = Cadence.of("train.eval_every", opts.eval_every, total_epochs=opts.epochs)
         self.save_cadence = Cadence.of("train.checkpoint_every", opts.checkpoint_every, total_epochs=opts.epochs)
         devices = np.asarray(jax.devices())
         self.mesh = None  # ("runs", "data"): members spread over "runs", or each member's batches over "data"
         if len(devices) > 1 and (runs_axis or opts.data_parallel):
             self.mesh = jax.sharding.Mesh(devices.reshape((1, -1) if opts.data_parallel else (-1, 1)), ("runs", "data"))
+        self.per_call = opts.epochs_per_call or 1  # 0: chosen after the first call (`_choose_call_length`)
         example_bytes = 4 * int(np.prod(lead.dataset.input_shape))
         self.evaluate = make_eval_fn(
             lead.model, batch_size=opts.eval_batch_size, runs_axis=runs_axis,
@@ -397,7 +403,11 @@ class _Loop:
                                     members=members)
             return HostStream(lead.train_step(), x, y, self.hp, chunk_steps=chunk, **common)
         data_parallel = self.mesh is not None and self.opts.data_parallel
-        return DeviceEpochs(lead.train_step(), x, y, self.hp, **common,
+        sums = make_split_sums(lead.model, batch_size=self.opts.eval_batch_size,
+                               precision=MATMUL_PRECISIONS[self.opts.matmul_precision])
+        return DeviceEpochs(lead.train_step(), x, y, self.hp, **common, eval_key=self.keys["eval"],
+                            val=self.splits[1], split_sums=sums,
+                            capacity=self.opts.epochs_per_call or MAX_EPOCHS_PER_CALL,
                             batch_sharding=jax.sharding.NamedSharding(self.mesh, spec("data")) if data_parallel else None,
                             spmd_axis_name="runs" if self.mesh is not None and self.runs_axis else None)
 
@@ -425,10 +435,11 @@ class _Loop:
             while self.epoch < self.until and self.live():
                 epochs = range(self.epoch, self._call_end(self.epoch))
                 end, last = epochs.stop, epochs.stop == self.until
-                self.state, parts = self.feed(self.state, epochs)
                 decides = self.scheduler is not None and self.scheduler.next_decision(self.epoch) == end
-                call = _Call(epochs, parts, self._validate(end) if decides or self.eval_cadence.due(end, last=last)
-                             else None)
+                due = [self.eval_cadence.due(e + 1, last=e + 1 == self.until) or (decides and e + 1 == end)
+                       for e in epochs]
+                self.state, parts, val = self.feed(self.state, epochs, due)
+                call = _Call(epochs, parts, self._validation(val, due))
                 if pending is not None:  # the previous call's host work, while this one runs
                     self._record(pending)
                 save = decides or self.save_cadence.due(end, last=last, seconds_since=time.perf_counter() - last_save)
@@ -460,25 +471,45 @@ class _Loop:
 
     def _call_end(self, epoch: int) -> int:
         """The end (exclusive, 0-based) of the device call that starts at `epoch`."""
-        ends = [epoch + self.opts.epochs_per_call, self.until, self.eval_cadence.next_end(epoch),
-                self.save_cadence.next_end(epoch), self.scheduler and self.scheduler.next_decision(epoch)]
+        ends = [epoch + self.per_call, self.until, self.save_cadence.next_end(epoch),
+                self.scheduler and self.scheduler.next_decision(epoch),
+                None if self.feed.validates else self.eval_cadence.next_end(epoch)]
         return min(e for e in ends if e)
 
-    def _validate(self, end: int):
-        """Dispatches the validation after epoch `end`; returns the function that fetches its means."""
+    def _validation(self, sums, due: list[bool]) -> Callable[[], dict[int, dict[str, np.ndarray]]]:
+        """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
+        sums the call computed inside (`sums`), or a validation dispatched now, after the call (a streamed feed's
+        call ends at its one validation)."""
+        n = len(self.splits[1][1])
+        if sums is not None:
+            def fetch():
+                fetched = host(sums)
+                return {i: {k: np.atleast_1d(np.asarray(v[..., i], np.float64)) / n for k, v in fetched.items()}
+                        for i, d in enumerate(due) if d}
+            return fetch
+        if not due[-1]:
+            return dict
         fold = _FOLD_RUNS if self.runs_axis else _FOLD
-        return self.evaluate(self.state["params"], *self.splits[1], self.hp, fold(self.keys["eval"], np.int32(end - 1)),
-                             fetch=False)
+        means = self.evaluate(self.state["params"], *self.splits[1], self.hp,
+                              fold(self.keys["eval"], np.int32(len(due) - 1 + self.epoch)), fetch=False)
+        return lambda: {len(due) - 1: {k: np.atleast_1d(np.asarray(v, np.float64)) for k, v in means().items()}}
+
+    def _choose_call_length(self, seconds_per_epoch: float) -> None:
+        """train.epochs_per_call=0: from the second call's time (the first one's warms up), as many epochs per call
+        as fill about `CALL_SECONDS`, at most `MAX_EPOCHS_PER_CALL` (the same program runs every call length)."""
+        if self.opts.epochs_per_call or not self.feed.validates or self.calls != 2:
+            return
+        self.per_call = max(1, min(MAX_EPOCHS_PER_CALL, int(CALL_SECONDS / max(seconds_per_epoch, 1e-9))))
 
     def _record(self, call: _Call) -> dict[str, np.ndarray] | None:
         """Fetches a call's metrics (and validation), writes every live member's records, stops the members that
         went non-finite; returns the validation means by slot."""
-        metrics, finite = epoch_metrics(call.parts, len(call.epochs), runs_axis=self.runs_axis)
-        val = None if call.val is None else {k: np.atleast_1d(np.asarray(v, np.float64)) for k, v in call.val().items()}
+        steps, live = self.lead.steps_per_epoch, self.live()
+        metrics, finite = epoch_metrics(call.parts, len(call.epochs), steps, runs_axis=self.runs_axis)
+        vals = call.val()
         now, compiled = time.perf_counter(), compile_seconds()
         seconds = (now - self.mark - (compiled - self.compiled)) / len(call.epochs)  # compiles timed apart
         self.mark, self.compiled = now, compiled
-        steps, live = self.lead.steps_per_epoch, self.live()
         rate = len(live) * steps * self.opts.batch_size / max(seconds, 1e-12)
         for i, epoch in enumerate(call.epochs):
             for s, m in live:
@@ -488,7 +519,7 @@ class _Loop:
                 if not finite[s, i].all() and not self.opts.skip_nonfinite:
                     m.fail(_nonfinite_error(m_i, finite[s, i], self.first_step, m.checkpointer))
                     continue
-                val_s = {k: v[s] for k, v in val.items()} if val is not None and epoch == call.epochs[-1] else {}
+                val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
                 m.writer.write(epoch_record(epoch, self.first_step + steps, m_i, finite[s, i], val_s,
                                             skip_nonfinite=self.opts.skip_nonfinite),
                                extra_scalars={"perf/examples_per_s": rate})
@@ -496,9 +527,12 @@ class _Loop:
             alive = [s for s, m in live if m.status == "training"]
             self.epoch_times.append(seconds)
             self.bar.update(float(np.mean(metrics["loss"][alive, i])) if alive else float("nan"),
-                            float(np.mean(val["mse"][alive])) if val is not None and alive else float("nan"), rate)
+                            float(np.mean(vals[i]["mse"][alive])) if i in vals and alive else float("nan"), rate)
             self.first_step += steps
-        return val
+        self.calls += 1
+        self.warmup_epochs = self.warmup_epochs or len(call.epochs)
+        self._choose_call_length(seconds)
+        return vals.get(len(call.epochs) - 1)
 
     def _save(self, epoch: int, which: Sequence[_Member] | None = None) -> None:
         """Checkpoints of the live members (or of `which`) at `epoch`, each once."""
@@ -534,7 +568,7 @@ class _Loop:
         self.hp = self._per_member(hp)
         self.keys = {name: self._per_member(take(k, [slot_of[r] for r in kept])) for name, k in self.keys.items()}
         self.slots = kept + kept[:1] * pad
-        self.feed.update(self.hp, self.keys["data"], self.keys["loop"])
+        self.feed.update(self.hp, self.keys["data"], self.keys["loop"], self.keys["eval"])
 
     def summarize(self, slots: list[tuple[int, _Member]], *, status: str) -> None:
         """Evaluates every split for the members at `slots` and writes their summaries."""
@@ -550,7 +584,7 @@ class _Loop:
             m.summary = write_summary(
                 m.run, member(params, s) if self.runs_axis else params, m.workdir,
                 split_terms={split: {k: np.atleast_1d(v)[s] for k, v in t.items()} for split, t in terms.items()},
-                steps=int(steps[s]), epoch_times=self.epoch_times, status=status, epochs=m.epochs_done,
+                steps=int(steps[s]), epoch_times=self.epoch_times[self.warmup_epochs:] or self.epoch_times, status=status, epochs=m.epochs_done,
                 wall_time_s=time.perf_counter() - self.wall_start, figures=self.figures)
             m.status = status
             if m.tracker is not None:
@@ -580,7 +614,8 @@ def epoch_record(epoch: int, step: int, metrics, finite, val, *, skip_nonfinite:
 def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str, dict], steps: int,
                   epoch_times: list[float], wall_time_s: float, status: str = "done", epochs: int | None = None,
                   figures: FigureHook | None = None) -> dict:
-    """summary.json (flat `split/metric` keys, status, epochs trained, steps, timings, device, the data read)
+    """summary.json (flat `split/metric` keys, status, epochs trained, steps, timings, device, the data read; the
+    steady steps/s from `epoch_times`, which the loop gives without its first call, compile and warm-up)
     and the figures (`figures`, when train.figures); returns it with the final "params" and the "model"."""
     summary: dict[str, Any] = {f"{split}/{k}": float(v) for split, terms in split_terms.items()
                                for k, v in terms.items()}

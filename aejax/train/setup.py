@@ -58,8 +58,9 @@ def check_train_options(train: TrainOptions, num_train: int) -> None:
                           f"got {train.batch_size}.")
     if train.eval_batch_size < 1 or train.keep_checkpoints < 1:
         raise ConfigError("train.eval_batch_size and train.keep_checkpoints must be >= 1.")
-    if train.epochs_per_call < 1:
-        raise ConfigError(f"train.epochs_per_call must be >= 1, got {train.epochs_per_call}; use 1 for every epoch.")
+    if train.epochs_per_call < 0:
+        raise ConfigError(f"train.epochs_per_call must be >= 0, got {train.epochs_per_call}; use 0 to let the loop "
+                          "choose, 1 for one epoch per device call.")
     for key in ("eval_every", "checkpoint_every"):
         if duration(f"train.{key}", getattr(train, key)).amount <= 0:
             raise ConfigError(f"train.{key} must be a positive duration, got {getattr(train, key)!r}.")

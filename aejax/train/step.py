@@ -164,21 +164,10 @@ def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int, batch_s
     return jax.jit(body, donate_argnums=(0,))
 
 
-def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_batches: int = 0,
-                 precision: str | None = None) -> Callable:
-    """Returns evaluate(params, x, y, hp, key, *, fetch=True) -> dict of means over the split.
-
-    Terms: the model's loss and aux terms (with keys folded from `key` per batch) and
-    "mse", the mean squared error per pixel of `model.reconstruct`. Full batches run in one
-    `lax.map`; a remainder runs once more at its own size. Means are exact (weighted).
-    With `runs_axis`, params, hp and key carry a leading run axis (a sweep group) and each
-    mean is a [R] array. With `host_chunk_batches` > 0, a split given as host arrays (numpy,
-    or rows of a memory-mapped file) is read `host_chunk_batches` batches at a time, at most
-    two chunks on the device: the same per-batch terms and keys, summed chunk by chunk (so
-    the means may differ from a one-call evaluation in the last bits). With `fetch=False` the
-    evaluation is only dispatched: it returns a function that fetches the means when called (the
-    training loop fetches them after its next call was dispatched).
-    """
+def _eval_pieces(model, *, precision: str | None) -> tuple[Callable, Callable]:
+    """The single run's unjitted full_batches(params, x_MxB, y_MxB, hp, key, first_batch) and
+    remainder(params, x, y, hp, key): each split term summed over M full batches (one `lax.map`, the
+    key folded with the batch's number) and over a last partial batch (its own key)."""
 
     @functools.partial(at_precision, precision=precision)
     def batch_terms(params, batch, key, hp):
@@ -198,6 +187,49 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
     def remainder(params, x, y, hp, key):
         terms = batch_terms(params, {"x": x, "y": y}, jax.random.fold_in(key, 2**31 - 1), hp)
         return jax.tree_util.tree_map(lambda t: t * x.shape[0], terms)
+
+    return full_batches, remainder
+
+
+def make_split_sums(model, *, batch_size: int, precision: str | None = None) -> Callable:
+    """Returns the traceable sums(params, x, y, hp, key) -> {term: sum over the split} of one run, for a
+    split on the device: `make_eval_fn`'s terms and keys (divide by the split's size for its means). The
+    training loop validates inside its device call with it (`aejax.train.feed.DeviceEpochs`)."""
+    full_batches, remainder = _eval_pieces(model, precision=precision)
+
+    def sums(params, x, y, hp, key):
+        n = x.shape[0]
+        full = (n // batch_size) * batch_size
+        out = {}
+        if full:
+            m = full // batch_size
+            out = full_batches(params, x[:full].reshape(m, batch_size, *x.shape[1:]), y[:full].reshape(m, batch_size),
+                               hp, key, 0)
+        if full < n:
+            rest = remainder(params, x[full:], y[full:], hp, key)
+            out = rest if not out else jax.tree_util.tree_map(jnp.add, out, rest)
+        return out
+
+    return sums
+
+
+def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_batches: int = 0,
+                 precision: str | None = None) -> Callable:
+    """Returns evaluate(params, x, y, hp, key, *, fetch=True) -> dict of means over the split.
+
+    Terms: the model's loss and aux terms (with keys folded from `key` per batch) and
+    "mse", the mean squared error per pixel of `model.reconstruct`. Full batches run in one
+    `lax.map`; a remainder runs once more at its own size. Means are exact (weighted).
+    With `runs_axis`, params, hp and key carry a leading run axis (a sweep group) and each
+    mean is a [R] array. With `host_chunk_batches` > 0, a split given as host arrays (numpy,
+    or rows of a memory-mapped file) is read `host_chunk_batches` batches at a time, at most
+    two chunks on the device: the same per-batch terms and keys, summed chunk by chunk (so
+    the means may differ from a one-call evaluation in the last bits). With `fetch=False` the
+    evaluation is only dispatched: it returns a function that fetches the means when called (the
+    training loop fetches them after its next call was dispatched).
+    """
+
+    full_batches, remainder = _eval_pieces(model, precision=precision)
 
     if runs_axis:  # params, hp and key per run; the split (and the first batch's number) shared
         full_batches, remainder = over_runs(full_batches, shared=(1, 2, 5)), over_runs(remainder, shared=(1, 2))

@@ -74,8 +74,9 @@ def test_a_killed_search_resumes_to_the_same_decisions_and_numbers(halving_searc
     import aejax.train.loop as loop
 
     root, out = halving_search
-    kwargs = dict(overrides={**QUIET, "train.epochs": 7}, space=SPACE, sample=9, sampler="sobol", search=HALVING,
-                  progress=False)
+    # one epoch per call, its records written before the next call: the signal below lands after epoch 4
+    overrides = {**QUIET, "train.epochs": 7, "train.epochs_per_call": 1, "train.async_metrics": False}
+    kwargs = dict(overrides=overrides, space=SPACE, sample=9, sampler="sobol", search=HALVING, progress=False)
     summarize = loop._Loop.summarize
 
     def killed_after_stopping(self, slots, *, status):

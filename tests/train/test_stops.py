@@ -17,11 +17,12 @@ from aejax.errors import ConfigError
 from aejax.train import StopRequested, fit
 from aejax.train.checkpoint import Checkpointer
 
-QUIET = {"train.epochs": 6, "train.checkpoint_every": 100}  # only the last epoch (or a stop) saves
+# only the last epoch (or a stop) saves; one epoch per call, its records written before the next call
+QUIET = {"train.epochs": 6, "train.checkpoint_every": 100, "train.epochs_per_call": 1, "train.async_metrics": False}
 
 
 def _signal_inside(monkeypatch, where: str, signum: int, on_call: int):
-    """Sends `signum` to this process from inside the loop's `where` ("validation" or "records"), on its
+    """Sends `signum` to this process from inside the loop's `where` ("dispatch" of a device call or "records"), on its
     `on_call`-th call: the signal lands exactly there, with no timing involved."""
     calls = {"n": 0}
 
@@ -30,20 +31,14 @@ def _signal_inside(monkeypatch, where: str, signum: int, on_call: int):
         if calls["n"] == on_call:
             os.kill(os.getpid(), signum)
 
-    if where == "validation":
-        make_eval_fn = loop.make_eval_fn
+    if where == "dispatch":
+        call = loop.DeviceEpochs.__call__
 
-        def patched(*args, **kwargs):
-            evaluate = make_eval_fn(*args, **kwargs)
+        def signalling(self, *args, **kwargs):
+            hit()
+            return call(self, *args, **kwargs)
 
-            def signalling(*a, fetch=True, **k):
-                if not fetch:  # a validation the loop dispatches (the final report fetches at once)
-                    hit()
-                return evaluate(*a, fetch=fetch, **k)
-
-            return signalling
-
-        monkeypatch.setattr(loop, "make_eval_fn", patched)
+        monkeypatch.setattr(loop.DeviceEpochs, "__call__", signalling)
     else:
         write = loop.MetricsWriter.write
 
@@ -60,8 +55,8 @@ def uninterrupted(tmp_path_factory):
     return fit(digits_config(**QUIET), str(workdir))
 
 
-@pytest.mark.parametrize("where, signum, on_call", [("validation", signal.SIGTERM, 3), ("records", signal.SIGINT, 2),
-                                                    ("validation", signal.SIGINT, 5)])
+@pytest.mark.parametrize("where, signum, on_call", [("dispatch", signal.SIGTERM, 3), ("records", signal.SIGINT, 2),
+                                                    ("dispatch", signal.SIGINT, 5)])
 def test_a_stop_saves_the_epoch_its_message_names_and_resumes_exactly(tmp_path, monkeypatch, uninterrupted, where,
                                                                        signum, on_call):
     _signal_inside(monkeypatch, where, signum, on_call)
