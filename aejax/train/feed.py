@@ -84,14 +84,16 @@ def chunk_steps_for(requested: int, *, example_bytes: int, batch_size: int, step
 
 
 class DeviceEpochs:
-    """The feed of a training split on the device: a call runs its epochs in one program, and validates
-    inside it.
+    """The feed of a training split on the device: one epoch per call, or several epochs in one call that
+    validates inside.
 
-    A call trains its epochs in a `lax.fori_loop` whose trip count is an argument, up to `capacity`
-    epochs (the loop's longest call), so every call of a run, whatever its length, runs one compiled
-    program; after each epoch that `validate_after` marks, the call sums the validation split's terms
-    (`split_sums`, `aejax.train.step.make_split_sums`) with the key `fold_in(eval_key, epoch)`: the
-    host looks at the device once per call, whatever the cadence.
+    A run's calls of one epoch run the one-epoch program (the loop validates after it, when due). Once
+    a call of several epochs comes, every call runs the long program: its epochs in a `lax.fori_loop`
+    whose trip count is an argument, up to `capacity` epochs (the loop's longest call), so every call,
+    whatever its length, runs one compiled program; after each epoch that `validate_after` marks, it
+    sums the validation split's terms (`split_sums`, `aejax.train.step.make_split_sums`) with the key
+    `fold_in(eval_key, epoch)`, the same numbers as the loop's validation: the host looks at the device
+    once per call, whatever the cadence. (A short run never compiles the long program.)
 
     Args:
       step: the single run's step(state, batch, key, hp).
@@ -102,14 +104,12 @@ class DeviceEpochs:
       runs_axis: vmap every program over that axis (`over_runs`; sharded over the mesh's "runs" axis).
     """
 
-    validates = True
-
     def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, eval_key, val, split_sums: Callable,
                  capacity: int, batch_size: int, runs_axis: bool, batch_sharding=None,
                  spmd_axis_name: str | None = None):
         # jitted inside the program so that the shapes of its outputs and its body come from one trace of the step
         one = jax.jit(epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding))
-        self.capacity = capacity
+        self.capacity, self.validates = capacity, False  # validates: the long program has run
 
         def epochs(state, x_N, y_N, hp, data_key, loop_key, eval_key, vx, vy, first, count, validate_C):
             def validate(params, e):
@@ -132,9 +132,11 @@ class DeviceEpochs:
             state, outs, vals = jax.lax.fori_loop(0, count, body, carry)
             return state, (outs, vals)
 
+        single = epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding)
         if runs_axis:
+            single = over_runs(single, shared=(1, 2, 6), spmd_axis_name=spmd_axis_name)
             epochs = over_runs(epochs, shared=(1, 2, 7, 8, 9, 10, 11), spmd_axis_name=spmd_axis_name)
-        self._epochs = jax.jit(epochs, donate_argnums=(0,))
+        self._epoch, self._epochs = jax.jit(single, donate_argnums=(0,)), jax.jit(epochs, donate_argnums=(0,))
         self._args = (x, y, hp, data_key, loop_key, eval_key, *val)
 
     def update(self, hp, data_key, loop_key, eval_key) -> None:
@@ -143,10 +145,15 @@ class DeviceEpochs:
         self._args = (*self._args[:2], hp, data_key, loop_key, eval_key, *self._args[6:])
 
     def __call__(self, state, epochs: range, validate_after: Sequence[bool]):
-        """Runs `epochs`; returns (state, parts, val): `val` the validation sums, [(R,) capacity] per term, to be
-        read at the positions `validate_after` marks (`parts` hold `capacity` epochs too, the first ones run)."""
+        """Runs `epochs`; returns (state, parts, val): `val` None after the one-epoch program, else the validation
+        sums, [(R,) capacity] per term, to be read at the positions `validate_after` marks (`parts` hold
+        `capacity` epochs too, the first ones run)."""
         if not 1 <= len(epochs) <= self.capacity:
             raise ValueError(f"a call of {len(epochs)} epochs; this feed runs 1 to {self.capacity}.")
+        if len(epochs) == 1 and not self.validates:
+            state, out = self._epoch(state, *self._args[:5], np.int32(epochs.start))
+            return state, [out], None
+        self.validates = True
         validate_C = np.zeros(self.capacity, bool)
         validate_C[:len(epochs)] = validate_after
         state, (out, val) = self._epochs(state, *self._args, np.int32(epochs.start), np.int32(len(epochs)), validate_C)
@@ -173,8 +180,6 @@ class HostStream:
         self._x, self._y, self._hp = x, np.asarray(y), hp
         self._data_key, self._loop_key = data_key, loop_key
         self.chunk_steps, self._runs_axis = chunk_steps, runs_axis
-
-    validates = False  # the loop validates between calls (`aejax.train.step.make_eval_fn`, chunked from host)
 
     def update(self, hp, data_key, loop_key, eval_key=None) -> None:
         self._hp, self._data_key, self._loop_key = hp, data_key, loop_key

@@ -470,16 +470,18 @@ class _Loop:
                 self._record(pending)
 
     def _call_end(self, epoch: int) -> int:
-        """The end (exclusive, 0-based) of the device call that starts at `epoch`."""
+        """The end (exclusive, 0-based) of the device call that starts at `epoch` (a feed that cannot validate
+        inside its calls ends them at the validations too)."""
+        inside = isinstance(self.feed, DeviceEpochs) and (self.per_call > 1 or self.feed.validates)
         ends = [epoch + self.per_call, self.until, self.save_cadence.next_end(epoch),
                 self.scheduler and self.scheduler.next_decision(epoch),
-                None if self.feed.validates else self.eval_cadence.next_end(epoch)]
+                None if inside else self.eval_cadence.next_end(epoch)]
         return min(e for e in ends if e)
 
     def _validation(self, sums, due: list[bool]) -> Callable[[], dict[int, dict[str, np.ndarray]]]:
         """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
-        sums the call computed inside (`sums`), or a validation dispatched now, after the call (a streamed feed's
-        call ends at its one validation)."""
+        sums the call computed inside (`sums`), or a validation dispatched now, after the call (a call that does
+        not validate inside ends at its one validation)."""
         n = len(self.splits[1][1])
         if sums is not None:
             def fetch():
@@ -496,10 +498,13 @@ class _Loop:
 
     def _choose_call_length(self, seconds_per_epoch: float) -> None:
         """train.epochs_per_call=0: from the second call's time (the first one's warms up), as many epochs per call
-        as fill about `CALL_SECONDS`, at most `MAX_EPOCHS_PER_CALL` (the same program runs every call length)."""
-        if self.opts.epochs_per_call or not self.feed.validates or self.calls != 2:
+        as fill about `CALL_SECONDS`, at most `MAX_EPOCHS_PER_CALL` (one program runs every call length), when the
+        run has at least two such calls left to pay for that program's compile; else one epoch per call."""
+        if self.opts.epochs_per_call or not isinstance(self.feed, DeviceEpochs) or self.calls != 2:
             return
-        self.per_call = max(1, min(MAX_EPOCHS_PER_CALL, int(CALL_SECONDS / max(seconds_per_epoch, 1e-9))))
+        per_call = min(MAX_EPOCHS_PER_CALL, int(CALL_SECONDS / max(seconds_per_epoch, 1e-9)))
+        if per_call > 1 and self.until - self.epoch >= 2 * per_call:
+            self.per_call = per_call
 
     def _record(self, call: _Call) -> dict[str, np.ndarray] | None:
         """Fetches a call's metrics (and validation), writes every live member's records, stops the members that

@@ -1,4 +1,5 @@
-"""A damaged checkpoint is one short line: the reason without TensorStore's spec dump, and no asynchronous noise."""
+"""A damaged checkpoint is one short line: the reason without TensorStore's spec dump, and no asynchronous noise;
+a save never blocks the loop."""
 
 import asyncio
 import gc
@@ -64,3 +65,31 @@ def test_a_failed_call_waits_for_its_other_reads_and_retrieves_their_errors(capl
     assert sorted(finished) == [0, 1, 2]  # the siblings ran to their end before the loop closed
     gc.collect()  # an unretrieved task exception is logged when the task is collected
     assert "never retrieved" not in caplog.text
+
+
+def test_a_save_returns_before_orbax_has_saved_and_wait_blocks_until_it_has(tmp_path, monkeypatch):
+    import numpy as np
+
+    from aejax.train.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(str(tmp_path / "c"))
+    release, started = threading.Event(), threading.Event()
+    save = ckpt._manager.save
+
+    def slow_save(*args, **kwargs):  # orbax's save, held until the test releases it
+        started.set()
+        assert release.wait(60)
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(ckpt._manager, "save", slow_save)
+    ckpt.save(1, {"w": np.arange(3.0)})  # returns while orbax's save is held
+    assert started.wait(60) and ckpt._saving is not None and not ckpt._saving.done()
+    waiter = threading.Thread(target=ckpt.wait)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # wait() blocks while the save is held
+    release.set()
+    waiter.join(60)
+    assert not waiter.is_alive() and ckpt.steps() == [1]
+    np.testing.assert_array_equal(ckpt.restore(1, {"w": np.zeros(3)})["w"], np.arange(3.0))
+    ckpt.close()

@@ -65,6 +65,27 @@ def test_async_metrics_fetches_a_call_later_with_the_same_numbers_and_is_the_def
     _check_against_default(default, tmp_path, summary)
 
 
+def test_the_loop_chooses_longer_calls_that_validate_inside_and_change_no_number(tmp_path, monkeypatch):
+    """train.epochs_per_call=0 (the default): after two one-epoch calls the loop runs as many epochs per call as fill
+    `CALL_SECONDS` (here: at most 3) in one program that validates inside; bitwise the one-epoch loop's run."""
+    import aejax.train.loop as loop
+
+    options = {**BASE, "train.epochs": 9, "train.async_metrics": False, "train.checkpoint_every": 100}
+    one_by_one = fit(digits_config(**options, **{"train.epochs_per_call": 1}), str(tmp_path / "one"))
+    calls = []
+    feed = loop.DeviceEpochs.__call__
+    monkeypatch.setattr(loop.DeviceEpochs, "__call__", lambda self, state, epochs, due: (
+        calls.append((len(epochs), list(due))) or feed(self, state, epochs, due)))
+    monkeypatch.setattr(loop, "CALL_SECONDS", 1e6)
+    monkeypatch.setattr(loop, "MAX_EPOCHS_PER_CALL", 3)
+    chosen = fit(digits_config(**options), str(tmp_path / "chosen"))
+    assert calls == [(1, [True]), (1, [True]), (3, [True] * 3), (3, [True] * 3), (1, [True])]
+    _assert_same_params(one_by_one, chosen)
+    assert _records(tmp_path / "chosen") == _records(tmp_path / "one")
+    assert {k: v for k, v in chosen.items() if "/" in k and not k.startswith("perf/")} == \
+        {k: v for k, v in one_by_one.items() if "/" in k and not k.startswith("perf/")}
+
+
 def test_cadence_is_every_n_epochs_a_share_of_the_run_or_wall_clock_and_always_the_last():
     every3 = Cadence.of("train.eval_every", 3, total_epochs=10)
     assert [e for e in range(1, 11) if every3.due(e, last=e == 10)] == [3, 6, 9, 10]
