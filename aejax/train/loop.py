@@ -46,6 +46,7 @@ from aejax.train.tracking import MlflowRun, flatten, log_training_end
 
 CALL_SECONDS = 0.5  # a device call's length that train.epochs_per_call=0 aims at (the host looks once per call)
 MAX_EPOCHS_PER_CALL = 64
+COMPILE_PAYBACK = 2.0  # longer calls only for a run that trains on for this many times their program's compile
 # figures(model, params, dataset, workdir, *, records, lr_warmup_steps) -> paths (`aejax.viz.training_figures`)
 FigureHook = Callable[..., list]
 # Keys that say how a run is shown, saved, fed or timed, not what it computes.
@@ -349,6 +350,7 @@ class _Loop:
         opts = self.opts = lead.train
         self.epoch, self.first_step, self.epoch_times = start_epoch, start_epoch * lead.steps_per_epoch, []
         self.calls, self.warmup_epochs = 0, 0  # the first call's epochs: its first run warms up (like the bare scan's)
+        self.first_compile = 0.0  # seconds the first call compiled
         self.eval_cadence = Cadence.of("train.eval_every", opts.eval_every, total_epochs=opts.epochs)
         self.save_cadence = Cadence.of("train.checkpoint_every", opts.checkpoint_every, total_epochs=opts.epochs)
         devices = np.asarray(jax.devices())
@@ -499,11 +501,13 @@ class _Loop:
     def _choose_call_length(self, seconds_per_epoch: float) -> None:
         """train.epochs_per_call=0: from the second call's time (the first one's warms up), as many epochs per call
         as fill about `CALL_SECONDS`, at most `MAX_EPOCHS_PER_CALL` (one program runs every call length), when the
-        run has at least two such calls left to pay for that program's compile; else one epoch per call."""
+        run has at least two such calls left and trains on for at least `COMPILE_PAYBACK` times the first call's
+        compile (the long program compiles about as long); else one epoch per call."""
         if self.opts.epochs_per_call or not isinstance(self.feed, DeviceEpochs) or self.calls != 2:
             return
         per_call = min(MAX_EPOCHS_PER_CALL, int(CALL_SECONDS / max(seconds_per_epoch, 1e-9)))
-        if per_call > 1 and self.until - self.epoch >= 2 * per_call:
+        left = self.until - self.epoch
+        if per_call > 1 and left >= 2 * per_call and left * seconds_per_epoch >= COMPILE_PAYBACK * self.first_compile:
             self.per_call = per_call
 
     def _record(self, call: _Call) -> dict[str, np.ndarray] | None:
@@ -514,6 +518,7 @@ class _Loop:
         vals = call.val()
         now, compiled = time.perf_counter(), compile_seconds()
         seconds = (now - self.mark - (compiled - self.compiled)) / len(call.epochs)  # compiles timed apart
+        self.first_compile = compiled - self.compiled if self.calls == 0 else self.first_compile
         self.mark, self.compiled = now, compiled
         rate = len(live) * steps * self.opts.batch_size / max(seconds, 1e-12)
         for i, epoch in enumerate(call.epochs):

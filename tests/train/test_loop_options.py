@@ -78,6 +78,7 @@ def test_the_loop_chooses_longer_calls_that_validate_inside_and_change_no_number
         calls.append((len(epochs), list(due))) or feed(self, state, epochs, due)))
     monkeypatch.setattr(loop, "CALL_SECONDS", 1e6)
     monkeypatch.setattr(loop, "MAX_EPOCHS_PER_CALL", 3)
+    monkeypatch.setattr(loop, "COMPILE_PAYBACK", 0.0)
     chosen = fit(digits_config(**options), str(tmp_path / "chosen"))
     assert calls == [(1, [True]), (1, [True]), (3, [True] * 3), (3, [True] * 3), (1, [True])]
     _assert_same_params(one_by_one, chosen)
