@@ -7,9 +7,10 @@ a "runs" mesh axis on several devices); a search acts on it between device calls
 writes its own workdir: config.json, metrics.jsonl, tensorboard/, checkpoints/, summary.json.
 
 One turn of the loop dispatches a device call (epochs up to the next epoch-counted checkpoint,
-scheduler decision or the end, at most `train.epochs_per_call`: by default as many as fill about
-`CALL_SECONDS`, measured on the first call; with a split on the device the call validates inside
-after the epochs `train.eval_every` names, a streamed one ends at them), then, on the host: the
+scheduler decision or the end, at most `train.epochs_per_call`: by default one, or as many as fill
+about `CALL_SECONDS` once the second call was timed, for a run long enough to pay for that program's
+compile; a call of several epochs validates inside after the epochs `train.eval_every` names, any
+other call ends at each validation), then, on the host: the
 records (with `train.async_metrics`, those of the previous call, while this one runs), members that
 went non-finite stopped, the checkpoint if due (every `train.checkpoint_every` epochs or that much
 wall-clock time, after the last epoch, and on a stop signal), the scheduler's decision. Compiles are
