@@ -89,14 +89,8 @@ def _run_sync_draining(coro):
 
 
 _DRAIN_LOCK = threading.Lock()
-_SAVER: list[concurrent.futures.ThreadPoolExecutor] = []  # the process's one checkpoint-saving thread, made on first use
-
-
-def _saver() -> concurrent.futures.ThreadPoolExecutor:
-    with _DRAIN_LOCK:
-        if not _SAVER:
-            _SAVER.append(concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aejax-checkpoint"))
-        return _SAVER[0]
+# The process's one checkpoint-saving thread (an executor starts its thread at the first submit).
+_SAVER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aejax-checkpoint")
 
 
 @contextlib.contextmanager
@@ -212,7 +206,7 @@ class Checkpointer:
             self._manager.save(step, args=ocp.args.StandardSave(tree))
             return
         tree = jax.device_get(tree)
-        self._saving = _saver().submit(self._manager.save, step, args=ocp.args.StandardSave(tree))
+        self._saving = _SAVER.submit(self._manager.save, step, args=ocp.args.StandardSave(tree))
 
     def delete(self, step: int) -> None:
         """Removes checkpoint `step` (a sweep member ahead of its group after a kill)."""

@@ -107,32 +107,32 @@ class DeviceEpochs:
     def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, eval_key, val, split_sums: Callable,
                  capacity: int, batch_size: int, runs_axis: bool, batch_sharding=None,
                  spmd_axis_name: str | None = None):
-        # jitted inside the program so that the shapes of its outputs and its body come from one trace of the step
-        one = jax.jit(epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding))
+        single = epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding)
+        one = jax.jit(single)  # jitted inside the long program: its outputs' shapes and its body share one trace
         self.capacity, self.validates = capacity, False  # validates: the long program has run
 
         def epochs(state, x_N, y_N, hp, data_key, loop_key, eval_key, vx, vy, first, count, validate_C):
             def validate(params, e):
                 return split_sums(params, vx, vy, hp, jax.random.fold_in(eval_key, e))
 
-            def zeros(fn, *args):
-                return jax.tree_util.tree_map(lambda a: jnp.zeros((capacity, *a.shape), a.dtype), jax.eval_shape(fn, *args))
+            def zeros(shapes, *lead):
+                return jax.tree_util.tree_map(lambda a: jnp.zeros((*lead, *a.shape), a.dtype), shapes)
+
+            out_shapes = jax.eval_shape(lambda s: one(s, x_N, y_N, hp, data_key, loop_key, first)[1], state)
+            val_shapes = jax.eval_shape(validate, state["params"], first)
 
             def body(i, carry):
                 state, outs, vals = carry
                 e = first + i
                 state, out = one(state, x_N, y_N, hp, data_key, loop_key, e)
-                val = jax.lax.cond(validate_C[i], validate, lambda p, e: jax.tree_util.tree_map(
-                    lambda a: a[0], zeros(validate, p, e)), state["params"], e)
+                val = jax.lax.cond(validate_C[i], validate, lambda p, e: zeros(val_shapes), state["params"], e)
                 put = lambda buffers, new: jax.tree_util.tree_map(lambda b, n: b.at[i].set(n), buffers, new)
                 return state, put(outs, out), put(vals, val)
 
-            out_shape = lambda s: one(s, x_N, y_N, hp, data_key, loop_key, first)[1]
-            carry = (state, zeros(out_shape, state), zeros(validate, state["params"], first))
+            carry = (state, zeros(out_shapes, capacity), zeros(val_shapes, capacity))
             state, outs, vals = jax.lax.fori_loop(0, count, body, carry)
             return state, (outs, vals)
 
-        single = epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding)
         if runs_axis:
             single = over_runs(single, shared=(1, 2, 6), spmd_axis_name=spmd_axis_name)
             epochs = over_runs(epochs, shared=(1, 2, 7, 8, 9, 10, 11), spmd_axis_name=spmd_axis_name)
