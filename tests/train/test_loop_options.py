@@ -135,3 +135,17 @@ def test_a_population_honours_the_loop_options_and_its_members_end_where_they_en
         assert a.keys() == b.keys()
         for k in a:
             assert a[k] == pytest.approx(b[k], rel=1e-5), k
+
+
+def test_the_steady_rate_leaves_out_the_first_call(tmp_path, monkeypatch):
+    """perf/steps_per_s is the rate of the calls after the first (whose first run warms up, as the bare scan's
+    first epoch does): three one-epoch calls hand the summary the times of the last two."""
+    import aejax.train.loop as loop
+
+    handed = []
+    write_summary = loop.write_summary
+    monkeypatch.setattr(loop, "write_summary", lambda *a, epoch_times, **k: (
+        handed.append(list(epoch_times)) or write_summary(*a, epoch_times=epoch_times, **k)))
+    summary = fit(digits_config(**{"train.epochs": 3, "train.epochs_per_call": 1}), str(tmp_path))
+    assert len(handed) == 1 and len(handed[0]) == 2
+    assert summary["perf/steps_per_s"] == pytest.approx(19 * 2 / sum(handed[0]))
