@@ -13,13 +13,12 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from aejax.config import resolve_config
 from aejax.train.fit import fit
 from aejax.train.setup import RunSetup, setup_run
-from aejax.train.step import epoch_batch_indices
+from aejax.train.step import batch_at, epoch_batch_indices
 
 
 def make_bare_scan(run: RunSetup):
@@ -30,7 +29,7 @@ def make_bare_scan(run: RunSetup):
     @jax.jit
     def bare(state, idx_SxB):
         def body(state, idx_B):
-            batch = {"x": jnp.take(x, idx_B, axis=0), "y": jnp.take(y, idx_B, axis=0)}
+            batch = batch_at(x, y, idx_B)
             state, metrics, finite = step(state, batch, jax.random.fold_in(run.keys.loop, state["step"]), run.hp)
             return state, (metrics["loss"], finite)
         return jax.lax.scan(body, state, idx_SxB)
