@@ -4,10 +4,11 @@ aejax's step computes the global gradient norm every step (the `train/grad_norm`
 non-finite guard); the plain scan (`scripts/plain_scan.py`) does not. This script compiles aejax's bare
 scan of the bench's reference model four times, with the norm as aejax computes it, without it, as
 optax computes it (no optimization barrier) and as a dot per leaf, and times them against the plain scan
-over the same batches: rounds in shuffled order, medians of the per-round ratios.
+over the same batches: rounds in shuffled order, one call (a short turn: this CPU's speed drifts over
+seconds) per program per round, medians of the per-round ratios.
 
-    python scripts/bench_grad_norm.py                 # digits 64-512-32, batch 64, 12 rounds
-    python scripts/bench_grad_norm.py --batch-size 128 --rounds 6
+    python scripts/bench_grad_norm.py                 # digits 64-512-32, batch 64, 40 rounds of 200 steps
+    python scripts/bench_grad_norm.py --batch-size 128 --rounds 20
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ NORMS = {"aejax (barrier on CPU)": gradient_norm, "no norm": lambda grads: jnp.f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
     config = reference_config("digits", batch_size=args.batch_size)
     run = setup_run(config)
@@ -70,10 +71,9 @@ def main() -> None:
         for name in order:
             program = programs[name]
             start = time.perf_counter()
-            for _ in range(3):
-                program[1], out = program[0](program[1], idx_SxB)
+            program[1], out = program[0](program[1], idx_SxB)
             jax.block_until_ready(out)
-            rates[name].append(3 * args.steps / (time.perf_counter() - start))
+            rates[name].append(args.steps / (time.perf_counter() - start))
     for name, values in rates.items():
         ratio = statistics.median(a / b for a, b in zip(values, rates["plain"]))
         print(f"{name:24s} {statistics.median(values):9.1f} steps/s, {ratio:.3f}x the plain scan")

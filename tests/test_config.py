@@ -97,6 +97,16 @@ def test_a_resolved_config_resolves_to_itself():
     assert resolve_config(config).to_dict() == config.to_dict()
 
 
+def test_setup_run_takes_an_experiment_files_own_config():
+    from aejax import setup_run
+    from aejax.config import load_experiment
+
+    raw = load_experiment(os.path.join(REPO, "experiments", "digits_ae.py")).get_config()
+    run = setup_run(raw)  # the file's get_config() as it is: resolved inside, not an AttributeError
+    assert run.config.to_dict() == resolve_config(raw).to_dict()
+    assert run.steps_per_epoch == len(run.dataset.train) // raw.train.batch_size
+
+
 @pytest.mark.parametrize("override, message", [
     ({"model.rnn_hidden": 7}, "model.rnn_hidden is an option of net lstm/gru; this run's net is mlp."),
     ({"data.train_size": 100}, "data.train_size is an option of dataset synthetic_series/series_anomalies/"

@@ -182,11 +182,12 @@ class Suite:
         repeats = [benchmark_loop(config, epochs=self.options.loop_epochs) for _ in range(self.options.repeats)]
         fit = [r["fit_steps_per_s"] for r in repeats]
         bare = [r["bare_scan_steps_per_s"] for r in repeats]
+        brackets = [r.pop("bare_scan_steps_per_s_before_after_fit") for r in repeats]
         out = {**{k: v for k, v in repeats[0].items() if not k.endswith("per_s") and k != "fit_over_bare"},
                "fit_steps_per_s": statistics.median(fit), "bare_scan_steps_per_s": statistics.median(bare),
                "fit_over_bare": statistics.median(f / b for f, b in zip(fit, bare)),
                "fit_steps_per_s_repeats": fit, "bare_scan_steps_per_s_repeats": bare,
-               "optimizer": config.optim.name, "model_widths": self._widths_label(config)}
+               "bare_scan_steps_per_s_before_after_fit": brackets, "optimizer": config.optim.name, "model_widths": self._widths_label(config)}
         self.log(f"  loop: fit {out['fit_steps_per_s']:.1f} vs bare scan {out['bare_scan_steps_per_s']:.1f} "
                  f"steps/s (fit/bare {out['fit_over_bare']:.3f})")
         out["plain"] = self.plain(config.train.batch_size)

@@ -59,6 +59,8 @@ def benchmark_loop(config: ml_collections.ConfigDict, *, epochs: int | None = No
     epoch: the host transfer of metrics, validation, metrics.jsonl and TensorBoard writes and
     checkpoint saves. Without `epochs`, enough epochs for about `min_seconds` of the bare scan (at
     least 6): a short epoch (digits: 12 ms on a 2-core CPU) timed six times would measure noise.
+    The bare scan is timed before and after fit and its figure is the mean of the two, so that a machine
+    whose speed drifts over the seconds of the run moves both sides alike.
     """
     config = resolve_config(config, {"train.progress": False, "train.figures": False})
     if epochs is None:
@@ -66,10 +68,12 @@ def benchmark_loop(config: ml_collections.ConfigDict, *, epochs: int | None = No
         epochs = int(min(max(6, math.ceil(min_seconds / per_epoch) + 1), 2000))
     config = resolve_config(config, {"train.epochs": epochs})
     run = setup_run(config)
-    bare = bare_scan_steps_per_s(run, epochs=epochs - 1)
+    before = bare_scan_steps_per_s(run, epochs=epochs - 1)
     with tempfile.TemporaryDirectory() as workdir:
         summary = fit(config, workdir, dataset=run.dataset)
-    ours = summary["perf/steps_per_s"]
+    after = bare_scan_steps_per_s(run, epochs=epochs - 1)
+    ours, bare = summary["perf/steps_per_s"], (before + after) / 2
     return {"dataset": config.data.name, "model": f"{config.model.kind}/{config.model.net}",
             "batch_size": config.train.batch_size, "epochs": epochs, "backend": jax.default_backend(),
-            "fit_steps_per_s": ours, "bare_scan_steps_per_s": bare, "fit_over_bare": ours / bare}
+            "fit_steps_per_s": ours, "bare_scan_steps_per_s": bare, "fit_over_bare": ours / bare,
+            "bare_scan_steps_per_s_before_after_fit": [before, after]}

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from aejax.config import DATA_COMMON, FeedOptions, OptimOptions, TrainOptions, duration
+from aejax.config import DATA_COMMON, FeedOptions, OptimOptions, TrainOptions, duration, resolve_config
 from aejax.data import Dataset, check_images, load_dataset, restrict_to_class
 from aejax.errors import ConfigError
 from aejax.models import Autoencoder, kind_durations, model_from_options
@@ -193,15 +193,17 @@ def model_options(config: ml_collections.ConfigDict, steps_per_epoch: int, total
 
 def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None,
               inject_optim: tuple[str, ...] = ()) -> RunSetup:
-    """Builds and checks everything a run needs from a resolved config (no compile happens here).
+    """Builds and checks everything a run needs from a config (no compile happens here).
 
     Args:
-      config: a config from `aejax.config.get_experiment_config` / `resolve_config`.
+      config: an experiment's `get_config()`, or a config from `aejax.config.get_experiment_config` /
+        `resolve_config` (resolved here if it is not: resolving is idempotent).
       dataset: use this dataset as it is instead of loading config.data (your own arrays, or the
         dataset of another run of the same data, as a sweep shares it).
       inject_optim: optimizer values carried as arrays in the optimizer state (a population whose
         members differ in them; see `aejax.train.optim.INJECTABLE`).
     """
+    config = resolve_config(config)
     dataset = dataset if dataset is not None else config_dataset(config.data)
     for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
         if not _memory_mapped(getattr(dataset, split_name).x):  # those were checked chunk by chunk when opened

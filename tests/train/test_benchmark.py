@@ -44,6 +44,9 @@ def test_suite_json_keeps_the_loop_figures_and_names_the_machine(suite_json):
     result, _ = suite_json
     assert result["fit_steps_per_s"] > 0 and result["bare_scan_steps_per_s"] > 0
     assert result["fit_over_bare"] == result["loop"]["fit_over_bare"]
+    brackets = result["loop"]["bare_scan_steps_per_s_before_after_fit"]  # the bare scan timed before and after fit
+    assert [np.mean(b) for b in brackets] == pytest.approx(result["loop"]["bare_scan_steps_per_s_repeats"])
+    assert all(len(b) == 2 and min(b) > 0 for b in brackets)
     assert result["loop"]["model_widths"] == "64-512-32" and result["loop"]["optimizer"] == "adam"
     machine = result["machine"]
     assert {"device", "backend", "cpu_model", "cpu_cores", "jax", "flax", "optax"} <= set(machine)
