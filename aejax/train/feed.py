@@ -179,7 +179,7 @@ class HostStream:
         self._chunk, self._order = jax.jit(chunk, donate_argnums=(0,)), jax.jit(order)
         self._x, self._y, self._hp = x, np.asarray(y), hp
         self._data_key, self._loop_key = data_key, loop_key
-        self.chunk_steps, self._runs_axis = chunk_steps, runs_axis
+        self.chunk_steps = chunk_steps
 
     def update(self, hp, data_key, loop_key, eval_key=None) -> None:
         self._hp, self._data_key, self._loop_key = hp, data_key, loop_key

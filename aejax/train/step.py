@@ -202,8 +202,9 @@ def _eval_pieces(model, *, precision: str | None) -> tuple[Callable, Callable]:
 
 def make_split_sums(model, *, batch_size: int, precision: str | None = None) -> Callable:
     """Returns the traceable sums(params, x, y, hp, key) -> {term: sum over the split} of one run, for a
-    split on the device: `make_eval_fn`'s terms and keys (divide by the split's size for its means). The
-    training loop validates inside its device call with it (`aejax.train.feed.DeviceEpochs`)."""
+    split on the device: `make_eval_fn`'s terms and keys (divide by the split's size for its means). It is
+    the one program of an evaluation on the device, and the training loop's long calls validate inside
+    with it (`aejax.train.feed.DeviceEpochs`)."""
     full_batches, remainder = _eval_pieces(model, precision=precision)
 
     def sums(params, x, y, hp, key):
@@ -228,7 +229,8 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
 
     Terms: the model's loss and aux terms (with keys folded from `key` per batch) and
     "mse", the mean squared error per pixel of `model.reconstruct`. Full batches run in one
-    `lax.map`; a remainder runs once more at its own size. Means are exact (weighted).
+    `lax.map`; a remainder runs once more at its own size; a split on the device is one program
+    (`make_split_sums`, one dispatch). Means are exact (weighted).
     With `runs_axis`, params, hp and key carry a leading run axis (a sweep group) and each
     mean is a [R] array. With `host_chunk_batches` > 0, a split given as host arrays (numpy,
     or rows of a memory-mapped file) is read `host_chunk_batches` batches at a time, at most
@@ -239,31 +241,18 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
     """
 
     full_batches, remainder = _eval_pieces(model, precision=precision)
-
+    split_sums = make_split_sums(model, batch_size=batch_size, precision=precision)
     if runs_axis:  # params, hp and key per run; the split (and the first batch's number) shared
         full_batches, remainder = over_runs(full_batches, shared=(1, 2, 5)), over_runs(remainder, shared=(1, 2))
-    full_batches, remainder = jax.jit(full_batches), jax.jit(remainder)
+        split_sums = over_runs(split_sums, shared=(1, 2))
+    full_batches, remainder, split_sums = jax.jit(full_batches), jax.jit(remainder), jax.jit(split_sums)
 
     def add(a, b):
         return b if not a else jax.tree_util.tree_map(jnp.add, a, b)
 
-    views: dict[tuple[int, int], tuple] = {}  # a split's batches and remainder, cut once (the loop evaluates
-    # the same validation split every epoch: no slicing ops per call)
-
-    def split_views(x, y, full: int):
-        key = (id(x), id(y))
-        if key not in views:
-            m = full // batch_size
-            batches = (x[:full].reshape(m, batch_size, *x.shape[1:]), y[:full].reshape(m, batch_size)) if m else None
-            views[key] = (x, y, batches, (x[full:], y[full:]) if full < x.shape[0] else None)
-        return views[key][2:]
-
-    def full_sums(params, x, y, hp, key, full: int):
-        if host_chunk_batches > 0 and not isinstance(x, jax.Array):
-            return streamed_full_sums(params, x, y, hp, key, full)
-        return full_batches(params, *split_views(x, y, full)[0], hp, key, 0)
-
-    def streamed_full_sums(params, x, y, hp, key, full: int):
+    def streamed_sums(params, x, y, hp, key):
+        n = int(x.shape[0])
+        full = (n // batch_size) * batch_size
         sums, in_flight = {}, None
         step = host_chunk_batches * batch_size
         for start in range(0, full, step):
@@ -275,6 +264,8 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
                 jax.block_until_ready(in_flight)  # at most two chunks on the device
             in_flight = full_batches(params, x_MxB, y_MxB, hp, key, start // batch_size)
             sums = add(sums, in_flight)
+        if full < n:
+            sums = add(sums, remainder(params, np.asarray(x[full:]), np.asarray(y[full:]), hp, key))
         return sums
 
     def means(sums, n: int) -> dict[str, Any]:
@@ -284,17 +275,9 @@ def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_
         return {k: float(v) / n for k, v in host.items()}
 
     def evaluate(params, x, y, hp, key, *, fetch: bool = True):
+        streamed = host_chunk_batches > 0 and not isinstance(x, jax.Array)
+        sums = (streamed_sums if streamed else split_sums)(params, x, y, hp, key)
         n = int(x.shape[0])
-        full = (n // batch_size) * batch_size
-        sums: dict[str, Any] = {}
-        if full:
-            sums = full_sums(params, x, y, hp, key, full)
-        if full < n:
-            if isinstance(x, jax.Array):
-                rest_x, rest_y = split_views(x, y, full)[1]
-            else:
-                rest_x, rest_y = np.asarray(x[full:]), np.asarray(y[full:])
-            sums = add(sums, remainder(params, rest_x, rest_y, hp, key))
         return means(sums, n) if fetch else functools.partial(means, sums, n)
 
     return evaluate
