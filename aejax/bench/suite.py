@@ -187,7 +187,8 @@ class Suite:
                "fit_steps_per_s": statistics.median(fit), "bare_scan_steps_per_s": statistics.median(bare),
                "fit_over_bare": statistics.median(f / b for f, b in zip(fit, bare)),
                "fit_steps_per_s_repeats": fit, "bare_scan_steps_per_s_repeats": bare,
-               "bare_scan_steps_per_s_before_after_fit": brackets, "optimizer": config.optim.name, "model_widths": self._widths_label(config)}
+               "bare_scan_steps_per_s_before_after_fit": brackets, "optimizer": config.optim.name,
+               "model_widths": self._widths_label(config)}
         self.log(f"  loop: fit {out['fit_steps_per_s']:.1f} vs bare scan {out['bare_scan_steps_per_s']:.1f} "
                  f"steps/s (fit/bare {out['fit_over_bare']:.3f})")
         out["plain"] = self.plain(config.train.batch_size)
@@ -506,7 +507,8 @@ def markdown(result: dict[str, Any]) -> str:
                                str(c["aejax_step"]["kernels"]), str(f["aejax_scan_body"])],
                               ["plain scan (scripts/plain_scan.py)", _fmt(pl["plain_scan_steps_per_s"]),
                                str(f["plain_step"]), str(c["plain_step"]["kernels"]), str(f["plain_scan_body"])]])
-                         + f"\n\nbare / plain = **{pl['bare_over_plain']:.3f}** (median of the ratios of {pl.get('turns', 'the')} alternating turns).")
+                         + f"\n\nbare / plain = **{pl['bare_over_plain']:.3f}** (median of the ratios of "
+                           f"{pl.get('turns', 'the')} alternating turns).")
         elif "skipped" in pl:
             parts.append(f"Plain scan: {pl['skipped']}.")
     if "torch" in result:
