@@ -40,7 +40,7 @@ def make_bare_scan(run: RunSetup):
 def bare_scan_steps_per_s(run: RunSetup, *, epochs: int, bare=None) -> float:
     """Steps/s of the bare scan (`bare`, or a new `make_bare_scan(run)`) over `epochs` epochs after one warm-up
     (compiling, for a new one) epoch."""
-    bare = bare or make_bare_scan(run)
+    bare = make_bare_scan(run) if bare is None else bare
     indices = [epoch_batch_indices(run.keys.data, e, num_examples=len(run.dataset.train),
                                    batch_size=run.train.batch_size) for e in range(epochs + 1)]
     state, out = bare(run.init_state(), indices[0])  # compile and warm up

@@ -595,7 +595,8 @@ class _Loop:
             m.summary = write_summary(
                 m.run, member(params, s) if self.runs_axis else params, m.workdir,
                 split_terms={split: {k: np.atleast_1d(v)[s] for k, v in t.items()} for split, t in terms.items()},
-                steps=int(steps[s]), epoch_times=self.epoch_times[self.warmup_epochs:] or self.epoch_times, status=status, epochs=m.epochs_done,
+                steps=int(steps[s]), epoch_times=self.epoch_times[self.warmup_epochs:] or self.epoch_times,
+                status=status, epochs=m.epochs_done,
                 wall_time_s=time.perf_counter() - self.wall_start, figures=self.figures)
             m.status = status
             if m.tracker is not None:
