@@ -77,15 +77,20 @@ def cmd_train(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from aejax.api import run_sweep
-    from aejax.sweep import collect_results, parse_shard
-    from aejax.train import StopRequested
+    from aejax.train.distributed import initialize, is_primary
 
     if args.collect:
+        from aejax.sweep import collect_results
+
         out = collect_results(args.experiment, select=args.select)
         workdir = args.experiment
     else:
         overrides = _overrides(args)
+        initialize(args.coordinator, args.num_processes, args.process_id)  # before anything touches a device
+        from aejax.api import run_sweep
+        from aejax.sweep import parse_shard
+        from aejax.train import StopRequested
+
         workdir = args.workdir or _default_workdir(args.experiment, overrides, root="sweeps")
         try:
             out = run_sweep(args.experiment, workdir, overrides=overrides, grid=args.grid or [], seeds=args.seeds,
@@ -94,6 +99,8 @@ def cmd_sweep(args) -> int:
         except StopRequested as stop:
             print(f"aejax: {stop}", file=sys.stderr)
             return EXIT_INTERRUPTED
+        if not is_primary():  # process 0 reports
+            return 0
         print(f"aejax: ran {out['ran']} runs in {out['groups']} groups; {out['skipped']} already finished")
     rows = out["rows"]
     done, stopped = (sum(r["status"] == s for r in rows) for s in ("done", "stopped"))
@@ -226,6 +233,13 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _multihost_arguments(parser, what: str) -> None:
+    parser.add_argument("--coordinator", metavar="HOST:PORT", help=f"multi-host: process 0's address, the same on "
+                        f"every process (also JAX_COORDINATOR_ADDRESS): {what}")
+    parser.add_argument("--num-processes", type=int, help="multi-host: how many processes (also JAX_NUM_PROCESSES)")
+    parser.add_argument("--process-id", type=int, help="multi-host: this process's index (also JAX_PROCESS_ID)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aejax.evaluate import TASKS, describe_options
 
@@ -240,10 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--extend", action="store_true", help="allow more train.epochs than the run in WORKDIR was "
                        "started with: it trains on, with the schedule rebuilt for the new length (recorded in "
                        "history.jsonl)")
-    train.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host: process 0's address, the same on "
-                       "every process (also JAX_COORDINATOR_ADDRESS); use with --set train.data_parallel=True")
-    train.add_argument("--num-processes", type=int, help="multi-host: how many processes (also JAX_NUM_PROCESSES)")
-    train.add_argument("--process-id", type=int, help="multi-host: this process's index (also JAX_PROCESS_ID)")
+    _multihost_arguments(train, "with --set train.data_parallel=True, each batch over every process's devices")
     train.set_defaults(func=cmd_train)
     sweep = sub.add_parser("sweep", help="train many runs: vmapped groups, results.csv/md, resumable")
     sweep.add_argument("experiment", help="experiment (its sweep() is used unless --grid/--seeds); with --collect, "
@@ -275,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--ready-epochs", type=int, default=2, help="pbt: exploit and explore every N epochs")
     sweep.add_argument("--quantile", type=float, default=0.25, help="pbt: the bottom and top share (0, 0.5]")
     sweep.add_argument("--perturb", default="0.8,1.2", help="pbt: the explore factors (default 0.8,1.2)")
+    _multihost_arguments(sweep, "the population's members over every process's devices; run the same command on each")
     sweep.set_defaults(func=cmd_sweep)
     evaluate = sub.add_parser("eval", help="score a trained run; writes WORKDIR/report.md and figures")
     evaluate.add_argument("workdir")

@@ -149,8 +149,9 @@ class OptimOptions:
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
-    """config.train: the loop's options (`aejax.train.loop`). None of them but epochs, batch_size,
-    skip_nonfinite and matmul_precision changes what a run computes (see `aejax.train.fit.NOT_IDENTITY`)."""
+    """config.train: the loop's options (`aejax.train.loop`). Those that say how a run is shown, saved, fed or
+    timed, not what it computes, are listed in `aejax.train.loop.NOT_IDENTITY`; every other one is part of a
+    run's identity (a workdir holds one) and of a sweep group's structure."""
 
     epochs: int = 20
     batch_size: int = 128
@@ -375,9 +376,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def get_experiment_config(name_or_path: str, overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
-    """Loads an experiment's config (`NAME` or `NAME:VARIANT`), applies overrides, fills every default."""
-    module = load_experiment(name_or_path)
+def experiment_config(name_or_path: str, module=None) -> ml_collections.ConfigDict:
+    """An experiment's config (`NAME` or `NAME:VARIANT`) as its file writes it, not yet resolved; `module` is the
+    file already loaded (`load_experiment`), so that a sweep executes it once."""
+    module = module or load_experiment(name_or_path)
     variant = split_variant(name_or_path)[1]
     takes_arg = bool(inspect.signature(module.get_config).parameters)
     if variant is not None and not takes_arg:
@@ -386,7 +388,12 @@ def get_experiment_config(name_or_path: str, overrides: Mapping[str, Any] | None
     config = module.get_config(variant) if takes_arg else module.get_config()
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{name_or_path}: get_config() must return an ml_collections.ConfigDict.")
-    return resolve_config(config, overrides or {})
+    return config
+
+
+def get_experiment_config(name_or_path: str, overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
+    """Loads an experiment's config (`NAME` or `NAME:VARIANT`), applies overrides, fills every default."""
+    return resolve_config(experiment_config(name_or_path), overrides or {})
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> str:

@@ -17,7 +17,7 @@ from aejax.models.common import as_hp
 from aejax.models.undercomplete import UndercompleteAE
 from aejax.nets.conv import ConvDecoder, ConvEncoder
 from aejax.train import make_optimizer
-from aejax.train.step import init_train_state, make_epoch_fn, make_train_step
+from aejax.train.step import epoch_body, init_train_state, make_train_step
 
 
 def time_step(conv_impl: str, steps: int, batch_size: int = 128) -> tuple[float, float]:
@@ -42,7 +42,7 @@ def time_step(conv_impl: str, steps: int, batch_size: int = 128) -> tuple[float,
     jax.block_until_ready(metrics)
     standalone = (time.perf_counter() - start) / steps
 
-    epoch, state = make_epoch_fn(step, num_examples=n, batch_size=batch_size), fresh()
+    epoch, state = jax.jit(epoch_body(step, num_examples=n, batch_size=batch_size), donate_argnums=(0,)), fresh()
     state, out = epoch(state, x, y, hp, key, key, jnp.int32(0))
     jax.block_until_ready(out)
     start = time.perf_counter()

@@ -83,7 +83,7 @@ def optuna_side(trials: int, epochs: int, min_epochs: int, seed: int) -> dict:
 
     from aejax.config import get_experiment_config
     from aejax.train.setup import config_dataset, setup_run
-    from aejax.train.step import make_epoch_fn, make_eval_fn
+    from aejax.train.step import epoch_body, make_eval_fn
 
     dataset = config_dataset(get_experiment_config("digits_ae").data)
     epochs_trained = []
@@ -92,7 +92,8 @@ def optuna_side(trials: int, epochs: int, min_epochs: int, seed: int) -> dict:
         lr = trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True)
         run = setup_run(get_experiment_config("digits_ae", {**QUIET, "train.epochs": epochs, "hp.learning_rate": lr}),
                         dataset=dataset)
-        epoch_fn = make_epoch_fn(run.train_step(), num_examples=len(dataset.train), batch_size=run.train.batch_size)
+        epoch_fn = jax.jit(epoch_body(run.train_step(), num_examples=len(dataset.train),
+                                      batch_size=run.train.batch_size), donate_argnums=(0,))
         evaluate = make_eval_fn(run.model, batch_size=run.train.eval_batch_size)
         x, y = jax.device_put(dataset.train.x), jax.device_put(dataset.train.y)
         val = (jax.device_put(dataset.val.x), jax.device_put(dataset.val.y))

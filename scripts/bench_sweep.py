@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from aejax.config import get_experiment_config
 from aejax.sweep import run_sweep
-from aejax.train.loop import stack
+from aejax.train.population import stack
 from aejax.train.setup import setup_run
 from aejax.train.step import epoch_body, over_runs
 

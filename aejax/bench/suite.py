@@ -48,7 +48,7 @@ from aejax.bench.torch_reference import TorchReference, torch_available, torch_d
 from aejax.config import base_config, resolve_config
 from aejax.errors import ConfigError, DatasetNotFoundError
 from aejax.models import KINDS
-from aejax.train.loop import stack
+from aejax.train.population import stack
 from aejax.train.benchmark import benchmark_loop, make_bare_scan
 from aejax.train.setup import config_dataset, setup_run
 from aejax.train.step import batch_at, epoch_body, over_runs

@@ -19,6 +19,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from aejax.train.metrics import write_atomically
+
 MAX_ROWS = 20  # list-of-row results longer than this are left to eval_TASK.json
 
 
@@ -175,13 +177,6 @@ def mark_stale_sections(text: str, epoch: int) -> str:
     return _ANY_SECTION.sub(mark, text)
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_report(workdir: str, task: str, results: Mapping[str, Any], *, command: str, run_line: str = "",
                  epoch: int | None = None) -> str:
     """Writes (or replaces) `task`'s section of WORKDIR/report.md; returns the report's path.
@@ -198,7 +193,7 @@ def write_report(workdir: str, task: str, results: Mapping[str, Any], *, command
                                                       epoch=epoch))
     if epoch is not None:
         text = mark_stale_sections(text, epoch)
-    _write_text(path, text)
+    write_atomically(path, text)
     return path
 
 
@@ -212,7 +207,7 @@ def mark_stale(workdir: str, epoch: int) -> bool:
         text = f.read()
     marked = mark_stale_sections(text, epoch)
     if marked != text:
-        _write_text(path, marked)
+        write_atomically(path, marked)
     return marked != text
 
 

@@ -1,39 +1,42 @@
 """`run_sweep`: expand, group, train each group as a population, skip what is done, write the results.
 
 A run's structure is its resolved config without `hp` and `seed`; runs of equal structure form a
-group that trains as one population in the one training loop (`aejax.train.loop.train_population`:
-the single run's programs vmapped over a run axis), in chunks of at most `max_parallel` members.
-Everything in `hp` (learning rate included) and the seed vary within a group, and so do the
-optimizer's continuous values (`aejax.train.optim.INJECTABLE`), carried as arrays in the optimizer
-state when the members differ in them. Any other difference (code size, net, kind, batch size,
-epochs, schedule, whether clipping or decay is on at all) makes a separate group.
+group that trains as one population in the one training loop (`aejax.train.loop`: the single run's
+programs vmapped over a run axis), in chunks of at most `max_parallel` members. Everything in `hp`
+(learning rate included) and the seed vary within a group, and so do the optimizer's continuous
+values (`aejax.train.optim.INJECTABLE`), carried as arrays in the optimizer state when the members
+differ in them. Any other difference (code size, net, kind, batch size, epochs, schedule, whether
+clipping or decay is on at all) makes a separate group. A search (`aejax.sweep.search`) trains every
+population of the sweep together and decides over all their members at once.
 
 A sweep's workdir holds sweep.json (the experiment, the settings shared by every run, and every
 run ever planned there) and DIR/runs/<run-id>/ as `aejax train` writes it. The rule: the results
 table covers every run in sweep.json; a re-run may add points, but another experiment or other
-shared settings are refused before anything is written; a finished run (the run-identity rule)
-is skipped, an unfinished one resumes from its checkpoints.
+shared settings are refused before anything is written (every run's configuration is checked and
+built first); a finished run (the run-identity rule) is skipped, an unfinished one resumes from its
+checkpoints. The experiment file is executed once, each run's identity checked once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
 import os
 from typing import Any, Sequence
 
+import jax
 import ml_collections
 
-from aejax.config import get_experiment_config, load_experiment
+from aejax.config import experiment_config, load_experiment, resolve_config
 from aejax.errors import ConfigError
-from aejax.sweep import results as res
 from aejax.models.common import as_hp
-from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, ranking
+from aejax.sweep import results as res
+from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
 from aejax.sweep.space import continuous_keys, sample_points
 from aejax.sweep.spec import expand, run_ids, shard_slice
-from aejax.train.loop import NOT_IDENTITY, check_run_identity, is_finished, max_members
+from aejax.train.distributed import agree, barrier, is_primary
+from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
+from aejax.train.metrics import progress_bar
 from aejax.train.optim import INJECTABLE, optimizer_structure
 
 PARALLEL = ("vmap", "sequential")
@@ -70,23 +73,24 @@ def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
 
 
 def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
-               seeds: int | None = None, points: Sequence[dict] | None = None) -> list[PlannedRun]:
+               seeds: int | None = None, points: Sequence[dict] | None = None, module=None) -> list[PlannedRun]:
     """Every run of the sweep, in group order (runs of one structure together, first appearance first).
 
-    `points` (e.g. sampled from a search space) replace the file's `sweep()` as `--grid` does.
+    `points` (e.g. sampled from a search space) replace the file's `sweep()` as `--grid` does; `module` is the
+    experiment file already loaded (it is executed once per sweep).
     """
-    module = load_experiment(experiment)
+    module = module or load_experiment(experiment)
     replaced = grid or seeds or points is not None
     file_points = module.sweep() if callable(getattr(module, "sweep", None)) and not replaced else None
     points = expand(file_points, grid=grid, seeds=seeds, sampled=points)
     overrides = dict(overrides or {})
     overrides.pop("train.progress", None)  # the sweep shows one bar over its runs instead
-    runs = []
+    base, runs = experiment_config(experiment, module), []
     for run_id, point in zip(run_ids(points), points):
         clash = sorted(set(point) & set(overrides))
         if clash:
             raise ConfigError(f"{clash} are both swept and set with --set; keep each key in one place.")
-        config = get_experiment_config(experiment, {**overrides, **point, "train.progress": False})
+        config = resolve_config(base, {**overrides, **point, "train.progress": False})
         runs.append(PlannedRun(run_id, point, config, os.path.join(workdir, "runs", run_id)))
     order = list(dict.fromkeys(r.structure for r in runs))
     return sorted(runs, key=lambda r: order.index(r.structure))
@@ -138,14 +142,16 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
               seeds: int | None = None, parallel: str = "vmap", max_parallel: int | None = None,
               shard: tuple[int, int] = (0, 1), select: str = "val/mse", progress: bool = True,
               space: dict | None = None, sample: int | None = None, sampler: str = "random",
-              search: SearchOptions | None = None, figures=None) -> dict[str, Any]:
+              search: SearchOptions | None = None, figures=None, points: Sequence[dict] | None = None
+              ) -> dict[str, Any]:
     """Runs this process's slice of the sweep (or search) and writes DIR/results.csv, results.md and figures.
 
     Args:
       space, sample, sampler: draw `sample` points of `space` ({key: distribution}, the experiment's
         `space()` updated by `--space`) with `sampler` (`aejax.sweep.space`), seeded by the config's seed;
         they replace the file's `sweep()` and are crossed with `grid` and `seeds`.
-      search: successive halving or population-based training inside the populations (`aejax.sweep.search`).
+      points: explicit points ({dotted key: value}) in place of sampled ones (an outside sampler's).
+      search: successive halving or population-based training over the populations (`aejax.sweep.search`).
       figures: draws each member's figures (`aejax.viz.training_figures`, passed by `aejax.run_sweep`).
     Returns {"rows": [...], "best": row or None, "ran": count, "skipped": count, "failed": count, ...}.
     """
@@ -155,14 +161,24 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         raise ConfigError(f"--parallel must be one of {list(PARALLEL)}, got {parallel!r}.")
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}.")
-    overrides = dict(overrides or {})
-    points = None
+    overrides, module = dict(overrides or {}), load_experiment(experiment)
     if sample is not None:
-        base_seed = overrides.get("seed", get_experiment_config(experiment, {}).seed)
+        base_seed = overrides.get("seed", experiment_config(experiment, module).get("seed", 0))
         points = sample_points(space or {}, sample, sampler=sampler, seed=int(base_seed))
-    elif space:
+    elif space and points is None:
         raise ConfigError("a search space needs --sample N (how many points to draw from it).")
-    runs = plan_sweep(experiment, workdir, overrides=overrides, grid=grid, seeds=seeds, points=points)
+    runs = plan_sweep(experiment, workdir, overrides=overrides, grid=grid, seeds=seeds, points=points, module=module)
+    if search is not None:
+        search = dataclasses.replace(search, select=select)
+        check_search(search, runs, space or {}, parallel=parallel, shard=shard)
+        state = SearchState(workdir, search)  # a workdir of another search is refused here, before writing
+    record_sweep(workdir, experiment, overrides, runs, write=False)  # the sweep's settings, then each run's
+    mine = [runs[i] for i in shard_slice(len(runs), *shard)]
+    extensions = {r.run_id: check_run_identity(r.config, r.workdir) for r in mine}  # once per run
+    ended = state.ended() if search is not None else set()  # stopped or failed at a recorded decision
+    todo = [r for r in mine if r.run_id not in ended and (not finished_status(r.workdir) or (
+        search is not None and state.unrecorded_stop(r.workdir)))]  # a stop that was not recorded is undone
+    todo_ids = {r.run_id for r in todo}
     datasets: dict[str, Any] = {}
 
     def dataset_of(config):  # each dataset loaded once for the whole sweep
@@ -171,60 +187,62 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
             datasets[key] = config_dataset(config.data)
         return datasets[key]
 
-    check_select(select, setup_run(runs[0].config, dataset=dataset_of(runs[0].config)))
-    if search is not None:
-        search = dataclasses.replace(search, select=select)
-        check_search(search, runs, space or {}, parallel=parallel, shard=shard)
-        state = SearchState(workdir, search)  # a workdir of another search is refused here
-    mine = [runs[i] for i in shard_slice(len(runs), *shard)]
-    todo = [r for r in mine if not is_finished(r.config, r.workdir)]
-    record_sweep(workdir, experiment, overrides, runs, write=False)  # the sweep's settings, then each run's,
-    for r in todo:  # all checked before anything is written
-        check_run_identity(r.config, r.workdir)
+    populations = []  # (setups, planned runs to train, the population's planned size); every config built first
+    for group in ([[r] for r in mine] if parallel == "sequential" else groups_of(mine)):
+        inject = varying_optimizer_values(group)  # one program for every chunk of the group
+        setups = {r.run_id: setup_run(r.config, dataset=dataset_of(r.config), inject_optim=inject, resolved=True)
+                  for r in group if r.run_id in todo_ids}
+        if any(s.streams for s in setups.values()) and jax.process_count() > 1 and parallel == "vmap":
+            raise ConfigError("a population streamed from host memory (data.on_device=False, data.mmap=True, or too "
+                              "large for the device) trains in one process; drop --coordinator or keep the data on "
+                              "the device.")
+        size = max_parallel or agree(max_members(next(iter(setups.values()))) if setups else 1)
+        for chunk in (group[i:i + size] for i in range(0, len(group), size)):
+            train = [r for r in chunk if r.run_id in todo_ids]
+            if train:
+                populations.append(([setups[r.run_id] for r in train], train, len(chunk)))
+    check_select(select, [f"{split}/{term}" for split in ("val", "test", "train") for term in
+                          populations[0][0][0].metric_names()] if populations else _reported(mine))
+    barrier("aejax sweep: every process read the workdir")  # before any writes to it
     if search is not None:  # what a decision that was not recorded did is undone; it will be taken again
-        state.undo_after_last([r.workdir for r in runs], search_next(search, runs[0].config.train.epochs, state.last))
-        todo = [r for r in mine if not is_finished(r.config, r.workdir)]
-    record_sweep(workdir, experiment, overrides, runs)
-    parent = _parent_tracker(workdir, runs[0].config, experiment) if todo else None
-    bar = _runs_bar(progress, len(mine), len(mine) - len(todo))
-    train = functools.partial(_train, parent=parent, figures=figures)
+        state.undo_after_last([r.workdir for r in runs], next_after(search.boundaries(runs[0].config.train.epochs),
+                                                                     state.last))
+    record_sweep(workdir, experiment, overrides, runs, write=is_primary())
+    barrier("aejax sweep: the workdir is ready")
+    parent = _parent_tracker(workdir, runs[0].config, experiment) if todo and is_primary() else None
+    bar = progress_bar(progress, total=len(mine), initial=len(mine) - len(todo), unit="run")
     outcomes: list[dict] = []
-    populations: list = []
+    common = dict(runs_axis=parallel == "vmap", parent_tracker=parent, progress=False, figures=figures)
     try:
-        if parallel == "sequential":  # the loop with a population of one each; the data is loaded once
-            for run in todo:
-                outcomes += train([setup_run(run.config, dataset=dataset_of(run.config))], [run], runs_axis=False)
-                bar.update(1)
-        else:
-            for group in groups_of(todo):
-                inject = varying_optimizer_values(group)  # one program for every chunk of the group
-                setups = [setup_run(r.config, dataset=dataset_of(r.config), inject_optim=inject) for r in group]
-                size = max_parallel or max_members(setups[0])
-                populations += [(setups[i:i + size], group[i:i + size]) for i in range(0, len(group), size)]
-            if search is not None and len(populations) > 1:  # halving ranked over every population at each rung
-                outcomes += halving_rounds(populations, search, state, train)
-            for setups, chunk in populations if search is None or len(populations) == 1 else ():
-                scheduler = None if search is None else make_scheduler(search, state, setups, chunk, space or {})
-                if isinstance(scheduler, PopulationBasedTraining):  # resumed: the hp the recorded explores left
-                    setups = [dataclasses.replace(s, hp=as_hp({**s.hp, **{k.split(".", 1)[1]: v for k, v in h.items()}}))
-                              for s, h in zip(setups, scheduler.hp)]
-                outcomes += train(setups, chunk, scheduler=scheduler)
-                bar.update(len(chunk))
+        if search is None:  # one population after another
+            for setups, train, planned in populations:
+                outcomes += train_populations([(setups, [r.workdir for r in train])], planned=[planned],
+                                              extensions=[extensions[r.run_id] for r in train], **common)[0]
+                bar.update(len(train))
+        elif populations:  # every population together: the search decides over all their members at once
+            scheduler = make_scheduler(search, state, populations, space or {})
+            if isinstance(scheduler, PopulationBasedTraining):  # resumed: the hp the recorded explores left
+                populations = [([dataclasses.replace(s, hp=as_hp({**s.hp, **{k.split(".", 1)[1]: v for k, v in
+                                                                             scheduler.hp[i].items()}}))
+                                 for i, s in enumerate(setups)], train, planned)
+                               for setups, train, planned in populations]
+            for group in train_populations([(s, [r.workdir for r in t]) for s, t, _ in populations],
+                                           planned=[p for _, _, p in populations], scheduler=scheduler,
+                                           extensions=[extensions[r.run_id] for _, t, _ in populations for r in t],
+                                           **common):
+                outcomes += group
+            bar.update(len(todo))
     finally:
         bar.close()
         if parent is not None:
             parent.finish()
-    out = collect_results(workdir, select=select)
+    if is_primary():
+        out = collect_results(workdir, select=select)
+    else:  # process 0 writes and reports the results
+        out = {"rows": [], "best": None, "select": select, "results_csv": None, "results_md": None, "figures": []}
     return out | {"ran": len(todo), "skipped": len(mine) - len(todo), "failed": sum("failed" in o for o in outcomes),
-                  "groups": len(populations) if parallel == "vmap" else len(todo),
+                  "groups": len(populations),
                   "member_epochs": sum(r.get("epochs", 0) for r in out["rows"] if isinstance(r.get("epochs"), int))}
-
-
-def _train(setups, runs, *, parent, figures, runs_axis=True, scheduler=None, until=None) -> list[dict]:
-    from aejax.train.loop import train_population
-
-    return train_population(setups, [r.workdir for r in runs], runs_axis=runs_axis, scheduler=scheduler,
-                            parent_tracker=parent, progress=False, figures=figures, until=until)
 
 
 def check_search(search: SearchOptions, runs: Sequence[PlannedRun], space: dict, *, parallel: str,
@@ -233,7 +251,7 @@ def check_search(search: SearchOptions, runs: Sequence[PlannedRun], space: dict,
     search.check(runs[0].config.train.epochs)
     if parallel != "vmap" or shard != (0, 1):
         raise ConfigError("a search decides across its members while they train: run it with --parallel vmap "
-                          "in one process (no --shard).")
+                          "over the whole sweep (no --shard; with several hosts, join them with --coordinator).")
     if search.scheduler == "pbt":
         bad = sorted(k for k in space if not k.startswith("hp."))
         if bad:
@@ -245,60 +263,38 @@ def check_search(search: SearchOptions, runs: Sequence[PlannedRun], space: dict,
                               "(e.g. --grid over model.* keys); keep structural keys out of a PBT search.")
 
 
-def search_next(search: SearchOptions, epochs: int, epoch: int) -> int | None:
-    return next((b for b in search.boundaries(epochs) if b > epoch), None)
-
-
-def make_scheduler(search: SearchOptions, state: SearchState, setups, runs: Sequence[PlannedRun], space: dict):
-    epochs = runs[0].config.train.epochs
-    ids = [r.run_id for r in runs]
+def make_scheduler(search: SearchOptions, state: SearchState, populations, space: dict):
+    """The search's scheduler over the members of every population, in order."""
+    ids = [r.run_id for _, train, _ in populations for r in train]
+    epochs = populations[0][1][0].config.train.epochs
     if search.scheduler == "halving":
         return Halving(ids, search, state, epochs)
     keys = continuous_keys(space)
+    setups = [s for setups, _, _ in populations for s in setups]
     initial = [{k: float(s.hp[k.split(".", 1)[1]]) for k in keys} for s in setups]
     return PopulationBasedTraining(ids, search, state, epochs, initial, keys)
 
 
-def halving_rounds(populations, search: SearchOptions, state: SearchState, train) -> list[dict]:
-    """Halving over several populations: each trains to the rung and pauses, the ranking is global, the
-    stopped members' summaries say so; the survivors train on to the next rung, then to the end."""
-    metric, lower = res.parse_select(search.select)
-    live = [r.run_id for _, runs in populations for r in runs if r.run_id not in state.stopped()]
-
-    def train_live(until=None) -> list[tuple[PlannedRun, dict]]:
-        out = []
-        for setups, runs in populations:
-            alive = [(s, r) for s, r in zip(setups, runs) if r.run_id in live]
-            if alive:
-                out += zip([r for _, r in alive], train([s for s, _ in alive], [r for _, r in alive], until=until))
-        return out
-
-    epochs = populations[0][1][0].config.train.epochs
-    for rung in [b for b in search.boundaries(epochs) if b > state.last]:
-        scores = {run.run_id: float("nan") if "failed" in s else s.get(metric, float("nan"))
-                  for run, s in train_live(until=rung)}
-        ids = [i for i in live if i in scores]
-        kept = [ids[i] for i in ranking(ids, [scores[i] for i in ids], lower=lower)[:math.ceil(len(ids) / search.eta)]]
-        for _, runs in populations:
-            for run in runs:
-                if run.run_id in ids and run.run_id not in kept:
-                    res.set_status(run.workdir, "stopped")
-        state.record(rung, {"kept": kept, "stopped": [i for i in ids if i not in kept]})
-        live = kept
-    return [s for _, s in train_live()]
-
-
-def check_select(select: str, run) -> None:
-    """`--select METRIC[:min|max]` names a metric the runs will report (split/term, `RunSetup.metric_names`),
-    or a ConfigError with a "did you mean"."""
+def check_select(select: str, known: Sequence[str]) -> None:
+    """`--select METRIC[:min|max]` names a metric the runs will report (`known`: split/term, from
+    `RunSetup.metric_names`), or a ConfigError with a "did you mean"."""
     metric, _ = res.parse_select(select)
-    known = [f"{split}/{term}" for split in ("val", "test", "train") for term in run.metric_names()]
-    if metric not in known:
+    if known and metric not in known:
         import difflib
 
         close = difflib.get_close_matches(metric, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"the runs report {', '.join(known)}."
         raise ConfigError(f"--select {select!r} names no metric these runs report; {hint}")
+
+
+def _reported(runs: Sequence[PlannedRun]) -> list[str]:
+    """The split/term metrics the runs' summaries hold (a sweep with nothing left to train)."""
+    for run in runs:
+        path = os.path.join(run.workdir, "summary.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return sorted(k for k in json.load(f) if k.split("/")[0] in ("val", "test", "train"))
+    return []
 
 
 def _parent_tracker(workdir: str, config: ml_collections.ConfigDict, experiment: str):
@@ -356,27 +352,6 @@ def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str]) -> dic
     for end in sorted(decisions):
         rungs.update({i: end for i in decisions[end]["kept"] + decisions[end]["stopped"]})
     return {i: {"rung": rungs.get(i, "")} for i in ids}
-
-
-class _runs_bar:
-    """A tqdm bar over the runs of this process's slice."""
-
-    def __init__(self, enabled: bool, total: int, done: int):
-        self._bar = None
-        if enabled:
-            import sys
-
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, initial=done, unit="run", dynamic_ncols=True, file=sys.stderr)
-
-    def update(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 __all__ = ["PlannedRun", "check_select", "collect_results", "groups_of", "plan_sweep", "record_sweep", "run_sweep",

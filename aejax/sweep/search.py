@@ -1,13 +1,12 @@
-"""Searches inside the population: successive halving and population-based training.
+"""Searches inside the populations: successive halving and population-based training.
 
-Both act on a population in the one training loop through its hook (`aejax.train.loop.Scheduler`),
-between two device calls: halving stops the worse members at each rung and the loop compacts the
-run axis to the survivors (a few padded widths, no compile per size); population-based training
-copies the parameters and optimizer state of a good member into a bad one (a gather on the run
-axis) and perturbs its continuous hyperparameters inside the hp arrays (no compile). A halving
-search whose runs form several populations (structural keys in the space, or `--max-parallel`)
-ranks them all together: each population trains to the rung and pauses (`until`), then the
-ranking is global.
+Both are schedulers of the one training loop (`aejax.train.loop.Scheduler`): every population of a
+search trains to the scheduler's next epoch, then it decides once over all their members, between two
+device calls: halving stops the worse members at each rung (whatever population they are in; a failed
+member ranks last) and each population compacts its run axis to its survivors (a few padded widths, no
+compile per size); population-based training (one population) copies the parameters and optimizer
+state of a good member into a bad one (a gather on the run axis) and perturbs its continuous
+hyperparameters inside the hp arrays (no compile).
 
 Every decision is recorded in the sweep's search.json once it took effect (`commit`), so a killed
 search resumes to the same decisions and numbers: what a decision that was not recorded did
@@ -24,14 +23,16 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from aejax.errors import ConfigError
 from aejax.sweep.results import parse_select
 from aejax.train.checkpoint import Checkpointer
+from aejax.train.distributed import is_primary
 from aejax.train.loop import Decision
+from aejax.train.metrics import write_atomically
 
 SCHEDULERS = ("halving", "pbt")
 
@@ -81,6 +82,11 @@ class SearchOptions:
         return rungs
 
 
+def next_after(boundaries: Sequence[int], epoch: int) -> int | None:
+    """The first of the sorted epoch ends `boundaries` after 0-based `epoch` (None: none is left)."""
+    return next((b for b in boundaries if b > epoch), None)
+
+
 def ranking(run_ids: Sequence[str], scores: Sequence[float], *, lower: bool) -> list[int]:
     """Positions of the members, best first; a non-finite score ranks last, ties go by run id."""
     def key(i):
@@ -111,14 +117,23 @@ class SearchState:
 
     def record(self, end: int, decision: dict) -> None:
         self.decisions[end] = decision
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"options": dataclasses.asdict(self.options), "decisions": self.decisions}, f, indent=2)
-        os.replace(tmp, self.path)
+        if is_primary():
+            write_atomically(self.path, json.dumps({"options": dataclasses.asdict(self.options),
+                                                    "decisions": self.decisions}, indent=2))
 
-    def stopped(self) -> dict[str, int]:
-        """{run id: the rung it was stopped at} for halving."""
-        return {r: int(end) for end, d in self.decisions.items() for r in d.get("stopped", [])}
+    def ended(self) -> set[str]:
+        """The run ids a recorded decision stopped (halving's losers, failed members among them): never trained
+        again."""
+        return {r for d in self.decisions.values() for r in d.get("stopped", [])}
+
+    def unrecorded_stop(self, workdir: str) -> bool:
+        """`workdir` holds a "stopped" summary newer than the last recorded decision (its decision is taken again)."""
+        path = os.path.join(workdir, "summary.json")
+        if not os.path.isfile(path):
+            return False
+        with open(path, encoding="utf-8") as f:
+            s = json.load(f)
+        return s.get("status") == "stopped" and s.get("epochs", 0) > self.last
 
     def hp_of(self, run_id: str, initial: dict[str, float]) -> dict[str, float]:
         """PBT: a member's hp after the recorded decisions."""
@@ -138,17 +153,14 @@ class SearchState:
                     if step >= next_boundary:
                         ckpt.delete(step)
                 ckpt.close()
-            summary = os.path.join(workdir, "summary.json")
-            if os.path.isfile(summary):
-                with open(summary, encoding="utf-8") as f:
-                    s = json.load(f)
-                if s.get("status") == "stopped" and s.get("epochs", 0) > self.last:
-                    os.remove(summary)
+            if self.unrecorded_stop(workdir) and is_primary():
+                os.remove(os.path.join(workdir, "summary.json"))
 
 
 class Halving:
-    """Successive halving inside one population: at each rung the members are ranked on `select` and the best
-    ceil(n/eta) go on (ties by run id); the others stop with their checkpoint, records and summary."""
+    """Successive halving over every population of a search: at each rung the members are ranked on `select` and
+    the best ceil(n/eta) go on (ties by run id; a member that failed ranks last and never goes on); the others
+    stop with their checkpoint, records and summary."""
 
     def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int):
         self.run_ids, self.options, self.state = list(run_ids), options, state
@@ -157,12 +169,12 @@ class Halving:
         self._pending: dict[int, dict] = {}
 
     def next_decision(self, epoch: int) -> int | None:
-        return next((r for r in self.rungs if r > epoch), None)
+        return next_after(self.rungs, epoch)
 
     def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
-        ids = [self.run_ids[m] for m in members]
-        order = ranking(ids, val[self.metric], lower=self.lower)
-        keep = [members[i] for i in order[:math.ceil(len(members) / self.options.eta)]]
+        ids, scores = [self.run_ids[m] for m in members], val[self.metric]
+        best = ranking(ids, scores, lower=self.lower)[:math.ceil(len(members) / self.options.eta)]
+        keep = [members[i] for i in best if math.isfinite(float(scores[i]))]
         self._pending[end] = {"kept": [self.run_ids[m] for m in keep],
                               "stopped": [self.run_ids[m] for m in members if m not in keep]}
         return Decision(keep=keep)
@@ -185,21 +197,23 @@ class PopulationBasedTraining:
         self._pending: dict[int, dict] = {}
 
     def next_decision(self, epoch: int) -> int | None:
-        return next((b for b in self.boundaries if b > epoch), None)
+        return next_after(self.boundaries, epoch)
 
     def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
         ids = [self.run_ids[m] for m in members]
         order = [members[i] for i in ranking(ids, val[self.metric], lower=self.lower)]
         k = max(1, int(len(order) * self.options.quantile)) if len(order) > 1 else 0
         rng = np.random.default_rng([self.options.seed, end])
-        copy_from, new_hp = {}, {}
+        copy_from, new_hp, factors = {}, {}, {}
         for m in order[len(order) - k:]:
             parent = order[int(rng.integers(k))]
             copy_from[m] = parent
-            new_hp[m] = {key: self.hp[parent][key] * float(rng.choice(self.options.perturb)) for key in self.keys}
+            factors[m] = {key: float(rng.choice(self.options.perturb)) for key in self.keys}
+            new_hp[m] = {key: self.hp[parent][key] * factors[m][key] for key in self.keys}
             self.hp[m] = {**self.hp[m], **new_hp[m]}
         self._pending[end] = {"parents": {self.run_ids[m]: self.run_ids[p] for m, p in copy_from.items()},
-                              "hp": {self.run_ids[m]: h for m, h in new_hp.items()}}
+                              "hp": {self.run_ids[m]: h for m, h in new_hp.items()},
+                              "factors": {self.run_ids[m]: f for m, f in factors.items()}}
         return Decision(keep=list(members), copy_from=copy_from,
                         hp={m: {key.split(".", 1)[1]: v for key, v in h.items()} for m, h in new_hp.items()})
 
@@ -207,10 +221,4 @@ class PopulationBasedTraining:
         self.state.record(end, self._pending.pop(end))
 
 
-def lineage(state: SearchState, run_id: str) -> list[dict[str, Any]]:
-    """A PBT member's lineage: [{"epoch": end, "parent": run id or None, "hp": {key: value}}] per interval."""
-    return [{"epoch": end, "parent": d.get("parents", {}).get(run_id), "hp": d.get("hp", {}).get(run_id)}
-            for end, d in sorted(state.decisions.items())]
-
-
-__all__ = ["Halving", "PopulationBasedTraining", "SCHEDULERS", "SearchOptions", "SearchState", "lineage", "ranking"]
+__all__ = ["Halving", "PopulationBasedTraining", "SCHEDULERS", "SearchOptions", "SearchState", "next_after", "ranking"]

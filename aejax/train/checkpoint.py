@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -181,8 +182,12 @@ class Checkpointer:
         if keep < 1:
             raise CheckpointError(f"train.keep_checkpoints must be >= 1, got {keep}.")
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
-                                               cleanup_tmp_directories=True, create=True)
+        # several processes: orbax's barriers are named by step, so each directory's (a population member's) get a
+        # prefix of their own: members saving the same epoch side by side do not share a barrier
+        prefix = hashlib.sha1(self.directory.encode()).hexdigest()[:12] if jax.process_count() > 1 else None
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix))
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_handlers=ocp.StandardCheckpointHandler())
         self._background = async_save and jax.process_count() == 1

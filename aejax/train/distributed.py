@@ -1,9 +1,11 @@
 """Several processes (hosts) as one JAX runtime, through `jax.distributed.initialize`.
 
-Each process runs the same `aejax train` command; JAX connects them through a coordinator (the
-first process's address), and every device of every process joins one "data" mesh, so a
-data-parallel run splits each batch over all of them. Only process 0 writes metrics, figures
-and the summary; every process takes part in checkpoint saves (orbax coordinates them).
+Each process runs the same `aejax train` or `aejax sweep` command; JAX connects them through a
+coordinator (the first process's address), and every device of every process joins one mesh: a
+data-parallel run splits each batch over all of them, a population spreads its members over them
+(`aejax.train.population`). Only process 0 writes metrics, figures, summaries and a sweep's files;
+every process takes part in checkpoint saves (orbax coordinates them); choices that hang on a
+process's own clock or memory are process 0's (`agree`).
 The coordinator service is unauthenticated: run it on a trusted network only.
 """
 
@@ -31,6 +33,24 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices of several processes
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
     return True
+
+
+def agree(value):
+    """Process 0's `value` (a bool or an int) on every process: for a choice that depends on a process's own clock,
+    memory or signals, which every process must make alike; `value` itself with one process."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return type(value)(multihost_utils.broadcast_one_to_all(np.asarray(value)).item())
+
+
+def barrier(name: str) -> None:
+    """With several processes, waits until every process got here (e.g. all read a workdir before any writes)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def is_primary() -> bool:

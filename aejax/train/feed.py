@@ -3,9 +3,9 @@
 A population of R >= 1 runs trains from one of two feeds with one interface,
 `feed(state, epochs, validate_after) -> (state, parts, val)` (`parts`: device arrays of the
 steps' metrics and finite flags, fetched later with `epoch_metrics`; `val`: the validation sums of a
-feed that validates inside its call, else None). With a run axis (`runs_axis=True`) the state, hp and
-keys carry a leading R axis and every program is the single run's, vmapped (`over_runs`); without
-one (a run alone) the programs are the single run's as they are.
+feed that validates inside its call, else None). Every program is the single run's, made a population's
+by `program` (`aejax.train.population.Population.program`: vmapped over the slots, or as it is for a run
+alone), so the state, hp and keys carry a leading slot axis exactly when the population has one.
 
 - `DeviceEpochs`: the training split lives on the device; a call scans its epochs (`epoch_body`,
   gathering the batches there; `train.epochs_per_call`) and validates after the epochs the loop marks.
@@ -33,7 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax.train.distributed import host
-from aejax.train.step import chunk_body, epoch_batch_indices, epoch_body, over_runs
+from aejax.train.step import chunk_body, epoch_batch_indices, epoch_body
+
+Program = Callable[..., Callable]  # program(fn, shared_positions) -> the population's fn
 
 CHUNK_BYTES = 64 << 20  # a streamed chunk's size when data.stream_chunk_steps is 0: about 64 MiB
 
@@ -98,20 +100,20 @@ class DeviceEpochs:
     Args:
       step: the single run's step(state, batch, key, hp).
       x, y: the split on the device (replicated over a mesh when there is one).
-      hp, data_key, loop_key, eval_key: the run's, or the population's stacked on a leading run axis.
+      hp, data_key, loop_key, eval_key: the population's (`program` says whether they carry a slot axis).
       val: the validation split (x, y) on the device, and `split_sums` the single run's sums over it.
-      capacity: the most epochs one call runs.
-      runs_axis: vmap every program over that axis (`over_runs`; sharded over the mesh's "runs" axis).
+      capacity: the most epochs one call runs (the validation buffers' length, V).
+      program: makes the population's program of a single run's function (`Population.program`).
+      batch_sharding: each batch split over a "data" mesh axis (a data-parallel run), or None.
     """
 
     def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, eval_key, val, split_sums: Callable,
-                 capacity: int, batch_size: int, runs_axis: bool, batch_sharding=None,
-                 spmd_axis_name: str | None = None):
+                 capacity: int, batch_size: int, program: Program, batch_sharding=None):
         single = epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding)
         one = jax.jit(single)  # jitted inside the long program: its outputs' shapes and its body share one trace
         self.capacity, self.validates = capacity, False  # validates: the long program has run
 
-        def epochs(state, x_N, y_N, hp, data_key, loop_key, eval_key, vx, vy, first, count, validate_C):
+        def epochs(state, x_N, y_N, hp, data_key, loop_key, eval_key, vx, vy, first, count, validate_V):
             def validate(params, e):
                 return split_sums(params, vx, vy, hp, jax.random.fold_in(eval_key, e))
 
@@ -125,7 +127,7 @@ class DeviceEpochs:
                 state, outs, vals = carry
                 e = first + i
                 state, out = one(state, x_N, y_N, hp, data_key, loop_key, e)
-                val = jax.lax.cond(validate_C[i], validate, lambda p, e: zeros(val_shapes), state["params"], e)
+                val = jax.lax.cond(validate_V[i], validate, lambda p, e: zeros(val_shapes), state["params"], e)
                 put = lambda buffers, new: jax.tree_util.tree_map(lambda b, n: b.at[i].set(n), buffers, new)
                 return state, put(outs, out), put(vals, val)
 
@@ -133,9 +135,7 @@ class DeviceEpochs:
             state, outs, vals = jax.lax.fori_loop(0, count, body, carry)
             return state, (outs, vals)
 
-        if runs_axis:
-            single = over_runs(single, shared=(1, 2, 6), spmd_axis_name=spmd_axis_name)
-            epochs = over_runs(epochs, shared=(1, 2, 7, 8, 9, 10, 11), spmd_axis_name=spmd_axis_name)
+        single, epochs = program(single, (1, 2, 6)), program(epochs, (1, 2, 7, 8, 9, 10, 11))
         self._epoch, self._epochs = jax.jit(single, donate_argnums=(0,)), jax.jit(epochs, donate_argnums=(0,))
         self._args = (x, y, hp, data_key, loop_key, eval_key, *val)
 
@@ -146,17 +146,17 @@ class DeviceEpochs:
 
     def __call__(self, state, epochs: range, validate_after: Sequence[bool]):
         """Runs `epochs`; returns (state, parts, val): `val` None after the one-epoch program, else the validation
-        sums, [(R,) capacity] per term, to be read at the positions `validate_after` marks (`parts` hold
-        `capacity` epochs too, the first ones run)."""
+        sums, [(slots,) V] per term, to be read at the positions `validate_after` marks (`parts` hold
+        V = `capacity` epochs too, the first ones run)."""
         if not 1 <= len(epochs) <= self.capacity:
             raise ValueError(f"a call of {len(epochs)} epochs; this feed runs 1 to {self.capacity}.")
         if len(epochs) == 1 and not self.validates:
             state, out = self._epoch(state, *self._args[:5], np.int32(epochs.start))
             return state, [out], None
         self.validates = True
-        validate_C = np.zeros(self.capacity, bool)
-        validate_C[:len(epochs)] = validate_after
-        state, (out, val) = self._epochs(state, *self._args, np.int32(epochs.start), np.int32(len(epochs)), validate_C)
+        validate_V = np.zeros(self.capacity, bool)
+        validate_V[:len(epochs)] = validate_after
+        state, (out, val) = self._epochs(state, *self._args, np.int32(epochs.start), np.int32(len(epochs)), validate_V)
         return state, [out], val
 
 
@@ -166,16 +166,15 @@ class HostStream:
     Args:
       step: the single run's step(state, batch, key, hp).
       x, y: the split on the host (ndarrays, or `aejax.data.lazy.Rows` with a `take` method).
-      data_keys, loop_keys: one per member ([R] keys with `runs_axis`, else single keys).
+      data_key, loop_key: the population's (a key per slot when `program` vmaps).
       chunk_steps: batches per chunk; the last chunk of an epoch may be shorter (one more compile).
+      program: makes the population's program of a single run's function (`Population.program`).
     """
 
     def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, batch_size: int, chunk_steps: int,
-                 runs_axis: bool):
-        chunk = chunk_body(step)
-        order = functools.partial(epoch_batch_indices, num_examples=len(y), batch_size=batch_size)
-        if runs_axis:
-            chunk, order = over_runs(chunk), over_runs(order, shared=(1,))
+                 program: Program):
+        chunk = program(chunk_body(step))
+        order = program(functools.partial(epoch_batch_indices, num_examples=len(y), batch_size=batch_size), (1,))
         self._chunk, self._order = jax.jit(chunk, donate_argnums=(0,)), jax.jit(order)
         self._x, self._y, self._hp = x, np.asarray(y), hp
         self._data_key, self._loop_key = data_key, loop_key
@@ -185,7 +184,7 @@ class HostStream:
         self._hp, self._data_key, self._loop_key = hp, data_key, loop_key
 
     def _chunk_indices(self, epochs: range):
-        """[(R,) K, B] example indices of each chunk, in training order; the next epoch's permutation
+        """[(slots,) S, B] example indices of each chunk, in training order; the next epoch's permutation
         is dispatched before this epoch's chunks are gathered, so it is ready when needed."""
         pending = self._order(self._data_key, epochs[0])
         for i, _ in enumerate(epochs):
@@ -217,19 +216,13 @@ class HostStream:
             ready = jax.device_put(gathered)
 
 
-def epoch_metrics(parts: Sequence[Any], num_epochs: int, steps_per_epoch: int, *, runs_axis: bool
+def epoch_metrics(fetched: Sequence[Any], num_epochs: int, steps_per_epoch: int
                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(metrics {term: [R, E, steps]}, finite [R, E, steps]) of a call's first `num_epochs` epochs (a padded
-    call has more) on the host from a feed's `parts`, in one transfer; R is 1 without a run axis."""
-    fetched = host(list(parts))
-
-    def per_member(leaf):  # [R?, (E,) S] -> [R, E*S]
-        leaf = np.asarray(leaf) if runs_axis else np.asarray(leaf)[None]
-        return leaf.reshape(leaf.shape[0], -1)
-
+    """(metrics {term: [slots, E, S]}, finite [slots, E, S]) of a call's first `num_epochs` epochs (a padded call
+    has more) from a feed's `parts` fetched to the host with their slot axis (`Population.fetch`)."""
     def joined(pick):
-        pieces = [per_member(pick(out)) for out in fetched]
-        whole = np.concatenate(pieces, axis=1)[:, :num_epochs * steps_per_epoch]
+        whole = np.concatenate([np.asarray(pick(out)).reshape(len(pick(out)), -1) for out in fetched], axis=1)
+        whole = whole[:, :num_epochs * steps_per_epoch]
         return whole.reshape(whole.shape[0], num_epochs, steps_per_epoch)
 
     metrics = {k: joined(lambda out: out[0][k]) for k in fetched[0][0]}

@@ -1,20 +1,17 @@
-"""The one training loop: a population of R >= 1 runs of one structure, trained as one program.
+"""The one training loop: populations of R >= 1 runs, each trained as one program (`aejax.train.population`).
 
-`fit` is a population of one (the single run's programs); a sweep group is a population of R (the
-same programs vmapped over a leading run axis of params, optimizer state, hp and keys, sharded over
-a "runs" mesh axis on several devices); a search acts on it between device calls through one hook
-(`Scheduler`). Every `train.*` and `data.*` option means the same for R = 1 and R > 1. Each member
-writes its own workdir: config.json, metrics.jsonl, tensorboard/, checkpoints/, summary.json.
-
-One turn of the loop dispatches a device call (epochs up to the next epoch-counted checkpoint,
-scheduler decision or the end, at most `train.epochs_per_call`: by default one, or as many as fill
-about `CALL_SECONDS` once the second call was timed, for a run long enough to pay for that program's
-compile; a call of several epochs validates inside after the epochs `train.eval_every` names, any
-other call ends at each validation), then, on the host: the
-records (with `train.async_metrics`, those of the previous call, while this one runs), members that
-went non-finite stopped, the checkpoint if due (every `train.checkpoint_every` epochs or that much
-wall-clock time, after the last epoch, and on a stop signal), the scheduler's decision. Compiles are
-timed apart from the calls (`compile_seconds`).
+`fit` is a population of one; a sweep group is a population of R; a search is one or several
+populations and a `Scheduler` that decides between device calls. `train` is the loop, one page in
+big_vision's shape: for each stretch up to the next decision (or the end), a `for` over device calls
+of each population, one "is it time?" test per call, and the host work in small functions below it:
+the records (with `train.async_metrics`, those of the previous call while this one runs), members
+that went non-finite stopped, checkpoints when due (every `train.checkpoint_every` epochs or that much
+wall-clock time, after the last epoch, and on a stop signal), then the scheduler's decision, taken
+once for every population and applied by one gather on each population's run axis. A call trains
+`train.epochs_per_call` epochs (by default one, or as many as fill about `CALL_SECONDS` once the
+second call was timed, for a run long enough to pay for that program's compile); compiles are timed
+apart from the calls. Every `train.*` and `data.*` option means the same for R = 1 and R > 1. Each
+member writes its own workdir: config.json, metrics.jsonl, tensorboard/, checkpoints/, summary.json.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import signal
 import sys
@@ -31,16 +27,16 @@ import time
 from typing import Any, Callable, Protocol, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from aejax import platform
 from aejax.config import config_from_json, config_to_json, duration
 from aejax.errors import CheckpointError, ConfigError, NonFiniteError
 from aejax.train.checkpoint import Checkpointer
-from aejax.train.distributed import host, is_primary, replicated
+from aejax.train.distributed import agree, is_primary
 from aejax.train.feed import CHUNK_BYTES, DeviceEpochs, HostStream, chunk_steps_for, epoch_metrics, free_device_bytes
-from aejax.train.metrics import MetricsWriter, NullWriter, read_metrics
+from aejax.train.metrics import MetricsWriter, NullWriter, progress_bar, read_metrics, write_atomically
+from aejax.train.population import Population
 from aejax.train.setup import MATMUL_PRECISIONS, RunSetup
 from aejax.train.step import compile_seconds, make_eval_fn, make_split_sums
 from aejax.train.tracking import MlflowRun, flatten, log_training_end
@@ -50,7 +46,8 @@ MAX_EPOCHS_PER_CALL = 64
 COMPILE_PAYBACK = 2.0  # longer calls only for a run that trains on for this many times their program's compile
 # figures(model, params, dataset, workdir, *, records, lr_warmup_steps) -> paths (`aejax.viz.training_figures`)
 FigureHook = Callable[..., list]
-# Keys that say how a run is shown, saved, fed or timed, not what it computes.
+# Keys that say how a run is shown, saved, fed or timed, not what it computes: they never count in the
+# run-identity rule (`check_run_identity`) and never split a sweep into groups (`aejax.sweep.runner`).
 NOT_IDENTITY = ("train.progress", "train.figures", "train.tensorboard", "train.checkpoint_every",
                 "train.keep_checkpoints", "train.eval_every", "train.epochs_per_call", "train.async_metrics",
                 "train.mlflow", "train.mlflow_uri", "train.mlflow_experiment", "train.deterministic",
@@ -92,13 +89,14 @@ class Decision:
 
 
 class Scheduler(Protocol):
-    """Acts on a population between device calls (successive halving, population-based training)."""
+    """Acts on the populations between device calls (successive halving, population-based training)."""
 
     def next_decision(self, epoch: int) -> int | None:
         """The first epoch end after 0-based `epoch` at which `decide` runs (device calls end there)."""
 
     def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
-        """After validation at epoch end `end`: `members` (indices) are the live ones, `val` their val/* means."""
+        """After validation at epoch end `end`: `members` (indices over every population, in order) are the ones
+        ranked there, `val` their val/* means (NaN for a member that failed since the last decision)."""
 
     def commit(self, end: int) -> None:
         """The decision at `end` took effect (stopped members summarized, every live member's checkpoint at `end`
@@ -107,16 +105,6 @@ class Scheduler(Protocol):
 
 class StopRequested(Exception):
     """SIGTERM or SIGINT arrived; a checkpoint was written and the run stopped."""
-
-
-def stack(trees: Sequence[Any]):
-    """Stacks pytrees of equal structure on a new leading axis (on the host: no per-shape compiles)."""
-    return jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *trees)
-
-
-def member(tree, r: int):
-    """Member r of a stacked pytree (pass host arrays: `jax.device_get` the tree once first)."""
-    return jax.tree_util.tree_map(lambda leaf: leaf[r], tree)
 
 
 def max_members(run: RunSetup) -> int:
@@ -130,7 +118,7 @@ def max_members(run: RunSetup) -> int:
     return max(1, int(0.5 * free // max(per_member, 1)))
 
 
-# -- a workdir: its lock, its identity, its member -------------------------------------------------
+# -- a workdir: its lock, its identity -------------------------------------------------------------
 
 @contextlib.contextmanager
 def workdir_lock(workdir: str):
@@ -189,18 +177,18 @@ def check_run_identity(config, workdir: str, *, extend: bool = False) -> dict | 
     raise ConfigError(f"{workdir} holds a run of another configuration ({changes}); {hint}")
 
 
-def is_finished(config, workdir: str) -> bool:
-    """A finished run of this configuration is in `workdir`: the run-identity rule holds and summary.json says it
-    is done or was stopped by a search (not paused)."""
+def finished_status(workdir: str) -> str | None:
+    """The status in `workdir`'s summary.json when it is a finished one ("done", or "stopped" by a search), else
+    None (no summary, or "paused"). Call it after the run-identity rule held for the workdir."""
     path = os.path.join(workdir, "summary.json")
-    try:
-        if check_run_identity(config, workdir) is not None or not os.path.isfile(path):
-            return False
-    except ConfigError:
-        return False
+    if not os.path.isfile(path):
+        return None
     with open(path, encoding="utf-8") as f:
-        return json.load(f).get("status", "done") in ("done", "stopped")
+        status = json.load(f).get("status", "done")
+    return status if status in ("done", "stopped") else None
 
+
+# -- a member: its files ---------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class _Member:
@@ -213,6 +201,7 @@ class _Member:
     summary: dict | None = None
     tracker: Any = None
     writer: Any = None
+    checkpointer: Any = None
 
     def start(self, extension: dict | None, parent_tracker) -> None:
         """config.json (and history.jsonl), the MLflow run and the checkpointer: before training."""
@@ -239,8 +228,8 @@ class _Member:
     def fail(self, err: NonFiniteError) -> None:
         self.status, self.failure = "failed", err
         if is_primary():
-            with open(os.path.join(self.workdir, "failed.json"), "w", encoding="utf-8") as f:
-                json.dump({"error": str(err), "step": err.step, "terms": list(err.terms)}, f, indent=2)
+            write_atomically(os.path.join(self.workdir, "failed.json"),
+                             json.dumps({"error": str(err), "step": err.step, "terms": list(err.terms)}, indent=2))
 
 
 def restore_members(members: Sequence[_Member]) -> tuple[list[dict], int]:
@@ -275,10 +264,316 @@ def restore_members(members: Sequence[_Member]) -> tuple[list[dict], int]:
     return [{k: tree[k] for k in ("step", "params", "opt_state")} for tree in trees], int(epoch)
 
 
-def train_population(runs: Sequence[RunSetup], workdirs: Sequence[str], *, runs_axis: bool | None = None,
-                     scheduler: Scheduler | None = None, extend: bool = False, parent_tracker: Any = None,
-                     progress: bool | None = None, figures: FigureHook | None = None,
-                     until: int | None = None) -> list[dict]:
+# -- a population in training: its members, device side and clocks ---------------------------------
+
+@dataclasses.dataclass
+class _Team:
+    """One population in the loop: its members (files), the device side (`Population`, feed, evaluation, the
+    splits) and where it stands (epoch, global step, the call length, its clock)."""
+
+    members: list[_Member]
+    pop: Population
+    feed: Any
+    evaluate: Callable
+    splits: list  # (x, y) of train, val, test
+    epoch: int
+    step: int  # the global step at `epoch`
+    per_call: int
+    offset: int = 0  # the index of its first member among every population's
+    calls: int = 0
+    warmup_epochs: int = 0  # the first call's epochs: its first run warms up (like the bare scan's first epoch)
+    first_compile: float = 0.0  # seconds the first call compiled
+    epoch_times: list = dataclasses.field(default_factory=list)
+    mark: float = 0.0
+    compiled: float = 0.0
+    ranked: list = dataclasses.field(default_factory=list)  # members live when the stretch to a decision began
+    last_val: dict = dataclasses.field(default_factory=dict)  # the newest validation means, {term: [slots]}
+    figures: Any = None  # FigureHook for the summaries
+    wall_start: float = 0.0  # the population's members train together: their wall time is the training's
+
+    def live(self) -> list[tuple[int, _Member]]:
+        """(slot, member) of the members still training, each at its first slot."""
+        return [(s, self.members[r]) for r, s in self.pop.first_slots().items()
+                if self.members[r].status == "training"]
+
+
+def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapped: bool, planned: int,
+                offset: int) -> _Team:
+    lead, opts = members[0].run, members[0].run.train
+    keys = [{name: getattr(m.run.keys, name) for name in ("data", "loop", "eval")} for m in members]
+    pop = Population(states, [m.run.hp for m in members], keys, vmapped=vmapped, planned=planned,
+                     data_parallel=opts.data_parallel)
+    precision = MATMUL_PRECISIONS[opts.matmul_precision]
+    example_bytes = 4 * int(np.prod(lead.dataset.input_shape))
+    evaluate = make_eval_fn(lead.model, batch_size=opts.eval_batch_size, program=pop.program, fetch=pop.fetch,
+                            host_chunk_batches=max(1, CHUNK_BYTES // (example_bytes * opts.eval_batch_size))
+                            if lead.streams else 0, precision=precision)
+    data = lead.dataset
+    splits = [(s.x, s.y) if name == "train" and lead.streams else (pop.shared(s.x), pop.shared(s.y))
+              for name, s in (("train", data.train), ("val", data.val), ("test", data.test))]
+    (x, y), common = splits[0], dict(data_key=pop.keys["data"], loop_key=pop.keys["loop"],
+                                     batch_size=opts.batch_size, program=pop.program)
+    if lead.streams:
+        chunk = chunk_steps_for(lead.feed.stream_chunk_steps, example_bytes=example_bytes, batch_size=opts.batch_size,
+                                steps_per_epoch=lead.steps_per_epoch, members=len(members))
+        feed = HostStream(lead.train_step(), x, y, pop.hp, chunk_steps=chunk, **common)
+    else:
+        feed = DeviceEpochs(lead.train_step(), x, y, pop.hp, **common, eval_key=pop.keys["eval"], val=splits[1],
+                            split_sums=make_split_sums(lead.model, batch_size=opts.eval_batch_size,
+                                                       precision=precision),
+                            capacity=opts.epochs_per_call or MAX_EPOCHS_PER_CALL, batch_sharding=pop.batch_sharding)
+    for m in members:
+        m.epochs_done = start
+        m.writer = (MetricsWriter(m.workdir, resume_step=start * lead.steps_per_epoch, tensorboard=opts.tensorboard,
+                                  tracker=m.tracker) if is_primary() else NullWriter())
+    return _Team(members, pop, feed, evaluate, splits, start, start * lead.steps_per_epoch,
+                 opts.epochs_per_call or 1, offset)
+
+
+# -- the loop --------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Call:
+    epochs: range
+    parts: Any
+    val: Callable[[], dict[int, dict[str, np.ndarray]]]  # fetches {position in epochs: validation means by slot}
+
+
+def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progress: bool) -> None:
+    """Trains every population to epoch `until`, deciding with `scheduler` at its epochs."""
+    opts = teams[0].members[0].run.train
+    eval_cadence = Cadence.of("train.eval_every", opts.eval_every, total_epochs=opts.epochs)
+    save_cadence = Cadence.of("train.checkpoint_every", opts.checkpoint_every, total_epochs=opts.epochs)
+    last_save, start = time.perf_counter(), min(t.epoch for t in teams)
+    bar = progress_bar(progress and len(teams) == 1, total=opts.epochs, initial=start, unit="epoch")
+    with _SignalFlag() as stop, contextlib.closing(bar):
+        while any(t.live() and t.epoch < until for t in teams):
+            start = min(t.epoch for t in teams if t.live())
+            decision_end = scheduler.next_decision(start) if scheduler is not None else None
+            boundary = min(until, decision_end or until)
+            decides = decision_end == boundary
+            for team in [t for t in teams if t.live() and t.epoch < boundary]:
+                if len(teams) > 1:  # on the device for its stretch; the others wait in host memory
+                    team.pop.state = team.pop.per_member(team.pop.state)
+                team.ranked, pending = [m for _, m in team.live()], None
+                team.mark, team.compiled = time.perf_counter(), compile_seconds()
+                while team.epoch < boundary and team.live():
+                    epochs = range(team.epoch, _call_end(team, boundary, eval_cadence, save_cadence))
+                    end, last = epochs.stop, epochs.stop == until
+                    due = [eval_cadence.due(e + 1, last=e + 1 == until) or (decides and e + 1 == boundary)
+                           for e in epochs]
+                    team.pop.state, parts, sums = team.feed(team.pop.state, epochs, due)
+                    call = _Call(epochs, parts, _validation(team, sums, due))
+                    if pending is not None:  # the previous call's host work, while this one runs
+                        _record(team, pending, bar, until)
+                    save = agree(not (decides and end == boundary) and save_cadence.due(
+                        end, last=last, seconds_since=time.perf_counter() - last_save))
+                    pending = call if opts.async_metrics and not (last or save or end == boundary) else None
+                    if pending is None:
+                        _record(team, call, bar, until)
+                    stopping = stop.requested()  # a signal that came during the records saves here
+                    if pending is None and (save or (stopping and not (decides and end == boundary))):
+                        _save(team, end)
+                        last_save = time.perf_counter()
+                    team.epoch = end
+                    if stopping and team.epoch < until and team.live() and \
+                            not (decides and team.epoch == boundary):  # a due decision is taken first
+                        if pending is not None:
+                            _record(team, pending, bar, until)
+                        _stop(teams, stop.signum)
+                if pending is not None:
+                    _record(team, pending, bar, until)
+                if len(teams) > 1:
+                    team.pop.state = team.pop.fetch(team.pop.state)
+            if decides and any(t.ranked for t in teams):
+                _decide(teams, scheduler, boundary)
+                last_save = time.perf_counter()
+            if stop.requested() and any(t.live() and t.epoch < until for t in teams):
+                _stop(teams, stop.signum)
+
+
+def _call_end(team: _Team, boundary: int, eval_cadence: Cadence, save_cadence: Cadence) -> int:
+    """The end (exclusive, 0-based) of the device call that starts at the team's epoch (a feed that cannot
+    validate inside its calls ends them at the validations too)."""
+    inside = isinstance(team.feed, DeviceEpochs) and (team.per_call > 1 or team.feed.validates)
+    ends = [team.epoch + team.per_call, boundary, save_cadence.next_end(team.epoch),
+            None if inside else eval_cadence.next_end(team.epoch)]
+    return min(e for e in ends if e)
+
+
+def _validation(team: _Team, sums, due: list[bool]) -> Callable[[], dict[int, dict[str, np.ndarray]]]:
+    """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
+    sums the call computed inside (`sums`), or a validation dispatched now, after the call (a call that does
+    not validate inside ends at its one validation)."""
+    n = len(team.splits[1][1])
+    if sums is not None:
+        def fetch():
+            fetched = team.pop.fetch(sums)
+            return {i: {k: np.asarray(v[:, i], np.float64) / n for k, v in fetched.items()}
+                    for i, d in enumerate(due) if d}
+        return fetch
+    if not due[-1]:
+        return dict
+    key = team.pop.fold_eval_key(len(due) - 1 + team.epoch)
+    means = team.evaluate(team.pop.state["params"], *team.splits[1], team.pop.hp, key, fetch=False)
+    return lambda: {len(due) - 1: means()}
+
+
+def _record(team: _Team, call: _Call, bar, until: int) -> None:
+    """Fetches a call's metrics (and validation), writes every live member's records, stops the members that
+    went non-finite; keeps the validation means of the call's last epoch by slot (`team.last_val`)."""
+    run, live = team.members[0].run, team.live()
+    steps, opts = run.steps_per_epoch, run.train
+    metrics, finite = epoch_metrics(team.pop.fetch(list(call.parts)), len(call.epochs), steps)
+    vals = call.val()
+    now, compiled = time.perf_counter(), compile_seconds()
+    seconds = (now - team.mark - (compiled - team.compiled)) / len(call.epochs)  # compiles timed apart
+    team.first_compile = compiled - team.compiled if team.calls == 0 else team.first_compile
+    team.mark, team.compiled = now, compiled
+    rate = len(live) * steps * opts.batch_size / max(seconds, 1e-12)
+    for i, epoch in enumerate(call.epochs):
+        for s, m in live:
+            m_i = {k: v[s, i] for k, v in metrics.items()}
+            if m.status != "training":
+                continue
+            if not finite[s, i].all() and not opts.skip_nonfinite:
+                m.fail(_nonfinite_error(m_i, finite[s, i], team.step, m.checkpointer))
+                continue
+            val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
+            m.writer.write(epoch_record(epoch, team.step + steps, m_i, finite[s, i], val_s,
+                                        skip_nonfinite=opts.skip_nonfinite),
+                           extra_scalars={"perf/examples_per_s": rate})
+            m.epochs_done = epoch + 1
+        alive = [s for s, m in live if m.status == "training"]
+        team.epoch_times.append(seconds)
+        bar.set_postfix(loss=f"{np.mean(metrics['loss'][alive, i]) if alive else float('nan'):.4g}",
+                        val_mse=f"{np.mean(vals[i]['mse'][alive]) if i in vals and alive else float('nan'):.4g}",
+                        ex_s=f"{rate:,.0f}", refresh=False)
+        bar.update(1)
+        team.step += steps
+    team.calls += 1
+    team.warmup_epochs = team.warmup_epochs or len(call.epochs)
+    team.last_val = vals.get(len(call.epochs) - 1, {})
+    if team.calls == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs):
+        team.per_call = agree(_call_length(seconds, left=until - team.epoch, first_compile=team.first_compile))
+
+
+def _call_length(seconds_per_epoch: float, *, left: int, first_compile: float) -> int:
+    """train.epochs_per_call=0: from the second call's time (the first one's warms up), as many epochs per call
+    as fill about `CALL_SECONDS`, at most `MAX_EPOCHS_PER_CALL` (one program runs every call length), when the
+    run has at least two such calls left and trains on for at least `COMPILE_PAYBACK` times the first call's
+    compile (the long program compiles about as long); else one epoch per call."""
+    per_call = min(MAX_EPOCHS_PER_CALL, int(CALL_SECONDS / max(seconds_per_epoch, 1e-9)))
+    if per_call > 1 and left >= 2 * per_call and left * seconds_per_epoch >= COMPILE_PAYBACK * first_compile:
+        return per_call
+    return 1
+
+
+def _save(team: _Team, epoch: int, which: Sequence[_Member] | None = None) -> None:
+    """Checkpoints of the live members (or of `which`) at `epoch`, each once."""
+    slots = [(s, m) for s, m in team.live() if (which is None or m in which) and m.saved_epoch != epoch]
+    state = team.pop.fetch(team.pop.state) if slots else None
+    for s, m in slots:
+        m.writer.sync()  # the records up to the checkpoint on disk first
+        m.checkpointer.save(epoch, m.run.checkpoint_tree(Population.member(state, s), epoch))
+        m.saved_epoch = epoch
+
+
+def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
+    """The scheduler's one decision over every population's ranked members (a member that failed since the last
+    decision ranks with NaN): the stopped ones finish, the kept ones take their parents' state and new hp (one
+    gather per population), every live member is saved at `end`, then the scheduler records the decision."""
+    ranked = [(t, t.offset + t.members.index(m), s, m) for t in teams for m in t.ranked
+              for s in [t.pop.first_slots()[t.members.index(m)]]]
+    names = sorted({k for t in teams for k in getattr(t, "last_val", {})})
+    val = {f"val/{k}": np.array([t.last_val[k][s] if m.status == "training" and k in t.last_val else np.nan
+                                 for t, _, s, m in ranked]) for k in names}
+    ids = [r for _, r, _, _ in ranked]
+    decision = scheduler.decide(end, ids, val)
+    named = set(decision.keep) | set(decision.copy_from) | set(decision.copy_from.values()) | set(decision.hp)
+    if not named <= set(ids):
+        raise ValueError(f"the scheduler named members {sorted(named - set(ids))} that were not ranked ({ids}).")
+    for team in teams:
+        local = {team.offset + i: i for i in range(len(team.members))}
+        stopped = [(s, m) for s, m in team.live() if team.offset + team.members.index(m) not in decision.keep]
+        _save(team, end, [m for _, m in stopped])
+        summarize(team, stopped, status="stopped")
+        kept = sorted(local[r] for r in decision.keep if r in local and team.members[local[r]].status == "training")
+        if kept:
+            team.pop.regroup(kept, {local[a]: local[b] for a, b in decision.copy_from.items() if a in local},
+                             {local[r]: h for r, h in decision.hp.items() if r in local})
+            team.feed.update(team.pop.hp, team.pop.keys["data"], team.pop.keys["loop"], team.pop.keys["eval"])
+        _save(team, end)
+        team.ranked = []
+    for team in teams:
+        for m in team.members:
+            m.checkpointer.wait()
+    scheduler.commit(end)
+
+
+def _stop(teams: list[_Team], signum: int) -> None:
+    """After a stop signal: every live member's newest state saved, then StopRequested naming where."""
+    for team in teams:
+        _save(team, team.epoch)
+        for m in team.members:
+            m.checkpointer.wait()
+    live = [m.checkpointer.directory for t in teams for _, m in t.live()]
+    where = live[0] if len(live) == 1 else f"each run's checkpoints/ ({len(live)} runs)"
+    raise StopRequested(f"stopped by signal {signum} after epoch {max(t.epoch for t in teams)}; its checkpoint is in "
+                        f"{where}; run the same command to resume.")
+
+
+# -- entry points, summaries, records --------------------------------------------------------------
+
+def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]], *, runs_axis: bool | None = None,
+                      scheduler: Scheduler | None = None, extend: bool = False, parent_tracker: Any = None,
+                      progress: bool | None = None, figures: FigureHook | None = None, until: int | None = None,
+                      planned: Sequence[int] | None = None, extensions: Sequence[dict | None] | None = None
+                      ) -> list[list[dict]]:
+    """Trains populations `groups` ((runs of one structure, their workdirs) each) together: a `scheduler` decides
+    over all their members at once (they train to each of its epochs in turn, the waiting ones' states in host
+    memory). `train_population` is the one-population case; see it for the arguments. `planned` caps each
+    population's width (its size as planned, finished members included); `extensions`, one per member in
+    order, say that the caller already applied the run-identity rule (`check_run_identity`'s results)."""
+    members = [[_Member(run, w) for run, w in zip(runs, workdirs)] for runs, workdirs in groups]
+    flat = [m for group in members for m in group]
+    lead = flat[0].run
+    runs_axis = len(flat) > 1 if runs_axis is None else runs_axis
+    if not runs_axis and len(flat) != 1:
+        raise ConfigError(f"{len(flat)} runs need a run axis (runs_axis=True).")
+    wall_start = time.perf_counter()
+    with contextlib.ExitStack() as cleanup:
+        for m in flat:
+            if is_primary():
+                cleanup.enter_context(workdir_lock(m.workdir))
+            os.makedirs(m.workdir, exist_ok=True)
+        if extensions is None:  # every workdir checked before any is written
+            extensions = [check_run_identity(m.run.config, m.workdir, extend=extend) for m in flat]
+        for m, extension in zip(flat, extensions):
+            m.start(extension, parent_tracker)
+            cleanup.callback(m.close)
+        teams, offset = [], 0
+        for i, group in enumerate(members):
+            teams.append(_build_team(group, *restore_members(group), vmapped=runs_axis, offset=offset,
+                                     planned=planned[i] if planned else len(group)))
+            teams[-1].figures, teams[-1].wall_start = figures, wall_start
+            offset += len(group)
+        until = min(until or lead.train.epochs, lead.train.epochs)
+        try:
+            train(teams, scheduler=scheduler, until=until,
+                  progress=lead.train.progress if progress is None else progress)
+        except BaseException as e:
+            killed = isinstance(e, (KeyboardInterrupt, SystemExit, StopRequested))
+            for m in flat:
+                if m.tracker is not None and m.status == "training":
+                    m.tracker.finish("KILLED" if killed else "FAILED")
+            raise
+        for team in teams:
+            summarize(team, team.live(), status="done" if until == lead.train.epochs else "paused")
+    return [[{"failed": m.failure} if m.status == "failed" else m.summary for m in group] for group in members]
+
+
+def train_population(runs: Sequence[RunSetup], workdirs: Sequence[str], **options) -> list[dict]:
     """Trains `runs` (one structure: they differ in hp, seed and injected optimizer values) in `workdirs`.
 
     Args:
@@ -292,324 +587,35 @@ def train_population(runs: Sequence[RunSetup], workdirs: Sequence[str], *, runs_
         `aejax.run_sweep` and the command line hand in: train does not import viz).
       until: pause after this epoch (before train.epochs): validated, checkpointed and summarized with status
         "paused"; the same call with a later `until` (or none) trains on from there, exactly.
+      planned, extensions: as for `train_populations`, for the one population.
     Returns:
       Each member's summary (flat split/metric keys, "status", "params" and "model" added), or
       {"failed": NonFiniteError} for a member whose loss went non-finite (failed.json says so too).
     Raises StopRequested after SIGTERM/SIGINT (every live member's checkpoint saved first).
     """
-    runs_axis = len(runs) > 1 if runs_axis is None else runs_axis
-    if not runs_axis and len(runs) != 1:
-        raise ConfigError(f"{len(runs)} runs need a run axis (runs_axis=True).")
-    if runs_axis and jax.process_count() > 1:
-        raise ConfigError("a population of several runs trains in one process; run one process per sweep shard "
-                          "(--shard K/N) instead.")
-    wall_start = time.perf_counter()
-    members = [_Member(run, w) for run, w in zip(runs, workdirs)]
-    with contextlib.ExitStack() as cleanup:
-        for m in members:
-            if is_primary():
-                cleanup.enter_context(workdir_lock(m.workdir))
-            os.makedirs(m.workdir, exist_ok=True)
-        extensions = [check_run_identity(m.run.config, m.workdir, extend=extend) for m in members]
-        for m, extension in zip(members, extensions):  # every workdir was checked before any is written
-            m.start(extension, parent_tracker)
-            cleanup.callback(m.close)
-        loop = _Loop(members, *restore_members(members), runs_axis=runs_axis, scheduler=scheduler,
-                     progress=runs[0].train.progress if progress is None else progress, figures=figures,
-                     wall_start=wall_start, until=min(until or runs[0].train.epochs, runs[0].train.epochs))
-        try:
-            loop.run()
-        except BaseException as e:
-            killed = isinstance(e, (KeyboardInterrupt, SystemExit, StopRequested))
-            for m in members:
-                if m.tracker is not None and m.status == "training":
-                    m.tracker.finish("KILLED" if killed else "FAILED")
-            raise
-        loop.summarize(loop.live(), status="done" if loop.until == runs[0].train.epochs else "paused")
-    return [{"failed": m.failure} if m.status == "failed" else m.summary for m in members]
+    planned = options.pop("planned", None)
+    return train_populations([(runs, workdirs)], planned=None if planned is None else [planned], **options)[0]
 
 
-# -- the loop --------------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class _Call:
-    epochs: range
-    parts: Any
-    val: Callable[[], dict[int, dict[str, np.ndarray]]]  # fetches {position in epochs: validation means by slot}
-
-
-class _Loop:
-    """The population's device side (placement, feed, evaluation) and the turns of the loop."""
-
-    def __init__(self, members: list[_Member], states: list[dict], start_epoch: int, *, runs_axis: bool,
-                 scheduler: Scheduler | None, progress: bool, figures: FigureHook | None, wall_start: float,
-                 until: int):
-        self.members, self.runs_axis, self.scheduler, self.figures = members, runs_axis, scheduler, figures
-        self.wall_start = wall_start  # a population's members train together: their wall time is the loop's
-        self.until = until
-        lead = self.lead = members[0].run
-        opts = self.opts = lead.train
-        self.epoch, self.first_step, self.epoch_times = start_epoch, start_epoch * lead.steps_per_epoch, []
-        self.calls, self.warmup_epochs = 0, 0  # the first call's epochs: its first run warms up (like the bare scan's)
-        self.first_compile = 0.0  # seconds the first call compiled
-        self.eval_cadence = Cadence.of("train.eval_every", opts.eval_every, total_epochs=opts.epochs)
-        self.save_cadence = Cadence.of("train.checkpoint_every", opts.checkpoint_every, total_epochs=opts.epochs)
-        devices = np.asarray(jax.devices())
-        self.mesh = None  # ("runs", "data"): members spread over "runs", or each member's batches over "data"
-        if len(devices) > 1 and (runs_axis or opts.data_parallel):
-            self.mesh = jax.sharding.Mesh(devices.reshape((1, -1) if opts.data_parallel else (-1, 1)), ("runs", "data"))
-        self.per_call = opts.epochs_per_call or 1  # 0: chosen after the first call (`_choose_call_length`)
-        example_bytes = 4 * int(np.prod(lead.dataset.input_shape))
-        self.evaluate = make_eval_fn(
-            lead.model, batch_size=opts.eval_batch_size, runs_axis=runs_axis,
-            host_chunk_batches=max(1, CHUNK_BYTES // (example_bytes * opts.eval_batch_size)) if lead.streams else 0,
-            precision=MATMUL_PRECISIONS[opts.matmul_precision])
-        data = lead.dataset
-        self.splits = [(s.x, s.y) if name == "train" and lead.streams else (self._shared(s.x), self._shared(s.y))
-                       for name, s in (("train", data.train), ("val", data.val), ("test", data.test))]
-        width = self._width(len(members))  # slot -> member; padding slots repeat the last member
-        self.slots = list(range(len(members))) + [len(members) - 1] * (width - len(members))
-        if runs_axis:
-            pick = lambda items: stack([items[r] for r in self.slots])
-            key_data = lambda name: np.asarray([jax.random.key_data(getattr(m.run.keys, name)) for m in members])
-            self.state, self.hp = self._per_member(pick(states)), self._per_member(pick([m.run.hp for m in members]))
-            self.keys = {name: self._per_member(jax.random.wrap_key_data(key_data(name)[self.slots]))
-                         for name in ("data", "loop", "eval")}
-        else:
-            self.state, self.hp = self._per_member(states[0]), self._per_member(lead.hp)
-            self.keys = {f.name: getattr(lead.keys, f.name) for f in dataclasses.fields(lead.keys)}
-        self.feed = self._make_feed(len(members))
-        for m in members:
-            m.epochs_done = start_epoch
-            m.writer = (MetricsWriter(m.workdir, resume_step=self.first_step, tensorboard=opts.tensorboard,
-                                      tracker=m.tracker) if is_primary() else NullWriter())
-        self.bar = _Progress(progress, start_epoch, opts.epochs)
-
-    def _shared(self, tree):
-        """`tree` on the device, whole for every member (replicated over the mesh)."""
-        return jax.device_put(tree) if self.mesh is None else replicated(tree, self.mesh)
-
-    def _per_member(self, tree):
-        """`tree` on the device; with a run axis, sharded over the mesh's "runs" axis."""
-        if self.mesh is None or not self.runs_axis:
-            return self._shared(tree)
-        return jax.device_put(tree, jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("runs")))
-
-    def _make_feed(self, members: int):
-        lead, spec = self.lead, jax.sharding.PartitionSpec
-        x, y = self.splits[0]
-        common = dict(data_key=self.keys["data"], loop_key=self.keys["loop"], batch_size=self.opts.batch_size,
-                      runs_axis=self.runs_axis)
-        if lead.streams:
-            chunk = chunk_steps_for(lead.feed.stream_chunk_steps, example_bytes=4 * int(np.prod(x.shape[1:])),
-                                    batch_size=self.opts.batch_size, steps_per_epoch=lead.steps_per_epoch,
-                                    members=members)
-            return HostStream(lead.train_step(), x, y, self.hp, chunk_steps=chunk, **common)
-        data_parallel = self.mesh is not None and self.opts.data_parallel
-        sums = make_split_sums(lead.model, batch_size=self.opts.eval_batch_size,
-                               precision=MATMUL_PRECISIONS[self.opts.matmul_precision])
-        return DeviceEpochs(lead.train_step(), x, y, self.hp, **common, eval_key=self.keys["eval"],
-                            val=self.splits[1], split_sums=sums,
-                            capacity=self.opts.epochs_per_call or MAX_EPOCHS_PER_CALL,
-                            batch_sharding=jax.sharding.NamedSharding(self.mesh, spec("data")) if data_parallel else None,
-                            spmd_axis_name="runs" if self.mesh is not None and self.runs_axis else None)
-
-    def _width(self, live: int) -> int:
-        """Slots for `live` members: the next power of two with a run axis (a few compiled widths as a search
-        stops members), a multiple of the mesh's "runs" axis."""
-        if not self.runs_axis:
-            return live
-        width = min(2 ** math.ceil(math.log2(max(live, 1))), len(self.members))
-        runs_devices = 1 if self.mesh is None else self.mesh.shape["runs"]
-        return -(-max(width, live) // runs_devices) * runs_devices
-
-    def live(self) -> list[tuple[int, _Member]]:
-        """(slot, member) of the members still training, each at its first slot."""
-        first = {}
-        for s, r in enumerate(self.slots):
-            first.setdefault(r, s)
-        return [(s, self.members[r]) for r, s in first.items() if self.members[r].status == "training"]
-
-    # -- the turns --
-    def run(self) -> None:
-        opts, pending, last_save = self.opts, None, time.perf_counter()
-        self.mark, self.compiled = time.perf_counter(), compile_seconds()
-        with _SignalFlag() as stop, contextlib.closing(self.bar):
-            while self.epoch < self.until and self.live():
-                epochs = range(self.epoch, self._call_end(self.epoch))
-                end, last = epochs.stop, epochs.stop == self.until
-                decides = self.scheduler is not None and self.scheduler.next_decision(self.epoch) == end
-                due = [self.eval_cadence.due(e + 1, last=e + 1 == self.until) or (decides and e + 1 == end)
-                       for e in epochs]
-                self.state, parts, val = self.feed(self.state, epochs, due)
-                call = _Call(epochs, parts, self._validation(val, due))
-                if pending is not None:  # the previous call's host work, while this one runs
-                    self._record(pending)
-                save = decides or self.save_cadence.due(end, last=last, seconds_since=time.perf_counter() - last_save)
-                pending = call if opts.async_metrics and not (last or save) else None
-                if pending is None:
-                    val = self._record(call)
-                    if decides and self.live():
-                        self._decide(end, val)
-                    if save or stop.signum is not None:  # a signal that came during the records saves here
-                        self._save(end)
-                        last_save = time.perf_counter()
-                    if decides:  # the decision's effects are on disk: the scheduler may record it as done
-                        for m in self.members:
-                            m.checkpointer.wait()
-                        self.scheduler.commit(end)
-                self.epoch = end
-                if stop.signum is not None and self.epoch < self.until and self.live():
-                    if pending is not None:
-                        self._record(pending)
-                    self._save(self.epoch)  # the newest state, whatever was saved before it
-                    for m in self.members:
-                        m.checkpointer.wait()
-                    live = [m.checkpointer.directory for _, m in self.live()]
-                    where = live[0] if len(live) == 1 else f"each run's checkpoints/ ({len(live)} runs)"
-                    raise StopRequested(f"stopped by signal {stop.signum} after epoch {self.epoch}; its checkpoint "
-                                        f"is in {where}; run the same command to resume.")
-            if pending is not None:
-                self._record(pending)
-
-    def _call_end(self, epoch: int) -> int:
-        """The end (exclusive, 0-based) of the device call that starts at `epoch` (a feed that cannot validate
-        inside its calls ends them at the validations too)."""
-        inside = isinstance(self.feed, DeviceEpochs) and (self.per_call > 1 or self.feed.validates)
-        ends = [epoch + self.per_call, self.until, self.save_cadence.next_end(epoch),
-                self.scheduler and self.scheduler.next_decision(epoch),
-                None if inside else self.eval_cadence.next_end(epoch)]
-        return min(e for e in ends if e)
-
-    def _validation(self, sums, due: list[bool]) -> Callable[[], dict[int, dict[str, np.ndarray]]]:
-        """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
-        sums the call computed inside (`sums`), or a validation dispatched now, after the call (a call that does
-        not validate inside ends at its one validation)."""
-        n = len(self.splits[1][1])
-        if sums is not None:
-            def fetch():
-                fetched = host(sums)
-                return {i: {k: np.atleast_1d(np.asarray(v[..., i], np.float64)) / n for k, v in fetched.items()}
-                        for i, d in enumerate(due) if d}
-            return fetch
-        if not due[-1]:
-            return dict
-        fold = _FOLD_RUNS if self.runs_axis else _FOLD
-        means = self.evaluate(self.state["params"], *self.splits[1], self.hp,
-                              fold(self.keys["eval"], np.int32(len(due) - 1 + self.epoch)), fetch=False)
-        return lambda: {len(due) - 1: {k: np.atleast_1d(np.asarray(v, np.float64)) for k, v in means().items()}}
-
-    def _choose_call_length(self, seconds_per_epoch: float) -> None:
-        """train.epochs_per_call=0: from the second call's time (the first one's warms up), as many epochs per call
-        as fill about `CALL_SECONDS`, at most `MAX_EPOCHS_PER_CALL` (one program runs every call length), when the
-        run has at least two such calls left and trains on for at least `COMPILE_PAYBACK` times the first call's
-        compile (the long program compiles about as long); else one epoch per call."""
-        if self.opts.epochs_per_call or not isinstance(self.feed, DeviceEpochs) or self.calls != 2:
-            return
-        per_call = min(MAX_EPOCHS_PER_CALL, int(CALL_SECONDS / max(seconds_per_epoch, 1e-9)))
-        left = self.until - self.epoch
-        if per_call > 1 and left >= 2 * per_call and left * seconds_per_epoch >= COMPILE_PAYBACK * self.first_compile:
-            self.per_call = per_call
-
-    def _record(self, call: _Call) -> dict[str, np.ndarray] | None:
-        """Fetches a call's metrics (and validation), writes every live member's records, stops the members that
-        went non-finite; returns the validation means by slot."""
-        steps, live = self.lead.steps_per_epoch, self.live()
-        metrics, finite = epoch_metrics(call.parts, len(call.epochs), steps, runs_axis=self.runs_axis)
-        vals = call.val()
-        now, compiled = time.perf_counter(), compile_seconds()
-        seconds = (now - self.mark - (compiled - self.compiled)) / len(call.epochs)  # compiles timed apart
-        self.first_compile = compiled - self.compiled if self.calls == 0 else self.first_compile
-        self.mark, self.compiled = now, compiled
-        rate = len(live) * steps * self.opts.batch_size / max(seconds, 1e-12)
-        for i, epoch in enumerate(call.epochs):
-            for s, m in live:
-                m_i = {k: v[s, i] for k, v in metrics.items()}
-                if m.status != "training":
-                    continue
-                if not finite[s, i].all() and not self.opts.skip_nonfinite:
-                    m.fail(_nonfinite_error(m_i, finite[s, i], self.first_step, m.checkpointer))
-                    continue
-                val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
-                m.writer.write(epoch_record(epoch, self.first_step + steps, m_i, finite[s, i], val_s,
-                                            skip_nonfinite=self.opts.skip_nonfinite),
-                               extra_scalars={"perf/examples_per_s": rate})
-                m.epochs_done = epoch + 1
-            alive = [s for s, m in live if m.status == "training"]
-            self.epoch_times.append(seconds)
-            self.bar.update(float(np.mean(metrics["loss"][alive, i])) if alive else float("nan"),
-                            float(np.mean(vals[i]["mse"][alive])) if i in vals and alive else float("nan"), rate)
-            self.first_step += steps
-        self.calls += 1
-        self.warmup_epochs = self.warmup_epochs or len(call.epochs)
-        self._choose_call_length(seconds)
-        return vals.get(len(call.epochs) - 1)
-
-    def _save(self, epoch: int, which: Sequence[_Member] | None = None) -> None:
-        """Checkpoints of the live members (or of `which`) at `epoch`, each once."""
-        slots = [(s, m) for s, m in self.live() if (which is None or m in which) and m.saved_epoch != epoch]
-        state = host(self.state) if self.runs_axis and slots else self.state
-        for s, m in slots:
-            m.writer.sync()  # the records up to the checkpoint on disk first
-            m.checkpointer.save(epoch, m.run.checkpoint_tree(member(state, s) if self.runs_axis else state, epoch))
-            m.saved_epoch = epoch
-
-    def _decide(self, end: int, val: dict[str, np.ndarray]) -> None:
-        """Applies a scheduler's decision: the stopped members finish; the kept ones take their parents' state
-        (one gather on the run axis) and new hp, compacted to a few padded widths: no compile per size."""
-        live = self.live()
-        ids = [self.members.index(m) for _, m in live]
-        decision = self.scheduler.decide(end, ids, {f"val/{k}": v[[s for s, _ in live]] for k, v in val.items()})
-        named = set(decision.keep) | set(decision.copy_from) | set(decision.copy_from.values()) | set(decision.hp)
-        if not named <= set(ids):
-            raise ValueError(f"the scheduler named members {sorted(named - set(ids))} that are not live ({ids}).")
-        stopped = [(s, m) for r, (s, m) in zip(ids, live) if r not in decision.keep]
-        self._save(end, [m for _, m in stopped])
-        self.summarize(stopped, status="stopped")  # waits for their checkpoints
-        slot_of = dict(zip(ids, (s for s, _ in live)))
-        kept = [r for r in ids if r in decision.keep]
-        pad = self._width(len(kept)) - len(kept)
-        take = lambda tree, slots: jax.tree_util.tree_map(
-            lambda a: jnp.take(a, jnp.asarray(slots + slots[:1] * pad), axis=0), tree)
-        hp = take(self.hp, [slot_of[r] for r in kept])
-        for i, r in enumerate(kept):
-            for name, value in decision.hp.get(r, {}).items():
-                hp[name] = hp[name].at[i].set(value)
-        self.state = self._per_member(take(self.state, [slot_of[decision.copy_from.get(r, r)] for r in kept]))
-        self.hp = self._per_member(hp)
-        self.keys = {name: self._per_member(take(k, [slot_of[r] for r in kept])) for name, k in self.keys.items()}
-        self.slots = kept + kept[:1] * pad
-        self.feed.update(self.hp, self.keys["data"], self.keys["loop"], self.keys["eval"])
-
-    def summarize(self, slots: list[tuple[int, _Member]], *, status: str) -> None:
-        """Evaluates every split for the members at `slots` and writes their summaries."""
-        if not slots:
-            return
-        for _, m in slots:
-            m.checkpointer.wait()
-        final_keys = (jax.vmap(final_eval_key) if self.runs_axis else final_eval_key)(self.keys["eval"])
-        terms = {name: self.evaluate(self.state["params"], x, y, self.hp, final_keys)
-                 for name, (x, y) in zip(("train", "val", "test"), self.splits)}
-        params, steps = host(self.state["params"]), np.atleast_1d(host(self.state["step"]))
-        for s, m in slots:
-            m.summary = write_summary(
-                m.run, member(params, s) if self.runs_axis else params, m.workdir,
-                split_terms={split: {k: np.atleast_1d(v)[s] for k, v in t.items()} for split, t in terms.items()},
-                steps=int(steps[s]), epoch_times=self.epoch_times[self.warmup_epochs:] or self.epoch_times,
-                status=status, epochs=m.epochs_done,
-                wall_time_s=time.perf_counter() - self.wall_start, figures=self.figures)
-            m.status = status
-            if m.tracker is not None:
-                log_training_end(m.tracker, m.workdir, m.summary, step=int(m.summary["steps"]))
-
-
-_FOLD = jax.jit(jax.random.fold_in)  # the validation's key, one cached program instead of eager ops per epoch
-_FOLD_RUNS = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
-
-
-def final_eval_key(eval_key: jax.Array) -> jax.Array:
-    """The key of the final evaluation of every split, from the run's eval key."""
-    return jax.random.fold_in(eval_key, 10**6)
+def summarize(team: _Team, slots: list[tuple[int, _Member]], *, status: str) -> None:
+    """Evaluates every split for the members at `slots` and writes their summaries."""
+    if not slots:
+        return
+    for _, m in slots:
+        m.checkpointer.wait()
+    keys, pop = team.pop.final_eval_keys(), team.pop
+    terms = {name: team.evaluate(pop.state["params"], x, y, pop.hp, keys) for name, (x, y) in
+             zip(("train", "val", "test"), team.splits)}
+    params, steps = pop.fetch(pop.state["params"]), pop.fetch(pop.state["step"])
+    times = team.epoch_times[team.warmup_epochs:] or team.epoch_times
+    for s, m in slots:
+        m.summary = write_summary(
+            m.run, Population.member(params, s), m.workdir, status=status, epochs=m.epochs_done,
+            split_terms={split: {k: v[s] for k, v in t.items()} for split, t in terms.items()}, steps=int(steps[s]),
+            epoch_times=times, figures=team.figures, wall_time_s=time.perf_counter() - team.wall_start)
+        m.status = status
+        if m.tracker is not None:
+            log_training_end(m.tracker, m.workdir, m.summary, step=int(m.summary["steps"]))
 
 
 def epoch_record(epoch: int, step: int, metrics, finite, val, *, skip_nonfinite: bool) -> dict[str, Any]:
@@ -649,13 +655,6 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
     return {**summary, "params": params, "model": run.model}
 
 
-def write_atomically(path: str, text: str) -> None:
-    """`text` into `path` through a temporary file and a rename: a kill leaves the old file or the new one."""
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-
-
 class _SignalFlag:
     """Turns SIGTERM/SIGINT into a flag checked between device calls (a second signal interrupts at once)."""
 
@@ -672,6 +671,11 @@ class _SignalFlag:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
+
+    def requested(self) -> bool:
+        """A signal came (with several processes: to process 0; they all stop at the same call)."""
+        self.signum = agree(self.signum or 0) or None
+        return self.signum is not None
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -691,24 +695,6 @@ def _nonfinite_error(metrics, finite, first_step, ckpt) -> NonFiniteError:
         step=step, terms=terms)
 
 
-class _Progress:
-    """A tqdm bar over epochs showing the training loss, validation MSE and examples/s."""
-
-    def __init__(self, enabled: bool, start: int, total: int):
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, initial=start, unit="epoch", dynamic_ncols=True, file=sys.stderr,
-                         disable=not enabled)
-
-    def update(self, loss: float, val_mse: float, examples_per_s: float) -> None:
-        self._bar.set_postfix(loss=f"{loss:.4g}", val_mse=f"{val_mse:.4g}", ex_s=f"{examples_per_s:,.0f}",
-                              refresh=False)
-        self._bar.update(1)
-
-    def close(self) -> None:
-        self._bar.close()
-
-
 __all__ = ["Cadence", "Decision", "NOT_IDENTITY", "Scheduler", "StopRequested", "check_run_identity",
-           "epoch_record", "final_eval_key", "is_finished", "max_members", "member", "restore_members", "stack",
-           "train_population", "workdir_lock", "write_summary"]
+           "epoch_record", "finished_status", "max_members", "restore_members", "train", "train_population",
+           "train_populations", "workdir_lock", "write_summary"]

@@ -1,4 +1,4 @@
-"""Metric logging: line-atomic `metrics.jsonl` plus optional TensorBoard events."""
+"""Metric logging: line-atomic `metrics.jsonl` plus optional TensorBoard events; atomic file writes; progress bars."""
 
 from __future__ import annotations
 
@@ -13,6 +13,27 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN/inf; keep them readable
     return value
+
+
+def write_atomically(path: str | os.PathLike, text: str, *, durable: bool = False) -> None:
+    """`text` into `path` through a temporary file and a rename: a kill leaves the old file or the new one (with
+    `durable`, fsynced first: a machine crash too)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def progress_bar(enabled: bool, *, total: int, initial: int = 0, unit: str):
+    """A tqdm bar on stderr (a no-op object when not `enabled`): the loop's over epochs, a sweep's over runs."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, file=sys.stderr, disable=not enabled)
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -43,12 +64,7 @@ class MetricsWriter:
                  tracker: Any = None):
         self.path = os.path.join(workdir, "metrics.jsonl")
         kept = [r for r in read_metrics(self.path) if int(r.get("step", 0)) <= resume_step]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), durable=True)
         self._file = open(self.path, "a", encoding="utf-8")
         self._tracker = tracker
         self._tb = None

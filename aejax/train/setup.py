@@ -88,7 +88,7 @@ class RunSetup:
     """A run, built: data, model, hp, optimizer, keys and options; it makes the step and the state.
 
     The programs that train it (one run, or a population of runs of one structure) are made by
-    `aejax.train.loop.Population` from one or more RunSetups.
+    `aejax.train.population.Population` from one or more RunSetups.
     """
 
     config: ml_collections.ConfigDict
@@ -192,7 +192,7 @@ def model_options(config: ml_collections.ConfigDict, steps_per_epoch: int, total
 
 
 def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None,
-              inject_optim: tuple[str, ...] = ()) -> RunSetup:
+              inject_optim: tuple[str, ...] = (), resolved: bool = False) -> RunSetup:
     """Builds and checks everything a run needs from a config (no compile happens here).
 
     Args:
@@ -202,8 +202,9 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
         dataset of another run of the same data, as a sweep shares it).
       inject_optim: optimizer values carried as arrays in the optimizer state (a population whose
         members differ in them; see `aejax.train.optim.INJECTABLE`).
+      resolved: `config` came from `resolve_config` (or `get_experiment_config`) already: not resolved again.
     """
-    config = resolve_config(config)
+    config = config if resolved else resolve_config(config)
     dataset = dataset if dataset is not None else config_dataset(config.data)
     for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
         if not _memory_mapped(getattr(dataset, split_name).x):  # those were checked chunk by chunk when opened

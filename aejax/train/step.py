@@ -17,7 +17,7 @@ import numpy as np
 
 from aejax.models.protocols import CustomUpdate
 from aejax.models.updates import gradient_norm, gradient_step
-from aejax.train.distributed import host as to_host
+from aejax.train.distributed import host as to_host_default
 
 TrainState = dict  # {"step": int32 [], "params": pytree, "opt_state": pytree}
 
@@ -116,167 +116,125 @@ def batch_at(x_N, y_N, idx_B) -> dict:
     return {"x": rows(x_N), "y": rows(y_N)}
 
 
+def _scan_steps(step: Callable, state, xs, batch_of: Callable, hp, loop_key):
+    """`step` scanned over the leading axis of `xs` (each element made a batch by `batch_of`); the step's key is
+    `fold_in(loop_key, step)`."""
+    def body(state, x):
+        state, metrics, finite = step(state, batch_of(x), jax.random.fold_in(loop_key, state["step"]), hp)
+        return state, (metrics, finite)
+
+    return jax.lax.scan(body, state, xs)
+
+
 def epoch_body(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
     """The unjitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
 
-    One `lax.scan` of `step` over the batches of `permutation(fold_in(data_key, epoch))`; the
-    step's key is `fold_in(loop_key, step)`. The training loop jits it for one run, or vmaps it
-    over a leading run axis of state, hp and keys for a population (`over_runs`). With
-    `batch_sharding` (a NamedSharding over a "data" mesh axis) each batch is split across
-    devices and XLA all-reduces the gradients: data-parallel training of a run.
+    One `lax.scan` of `step` over the batches of `permutation(fold_in(data_key, epoch))`, gathered on the
+    device; the step's key is `fold_in(loop_key, step)`. `metrics` holds one value per step for every term
+    ([S] arrays) and `finite` is [S] bool. The training loop jits it for one run, or vmaps it over a leading
+    slot axis of state, hp and keys for a population (`aejax.train.population`). With `batch_sharding` (a
+    NamedSharding over a "data" mesh axis) each batch is split across devices and XLA all-reduces the
+    gradients: data-parallel training of a run.
     """
 
     def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch):
         idx_SxB = epoch_batch_indices(data_key, epoch, num_examples=num_examples, batch_size=batch_size)
 
-        def body(state, idx_B):
+        def batch_of(idx_B):
             batch = batch_at(x_N, y_N, idx_B)
-            if batch_sharding is not None:
-                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-            key = jax.random.fold_in(loop_key, state["step"])
-            state, metrics, finite = step(state, batch, key, hp)
-            return state, (metrics, finite)
+            return batch if batch_sharding is None else jax.lax.with_sharding_constraint(batch, batch_sharding)
 
-        return jax.lax.scan(body, state, idx_SxB)
+        return _scan_steps(step, state, idx_SxB, batch_of, hp, loop_key)
 
     return epoch_fn
 
 
 def chunk_body(step: Callable) -> Callable:
-    """The unjitted chunk(state, x_KxB, y_KxB, hp, loop_key) -> (state, (metrics, finite)).
+    """The unjitted chunk(state, x_SxB, y_SxB, hp, loop_key) -> (state, (metrics, finite)): the steps of S
+    batches that the host gathered (streaming from host memory, see `aejax.train.feed`), with the on-device
+    epoch's step and keys."""
 
-    The steps of K batches that the host gathered (streaming from host memory, see
-    `aejax.train.feed`): the same step with the same key `fold_in(loop_key, step)` as the
-    on-device epoch, scanned over the chunk's leading axis.
-    """
-
-    def chunk_fn(state, x_KxB, y_KxB, hp, loop_key):
-        def body(state, batch):
-            x_B, y_B = batch
-            key = jax.random.fold_in(loop_key, state["step"])
-            state, metrics, finite = step(state, {"x": x_B, "y": y_B}, key, hp)
-            return state, (metrics, finite)
-
-        return jax.lax.scan(body, state, (x_KxB, y_KxB))
+    def chunk_fn(state, x_SxB, y_SxB, hp, loop_key):
+        return _scan_steps(step, state, (x_SxB, y_SxB), lambda b: {"x": b[0], "y": b[1]}, hp, loop_key)
 
     return chunk_fn
 
 
-def make_epoch_fn(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
-    """Returns a jitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
-
-    `metrics` holds one value per step for every term ([steps] arrays) and `finite` is
-    [steps] bool; both stay on the device until the caller fetches them once.
-    The state argument is donated.
-    """
-    body = epoch_body(step, num_examples=num_examples, batch_size=batch_size, batch_sharding=batch_sharding)
-    return jax.jit(body, donate_argnums=(0,))
-
-
-def _eval_pieces(model, *, precision: str | None) -> tuple[Callable, Callable]:
-    """The single run's unjitted full_batches(params, x_MxB, y_MxB, hp, key, first_batch) and
-    remainder(params, x, y, hp, key): each split term summed over M full batches (one `lax.map`, the
-    key folded with the batch's number) and over a last partial batch (its own key)."""
+def make_split_sums(model, *, batch_size: int, precision: str | None = None) -> Callable:
+    """Returns the traceable sums(params, x, y, hp, key, first_batch=0) -> {term: sum over the rows} of one run:
+    the model's loss and aux terms (`step=None`: every term at its full weight) and "mse", the mean squared
+    error per pixel of `model.reconstruct`, summed over the full batches of `x` (one `lax.map`; batch i's key
+    is `fold_in(key, first_batch + i)`) and over a last partial batch (its own key, `fold_in(key, 2**31 - 1)`).
+    Divide by the row count for means. It is the one evaluation program: `make_eval_fn` runs it over a split
+    on the device, or chunk by chunk over a split in host memory; the training loop's long calls validate
+    inside with it (`aejax.train.feed.DeviceEpochs`)."""
 
     @functools.partial(at_precision, precision=precision)
     def batch_terms(params, batch, key, hp):
-        loss, aux = model.loss(params, batch, key, hp)  # step=None: every term at its full weight
+        loss, aux = model.loss(params, batch, key, hp)
         x_hat = model.reconstruct(params, batch)
-        mse = jnp.mean(jnp.square(x_hat - batch["x"]))
-        return {"loss": loss, **aux, "mse": mse}
+        return {"loss": loss, **aux, "mse": jnp.mean(jnp.square(x_hat - batch["x"]))}
 
-    def full_batches(params, x_MxB, y_MxB, hp, key, first_batch):
-        def one(args):
-            i, xb, yb = args
-            return batch_terms(params, {"x": xb, "y": yb}, jax.random.fold_in(key, i), hp)
-        batch_ids = jnp.arange(x_MxB.shape[0]) + first_batch
-        terms = jax.lax.map(one, (batch_ids, x_MxB, y_MxB))
-        return jax.tree_util.tree_map(lambda t: jnp.sum(t, axis=0) * x_MxB.shape[1], terms)
-
-    def remainder(params, x, y, hp, key):
-        terms = batch_terms(params, {"x": x, "y": y}, jax.random.fold_in(key, 2**31 - 1), hp)
-        return jax.tree_util.tree_map(lambda t: t * x.shape[0], terms)
-
-    return full_batches, remainder
-
-
-def make_split_sums(model, *, batch_size: int, precision: str | None = None) -> Callable:
-    """Returns the traceable sums(params, x, y, hp, key) -> {term: sum over the split} of one run, for a
-    split on the device: `make_eval_fn`'s terms and keys (divide by the split's size for its means). It is
-    the one program of an evaluation on the device, and the training loop's long calls validate inside
-    with it (`aejax.train.feed.DeviceEpochs`)."""
-    full_batches, remainder = _eval_pieces(model, precision=precision)
-
-    def sums(params, x, y, hp, key):
+    def sums(params, x, y, hp, key, first_batch=0):
         n = x.shape[0]
-        full = (n // batch_size) * batch_size
-        out = {}
-        if full:
-            m = full // batch_size
-            out = full_batches(params, x[:full].reshape(m, batch_size, *x.shape[1:]), y[:full].reshape(m, batch_size),
-                               hp, key, 0)
+        m, full = n // batch_size, (n // batch_size) * batch_size
+        parts = []
+        if m:
+            def one(args):
+                i, xb, yb = args
+                return batch_terms(params, {"x": xb, "y": yb}, jax.random.fold_in(key, i), hp)
+            terms = jax.lax.map(one, (jnp.arange(m) + first_batch, x[:full].reshape(m, batch_size, *x.shape[1:]),
+                                      y[:full].reshape(m, batch_size)))
+            parts.append(jax.tree_util.tree_map(lambda t: jnp.sum(t, axis=0) * batch_size, terms))
         if full < n:
-            rest = remainder(params, x[full:], y[full:], hp, key)
-            out = rest if not out else jax.tree_util.tree_map(jnp.add, out, rest)
-        return out
+            terms = batch_terms(params, {"x": x[full:], "y": y[full:]}, jax.random.fold_in(key, 2**31 - 1), hp)
+            parts.append(jax.tree_util.tree_map(lambda t: t * (n - full), terms))
+        return functools.reduce(lambda a, b: jax.tree_util.tree_map(jnp.add, a, b), parts)
 
     return sums
 
 
-def make_eval_fn(model, *, batch_size: int, runs_axis: bool = False, host_chunk_batches: int = 0,
-                 precision: str | None = None) -> Callable:
-    """Returns evaluate(params, x, y, hp, key, *, fetch=True) -> dict of means over the split.
+def make_eval_fn(model, *, batch_size: int, program: Callable | None = None, fetch: Callable | None = None,
+                 host_chunk_batches: int = 0, precision: str | None = None) -> Callable:
+    """Returns evaluate(params, x, y, hp, key, *, fetch=True) -> {term: mean over the split}.
 
-    Terms: the model's loss and aux terms (with keys folded from `key` per batch) and
-    "mse", the mean squared error per pixel of `model.reconstruct`. Full batches run in one
-    `lax.map`; a remainder runs once more at its own size; a split on the device is one program
-    (`make_split_sums`, one dispatch). Means are exact (weighted).
-    With `runs_axis`, params, hp and key carry a leading run axis (a sweep group) and each
-    mean is a [R] array. With `host_chunk_batches` > 0, a split given as host arrays (numpy,
-    or rows of a memory-mapped file) is read `host_chunk_batches` batches at a time, at most
-    two chunks on the device: the same per-batch terms and keys, summed chunk by chunk (so
-    the means may differ from a one-call evaluation in the last bits). With `fetch=False` the
-    evaluation is only dispatched: it returns a function that fetches the means when called (the
-    training loop fetches them after its next call was dispatched).
+    The terms and keys of `make_split_sums`; means are exact (weighted). A split on the device is one
+    program, one dispatch. With `host_chunk_batches` > 0, a split given as host arrays (numpy, or rows of
+    a memory-mapped file) is read `host_chunk_batches` batches at a time, at most two chunks on the
+    device: the same per-batch terms and keys, summed chunk by chunk (so the means may differ from a
+    one-call evaluation in the last bits). `program` makes a population's program of the single run's
+    sums (`aejax.train.population.Population.program`: params, hp and key per slot, the split shared) and
+    `fetch` brings its sums to the host (default: `jax.device_get`; each mean is then [slots]). With
+    `fetch=False` the evaluation is only dispatched: it returns a function that fetches the means when
+    called (the training loop fetches them after its next call was dispatched).
     """
-
-    full_batches, remainder = _eval_pieces(model, precision=precision)
-    split_sums = make_split_sums(model, batch_size=batch_size, precision=precision)
-    if runs_axis:  # params, hp and key per run; the split (and the first batch's number) shared
-        full_batches, remainder = over_runs(full_batches, shared=(1, 2, 5)), over_runs(remainder, shared=(1, 2))
-        split_sums = over_runs(split_sums, shared=(1, 2))
-    full_batches, remainder, split_sums = jax.jit(full_batches), jax.jit(remainder), jax.jit(split_sums)
+    program = program or (lambda fn, shared=(): fn)
+    split_sums = jax.jit(program(make_split_sums(model, batch_size=batch_size, precision=precision), (1, 2, 5)))
+    to_host = fetch or to_host_default
 
     def add(a, b):
-        return b if not a else jax.tree_util.tree_map(jnp.add, a, b)
+        return b if a is None else jax.tree_util.tree_map(jnp.add, a, b)
 
     def streamed_sums(params, x, y, hp, key):
-        n = int(x.shape[0])
-        full = (n // batch_size) * batch_size
-        sums, in_flight = {}, None
+        n, sums, in_flight = int(x.shape[0]), None, None
         step = host_chunk_batches * batch_size
-        for start in range(0, full, step):
-            stop = min(start + step, full)
-            m = (stop - start) // batch_size
-            x_MxB = jax.device_put(np.asarray(x[start:stop]).reshape(m, batch_size, *x.shape[1:]))
-            y_MxB = jax.device_put(np.asarray(y[start:stop]).reshape(m, batch_size))
+        for start in range(0, n, step):
+            stop = n if n - start < step + batch_size else start + step  # the remainder rides with the last chunk
+            x_c, y_c = jax.device_put(np.asarray(x[start:stop])), jax.device_put(np.asarray(y[start:stop]))
             if in_flight is not None:
                 jax.block_until_ready(in_flight)  # at most two chunks on the device
-            in_flight = full_batches(params, x_MxB, y_MxB, hp, key, start // batch_size)
+            in_flight = split_sums(params, x_c, y_c, hp, key, start // batch_size)
             sums = add(sums, in_flight)
-        if full < n:
-            sums = add(sums, remainder(params, np.asarray(x[full:]), np.asarray(y[full:]), hp, key))
+            if stop == n:
+                break
         return sums
 
     def means(sums, n: int) -> dict[str, Any]:
-        host = to_host(sums)
-        if runs_axis:
-            return {k: np.asarray(v, np.float64) / n for k, v in host.items()}
-        return {k: float(v) / n for k, v in host.items()}
+        return {k: np.asarray(v, np.float64) / n if np.ndim(v) else float(v) / n for k, v in to_host(sums).items()}
 
     def evaluate(params, x, y, hp, key, *, fetch: bool = True):
         streamed = host_chunk_batches > 0 and not isinstance(x, jax.Array)
-        sums = (streamed_sums if streamed else split_sums)(params, x, y, hp, key)
+        sums = streamed_sums(params, x, y, hp, key) if streamed else split_sums(params, x, y, hp, key, 0)
         n = int(x.shape[0])
         return means(sums, n) if fetch else functools.partial(means, sums, n)
 

@@ -6,7 +6,7 @@ import os
 import jax
 import numpy as np
 import pytest
-from conftest import digits_config
+from conftest import REPO, digits_config
 
 from aejax.cli import main
 from aejax.errors import ConfigError
@@ -77,14 +77,14 @@ def test_a_killed_search_resumes_to_the_same_decisions_and_numbers(halving_searc
     # one epoch per call, its records written before the next call: the signal below lands after epoch 4
     overrides = {**QUIET, "train.epochs": 7, "train.epochs_per_call": 1, "train.async_metrics": False}
     kwargs = dict(overrides=overrides, space=SPACE, sample=9, sampler="sobol", search=HALVING, progress=False)
-    summarize = loop._Loop.summarize
+    summarize = loop.summarize
 
-    def killed_after_stopping(self, slots, *, status):
-        summarize(self, slots, status=status)
+    def killed_after_stopping(team, slots, *, status):
+        summarize(team, slots, status=status)
         if status == "stopped":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop._Loop, "summarize", killed_after_stopping)
+    monkeypatch.setattr(loop, "summarize", killed_after_stopping)
     with pytest.raises(KeyboardInterrupt):
         run_sweep("digits_ae", str(tmp_path / "search"), **kwargs)
     monkeypatch.undo()
@@ -162,3 +162,72 @@ def test_a_workdir_of_another_search_is_refused(halving_search):
     with pytest.raises(ConfigError, match="holds a search with options"):
         run_sweep("digits_ae", str(root / "search"), overrides={**QUIET, "train.epochs": 7}, space=SPACE, sample=9,
                   sampler="sobol", search=SearchOptions("halving", eta=2, min_epochs=2), progress=False)
+
+
+def test_a_diverging_member_of_a_search_over_two_populations_fails_alone_and_the_search_goes_on(tmp_path, capsys):
+    """Halving over two populations (code sizes 8 and 16) whose lr=1e30 members go non-finite: they are ranked
+    last and recorded as stopped at the rung, `failed` in the results; the others are ranked on val/mse across
+    both populations; running the command again finds the search done."""
+    argv = ["sweep", "digits_ae", "--workdir", str(tmp_path / "s"), "--grid", "hp.learning_rate=1e-3,3e-3,1e30",
+            "--grid", "model.code_size=8,16", "--scheduler", "halving", "--eta", "3", "--min-epochs", "1",
+            "--no-progress", *[a for k, v in {**QUIET, "train.epochs": 3}.items() for a in ("--set", f"{k}={v}")]]
+    assert main(argv) == 4  # members failed
+    status = {r.split(",")[0]: r.split(",")[1] for r in (tmp_path / "s" / "results.csv").read_text().splitlines()[1:]}
+    assert status == {"learning_rate=0.001_code_size=8": "stopped", "learning_rate=0.003_code_size=8": "done",
+                      "learning_rate=1e+30_code_size=8": "failed", "learning_rate=0.001_code_size=16": "stopped",
+                      "learning_rate=0.003_code_size=16": "done", "learning_rate=1e+30_code_size=16": "failed"}
+    decision = json.loads((tmp_path / "s" / "search.json").read_text())["decisions"]["1"]
+    assert sorted(decision["kept"]) == ["learning_rate=0.003_code_size=16", "learning_rate=0.003_code_size=8"]
+    assert {"learning_rate=1e+30_code_size=8", "learning_rate=1e+30_code_size=16"} <= set(decision["stopped"])
+    capsys.readouterr()
+    assert main(argv) == 4
+    assert "aejax: ran 0 runs in 0 groups; 6 already finished" in capsys.readouterr().out
+
+
+def test_a_sweeps_experiment_file_runs_once_and_each_runs_identity_is_checked_once(tmp_path, monkeypatch):
+    import aejax.sweep.runner as runner
+    import aejax.train.loop as loop
+
+    experiment = tmp_path / "counted.py"
+    experiment.write_text(f"open({str(tmp_path / 'executions')!r}, 'a').write('x')\n"
+                          + open(os.path.join(REPO, "experiments", "digits_ae.py")).read())
+    checked = []
+
+    def counting(check):
+        return lambda config, workdir, **kw: checked.append(os.path.basename(workdir)) or check(config, workdir, **kw)
+
+    monkeypatch.setattr(runner, "check_run_identity", counting(runner.check_run_identity))
+    monkeypatch.setattr(loop, "check_run_identity", counting(loop.check_run_identity))
+    out = run_sweep(str(experiment), str(tmp_path / "s"), overrides={**QUIET, "train.epochs": 1},
+                    grid=["hp.learning_rate=1e-3,3e-3", "model.code_size=8,16"], progress=False)
+    assert out["ran"] == 4 and out["groups"] == 2
+    assert (tmp_path / "executions").read_text() == "x"
+    assert sorted(checked) == sorted(r["run_id"] for r in out["rows"])
+
+
+def test_a_halving_search_killed_after_its_first_decision_resumes_byte_identical(halving_search, tmp_path,
+                                                                                 monkeypatch):
+    """Killed inside the first rung, after the decision's checkpoints and record, before the next device call:
+    the resumed survivors run at the width the uninterrupted search ran at (4 slots for 3, the population's
+    planned size 9 caps it, not the 3 it resumes with), so every member's metrics.jsonl is the same bytes and
+    its summary.json the same numbers (all but the wall-clock timings)."""
+    root, _ = halving_search
+    commit = Halving.commit
+
+    def killed_after_commit(self, end):
+        commit(self, end)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Halving, "commit", killed_after_commit)
+    kwargs = dict(overrides={**QUIET, "train.epochs": 7}, space=SPACE, sample=9, sampler="sobol", search=HALVING,
+                  progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep("digits_ae", str(tmp_path / "search"), **kwargs)
+    monkeypatch.undo()
+    run_sweep("digits_ae", str(tmp_path / "search"), **kwargs)
+    for whole in sorted((root / "search" / "runs").iterdir()):
+        resumed = tmp_path / "search" / "runs" / whole.name
+        assert (resumed / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes(), whole.name
+        untimed = [{k: v for k, v in _summary(d).items() if k not in ("wall_time_s", "perf/steps_per_s")}
+                   for d in (resumed, whole)]
+        assert untimed[0] == untimed[1], whole.name

@@ -18,7 +18,7 @@ from aejax.cli import main
 from aejax.errors import ConfigError
 from aejax.train.benchmark import make_bare_scan
 from aejax.train.setup import setup_run
-from aejax.train.step import epoch_batch_indices, make_epoch_fn
+from aejax.train.step import epoch_body, epoch_batch_indices
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,8 @@ def test_bare_scan_and_fit_run_the_same_optimizer_and_step():
     state = run.init_state()
     idx = epoch_batch_indices(run.keys.data, 0, num_examples=len(run.dataset.train), batch_size=run.train.batch_size)
     first, _ = bare(run.init_state(), idx[:2])
-    epoch = make_epoch_fn(run.train_step(), num_examples=len(run.dataset.train), batch_size=run.train.batch_size)
+    epoch = jax.jit(epoch_body(run.train_step(), num_examples=len(run.dataset.train),
+                               batch_size=run.train.batch_size), donate_argnums=(0,))
     fit_state, _ = epoch(run.init_state(), jax.device_put(run.dataset.train.x), jax.device_put(run.dataset.train.y),
                          run.hp, run.keys.data, run.keys.loop, 0)
     bare_state, _ = bare(state, idx)

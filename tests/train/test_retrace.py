@@ -26,7 +26,7 @@ from conftest import digits_config
 import aejax.train.step as step_module
 from aejax.evaluate import load_run
 from aejax.train.fit import fit
-from aejax.train.step import make_epoch_fn, make_eval_fn
+from aejax.train.step import epoch_body, make_eval_fn
 
 COMPILED = re.compile(r"Finished XLA compilation of (\S+)")
 
@@ -129,23 +129,23 @@ def _counting_step(state, batch, key, hp):
 
 
 def test_the_epoch_program_traces_its_step_once_per_shape():
-    """`make_epoch_fn` over epochs given as Python ints and as arrays, and new hp values: one trace;
+    """`epoch_body` jitted over epochs given as Python ints and as arrays, and new hp values: one trace;
     a new batch shape (another split size) is a new program, traced once more."""
     chex.clear_trace_counter()
     step = chex.assert_max_traces(_counting_step, n=2)
-    epoch = make_epoch_fn(step, num_examples=40, batch_size=8)
+    epoch = jax.jit(epoch_body(step, num_examples=40, batch_size=8), donate_argnums=(0,))
     x, y = jnp.ones((40, 2, 2, 1)), jnp.zeros(40, jnp.int32)
     state = {"step": jnp.zeros((), jnp.int32)}
     keys = (jax.random.key(0), jax.random.key(1))
     for e in range(4):  # Python ints: an epoch number made static would retrace here
         state, _ = epoch(state, x, y, {"scale": jnp.float32(e)}, *keys, e)
     assert int(state["step"]) == 4 * 5
-    other = make_epoch_fn(step, num_examples=24, batch_size=8)
+    other = jax.jit(epoch_body(step, num_examples=24, batch_size=8), donate_argnums=(0,))
     for e in range(3):
         state, _ = other(state, x[:24], y[:24], {"scale": jnp.float32(1.0)}, *keys, e)
     with pytest.raises(AssertionError, match="traced > 2 times"):
-        make_epoch_fn(step, num_examples=16, batch_size=8)(state, x[:16], y[:16], {"scale": jnp.float32(1.0)},
-                                                            *keys, 0)
+        jax.jit(epoch_body(step, num_examples=16, batch_size=8), donate_argnums=(0,))(
+            state, x[:16], y[:16], {"scale": jnp.float32(1.0)}, *keys, 0)
     chex.clear_trace_counter()
 
 

@@ -11,7 +11,8 @@ from aejax.data import load_dataset
 from aejax.errors import ConfigError
 from aejax.models import model_from_options
 from aejax.models.common import as_hp
-from aejax.train import init_train_state, make_epoch_fn, make_eval_fn, make_optimizer, make_train_step
+from aejax.train.step import epoch_body
+from aejax.train import init_train_state, make_eval_fn, make_optimizer, make_train_step
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_epoch_matches_sequential_steps(digits):
     x, y = jnp.asarray(digits.train.x), jnp.asarray(digits.train.y)
     data_key, loop_key = jax.random.key(1), jax.random.key(2)
     step = make_train_step(model, tx, skip_nonfinite=False)
-    epoch = make_epoch_fn(step, num_examples=len(x), batch_size=100)
+    epoch = jax.jit(epoch_body(step, num_examples=len(x), batch_size=100), donate_argnums=(0,))
     scanned, (metrics, finite) = epoch(jax.tree_util.tree_map(jnp.copy, state), x, y, hp, data_key, loop_key, 0)
     assert metrics["loss"].shape == (len(x) // 100,) and finite.all()
     perm = jax.random.permutation(jax.random.fold_in(data_key, 0), len(x))
@@ -123,7 +124,7 @@ def test_each_step_gets_fold_in_loop_key_step_and_each_epoch_its_own_order():
     n, b = 50, 10
     x, y = jnp.zeros((n, 2, 2, 1)), jnp.arange(n, dtype=jnp.int32)  # labels = example indices
     data_key, loop_key = jax.random.key(3), jax.random.key(4)
-    epoch = make_epoch_fn(_recording_step, num_examples=n, batch_size=b)
+    epoch = jax.jit(epoch_body(_recording_step, num_examples=n, batch_size=b), donate_argnums=(0,))
     state = {"step": jnp.zeros((), jnp.int32)}
     orders, keys = [], []
     for e in range(2):

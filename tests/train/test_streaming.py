@@ -70,8 +70,8 @@ def test_host_stream_feeds_the_epochs_batches_in_order():
         return {"step": state["step"] + 1}, {"first": batch["y"][0]}, jnp.isfinite(batch["x"]).all()
 
     keys = jax.random.split(jax.random.key(3))
-    stream = HostStream(step, x, y, {}, data_key=keys[0], loop_key=keys[1], batch_size=8,
-                        chunk_steps=4, runs_axis=False)  # 6 steps an epoch: chunks of 4 and 2
+    stream = HostStream(step, x, y, {}, data_key=keys[0], loop_key=keys[1], batch_size=8, chunk_steps=4,
+                        program=lambda fn, shared=(): fn)  # a run alone; 6 steps an epoch: chunks of 4 and 2
     state, parts, _ = stream({"step": np.int32(0)}, range(1, 3))
     firsts = np.concatenate([np.asarray(m["first"]) for m, _ in parts])
     expected = np.concatenate([np.asarray(epoch_batch_indices(keys[0], e, num_examples=50, batch_size=8))[:, 0]
