@@ -135,7 +135,11 @@ class Population:
     def regroup(self, keep: Sequence[int], copy_from: dict[int, int], hp: dict[int, dict[str, float]]) -> None:
         """Members `keep` (in order) go on, at a width for their count; each takes the state of
         `copy_from.get(r, r)` (params and optimizer state: an exploit) and keeps its own hp, updated by
-        `hp[r]`, and its own keys. One gather on the slot axis; the same width compiles nothing new."""
+        `hp[r]`, and its own keys. One gather on the slot axis; the same width compiles nothing new. A run
+        alone can only go on (`keep` [0]) with new hp."""
+        if not self.vmapped:
+            self.hp = self.shared({**self.hp, **{k: jnp.asarray(v, jnp.float32) for k, v in hp.get(0, {}).items()}})
+            return
         first = self.first_slots()
         slots = self._slot_table(list(keep))
         take = lambda tree, sources: jax.tree_util.tree_map(

@@ -33,6 +33,8 @@ def test_halving_keeps_exactly_the_best_ceil_n_over_eta_ties_by_run_id(tmp_path)
     val = np.array([0.5, 0.1, np.nan, 0.3, 0.1, 0.2, 0.9])  # planted: r1 and r4 tie, r2 diverged
     decision = halving.decide(2, list(range(7)), {"val/mse": val})
     assert decision.keep == [1, 4, 5]  # ceil(7 / 3) = 3: the two 0.1s (by run id), then 0.2
+    failed = halving.decide(6, [0, 2, 3, 6], {"val/mse": np.array([np.nan, np.nan, 0.3, np.nan])})
+    assert failed.keep == [3]  # ceil(4 / 3) = 2 would go on, but a member that failed never does
     higher = Halving(ids, SearchOptions("halving", eta=2, min_epochs=2, select="val/mse:max"),
                      SearchState(str(tmp_path / "b"), HALVING), epochs=20)
     assert higher.decide(2, [0, 3, 6], {"val/mse": val[[0, 3, 6]]}).keep == [6, 0]  # higher is better; ceil(3/2)
