@@ -445,8 +445,9 @@ class _Loop:
                 call = _Call(epochs, parts, self._validation(val, due))
                 if pending is not None:  # the previous call's host work, while this one runs
                     self._record(pending)
-                save = decides or self.save_cadence.due(end, last=last, seconds_since=time.perf_counter() - last_save)
-                pending = call if opts.async_metrics and not (last or save) else None
+                save = ((decides and getattr(self.scheduler, "save_at_decisions", True))  # False: the hook's
+                        or self.save_cadence.due(end, last=last, seconds_since=time.perf_counter() - last_save))
+                pending = call if opts.async_metrics and not (last or save or decides) else None
                 if pending is None:
                     val = self._record(call)
                     if decides and self.live():
@@ -531,9 +532,11 @@ class _Loop:
                     m.fail(_nonfinite_error(m_i, finite[s, i], self.first_step, m.checkpointer))
                     continue
                 val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
-                m.writer.write(epoch_record(epoch, self.first_step + steps, m_i, finite[s, i], val_s,
-                                            skip_nonfinite=self.opts.skip_nonfinite),
-                               extra_scalars={"perf/examples_per_s": rate})
+                record = epoch_record(epoch, self.first_step + steps, m_i, finite[s, i], val_s,
+                                      skip_nonfinite=self.opts.skip_nonfinite)
+                m.writer.write(record, extra_scalars={"perf/examples_per_s": rate})
+                if hasattr(self.scheduler, "on_record"):  # a scheduler that reads the records (aejax.train.hooks)
+                    self.scheduler.on_record(self.members.index(m), record)
                 m.epochs_done = epoch + 1
             alive = [s for s, m in live if m.status == "training"]
             self.epoch_times.append(seconds)
@@ -566,6 +569,8 @@ class _Loop:
         stopped = [(s, m) for r, (s, m) in zip(ids, live) if r not in decision.keep]
         self._save(end, [m for _, m in stopped])
         self.summarize(stopped, status="stopped")  # waits for their checkpoints
+        if not self.runs_axis:  # a run alone (fit's on_epoch hook) goes on or stops: nothing to gather
+            return
         slot_of = dict(zip(ids, (s for s, _ in live)))
         kept = [r for r in ids if r in decision.keep]
         pad = self._width(len(kept)) - len(kept)
