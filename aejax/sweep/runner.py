@@ -138,7 +138,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
               seeds: int | None = None, parallel: str = "vmap", max_parallel: int | None = None,
               shard: tuple[int, int] = (0, 1), select: str = "val/mse", progress: bool = True,
               space: dict | None = None, sample: int | None = None, sampler: str = "random",
-              search: SearchOptions | None = None, figures=None) -> dict[str, Any]:
+              search: SearchOptions | None = None, figures=None,
+              points: Sequence[dict] | None = None) -> dict[str, Any]:
     """Runs this process's slice of the sweep (or search) and writes DIR/results.csv, results.md and figures.
 
     Args:
@@ -146,6 +147,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         `space()` updated by `--space`) with `sampler` (`aejax.sweep.space`), seeded by the config's seed;
         they replace the file's `sweep()` and are crossed with `grid` and `seeds`.
       search: successive halving or population-based training inside the populations (`aejax.sweep.search`).
+      points: explicit points [{dotted key: value}] (e.g. asked of an Optuna study, `aejax.sweep.tuners`): they
+        replace sampled ones, crossed with `grid` and `seeds` as sampled points are.
       figures: draws each member's figures (`aejax.viz.training_figures`, passed by `aejax.run_sweep`).
     Returns {"rows": [...], "best": row or None, "ran": count, "skipped": count, "failed": count, ...}.
     """
@@ -156,8 +159,11 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}.")
     overrides = dict(overrides or {})
-    points = None
-    if sample is not None:
+    if points is not None:
+        if sample is not None:
+            raise ConfigError("give explicit points or --sample N, not both.")
+        points = [dict(p) for p in points]
+    elif sample is not None:
         base_seed = overrides.get("seed", get_experiment_config(experiment, {}).seed)
         points = sample_points(space or {}, sample, sampler=sampler, seed=int(base_seed))
     elif space:
