@@ -35,3 +35,5 @@ def test_the_tuning_page_example_runs_and_prunes_the_planted_trial(tmp_path):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     assert lines[-1].startswith("best ") and lines[-1].split()[1] != "2"
+    # the hook's decisions save no checkpoint (save_at_decisions=False): a finished trial has its last one only
+    assert os.listdir(tmp_path / "runs" / "digits_optuna" / "trial_0" / "checkpoints") == ["4"]

@@ -157,7 +157,7 @@ def test_two_processes_split_one_sqlite_study(tmp_path):
         assert [r["epoch"] for r in read_metrics(os.path.join(run, "metrics.jsonl")) if "val/mse" in r] == [1, 2]
     got = sorted((t.params["hp.learning_rate"], t.value) for t in study.trials)
     want = sorted((t.params["hp.learning_rate"], t.value) for t in single.trials)
-    assert [p for p, _ in got] == [p for p, _ in want]
+    assert [p for p, _ in got] == [p for p, _ in want] and len({p for p, _ in got}) == 8  # 8 distinct points
     assert all(abs(a - b) <= 1e-5 for (_, a), (_, b) in zip(got, want))
 
 
