@@ -76,8 +76,8 @@ def main(argv=None) -> int:
           "TPE / Sobol | TPE wall s | Sobol wall s | TPE / Sobol |\n|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['seed']} | {r['tpe_best_val_mse']:.7f} | {r['sobol_best_val_mse']:.7f} | "
-              f"{r['tpe_best_val_mse'] / r['sobol_best_val_mse']:.3f} | {r['tpe_wall_s']:.1f} | {r['sobol_wall_s']:.1f} | "
-              f"{r['tpe_wall_s'] / r['sobol_wall_s']:.2f} |")
+              f"{r['tpe_best_val_mse'] / r['sobol_best_val_mse']:.3f} | {r['tpe_wall_s']:.1f} | "
+              f"{r['sobol_wall_s']:.1f} | {r['tpe_wall_s'] / r['sobol_wall_s']:.2f} |")
     return 0
 
 
