@@ -146,9 +146,24 @@ class TunerOptions:
         return [res.parse_select(s)[0] for s in self.selects]
 
 
+# what Optuna's samplers import beyond optuna itself (not in aejax[tune]: CMA-ES's is small, GP's is PyTorch)
+SAMPLER_NEEDS = {"cmaes": "cmaes", "gp": "torch"}
+
+
+def check_sampler_needs(name: str) -> None:
+    """A one-line ConfigError when the Optuna sampler `name` needs a package that is not installed."""
+    import importlib.util
+
+    module = SAMPLER_NEEDS.get(name)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise ConfigError(f"Optuna's {name} sampler needs the {module} package, which is not installed: pip install "
+                          f"{module}.")
+
+
 def make_sampler(name: str, *, seed: int, batch: int, objectives: int):
     """The Optuna sampler of one batch, with its batch-friendly settings."""
     optuna = require_optuna()
+    check_sampler_needs(name)
     s = optuna.samplers
     if name == "tpe":  # the constant liar: the batch's RUNNING trials count as bad ones, so its asks spread out
         return s.TPESampler(seed=seed, constant_liar=True)
@@ -300,6 +315,7 @@ def run_tuner(experiment: str, workdir: str, options: TunerOptions, *, space: di
     """
     options.check()
     optuna = require_optuna()
+    check_sampler_needs(options.sampler)  # before anything is written
     State = optuna.trial.TrialState
     overrides = dict(overrides or {})
     if search is not None:

@@ -47,7 +47,16 @@ def test_tpe_asks_a_batch_with_the_constant_liar():
     sampler = tuners.make_sampler("tpe", seed=0, batch=8, objectives=1)
     assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._constant_liar
     assert tuners.make_sampler("nsga2", seed=0, batch=8, objectives=2)._population_size == 8
-    assert tuners.make_sampler("cmaes", seed=0, batch=8, objectives=1)._popsize == 8
+
+
+def test_a_sampler_whose_package_is_missing_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cmaes", None)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cmaes" else real(name, *a))
+    with pytest.raises(ConfigError, match="cmaes sampler needs the cmaes package.*pip install cmaes"):
+        tuners.make_sampler("cmaes", seed=0, batch=8, objectives=1)
 
 
 def test_tpe_rounds_tell_each_members_last_validated_value(tmp_path):
@@ -94,7 +103,7 @@ def test_a_failed_member_is_told_as_a_failed_trial(tmp_path):
     (run / "failed.json").write_text(json.dumps({"error": "training step 3 produced non-finite loss"}))
     state = tuners.tell_trial(study, trial._trial_id, [str(run)], tuners.TunerOptions("tpe", 1))
     assert state == "fail" and study.trials[0].state.name == "FAIL"
-    assert "non-finite" in study.trials[0].user_attrs["error"]
+    assert "training step 3 produced non-finite loss" in study.trials[0].user_attrs["error"]
 
 
 def test_a_killed_search_resumes_the_same_study(tmp_path):
@@ -220,3 +229,32 @@ def test_without_optuna_the_options_say_what_to_install(tmp_path, capsys, monkey
         PruningCallback(object())
     assert main(["sweep", "digits_ae", "--workdir", str(tmp_path / "r"), "--sample", "1", "--space",
                  "hp.learning_rate=loguniform(1e-3,3e-2)", "--set", "train.epochs=1", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("sampler", tuners.TUNERS)
+def test_every_optuna_sampler_asks_batches_within_the_space(tmp_path, sampler):
+    """A stand-in trainer (val/mse a known function of the point) under each sampler: 3 batches of 4, each
+    point inside the space, each trial told the value its member's records hold."""
+    needs = tuners.SAMPLER_NEEDS.get(sampler)
+    if needs is not None:
+        pytest.importorskip(needs)
+    space = {"hp.learning_rate": "loguniform(1e-4,1e-1)", "model.code_size": "intuniform(4,32)"}
+
+    def fake_train(batch_dir, points):
+        for point, (_, dirs) in zip(points, tuners._batch_members(points, None, batch_dir)):
+            os.makedirs(dirs[0])
+            value = (math.log10(point["hp.learning_rate"]) + 2.5) ** 2 + point["model.code_size"] / 100
+            with open(os.path.join(dirs[0], "metrics.jsonl"), "w") as f:
+                f.write(json.dumps({"epoch": 1, "step": 1, "val/mse": value, "val/loss": -value}) + "\n")
+            with open(os.path.join(dirs[0], "summary.json"), "w") as f:
+                json.dump({"status": "done", "epochs": 1}, f)
+
+    selects = ("val/mse", "val/loss:max") if sampler == "nsga2" else ("val/mse",)
+    out = tuners.run_tuner("digits_ae", str(tmp_path / sampler), tuners.TunerOptions(sampler, 4, rounds=3,
+                           selects=selects), space=space, train_batch=fake_train)
+    study = load(str(tmp_path / sampler))
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 12 and out["batches"] == ["0000", "0004", "0008"]
+    for t in study.trials:
+        lr, size = t.params["hp.learning_rate"], t.params["model.code_size"]
+        assert 1e-4 <= lr <= 1e-1 and 4 <= size <= 32 and isinstance(size, int)
+        assert t.values[0] == pytest.approx((math.log10(lr) + 2.5) ** 2 + size / 100)
