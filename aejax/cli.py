@@ -79,10 +79,16 @@ def cmd_train(args) -> int:
 def cmd_sweep(args) -> int:
     from aejax.train.distributed import initialize, is_primary
 
+    from aejax.tune.rounds import check_sampler
+
+    check_sampler(args.sampler)  # aejax's or Optuna's, else a "did you mean"
+    selects = args.select or ["val/mse"]
+    if args.sampler in _tuners() or len(selects) > 1:  # Optuna as the sampler (aejax.tune.rounds)
+        return _tune(args, selects)
     if args.collect:
         from aejax.sweep import collect_results
 
-        out = collect_results(args.experiment, select=args.select)
+        out = collect_results(args.experiment, select=selects[0])
         workdir = args.experiment
     else:
         overrides = _overrides(args)
@@ -95,7 +101,7 @@ def cmd_sweep(args) -> int:
         try:
             out = run_sweep(args.experiment, workdir, overrides=overrides, grid=args.grid or [], seeds=args.seeds,
                             parallel=args.parallel, max_parallel=args.max_parallel, shard=parse_shard(args.shard),
-                            select=args.select, progress=not args.no_progress, **_search_options(args))
+                            select=selects[0], progress=not args.no_progress, **_search_options(args))
         except StopRequested as stop:
             print(f"aejax: {stop}", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -116,6 +122,59 @@ def cmd_sweep(args) -> int:
         print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}) "
               f"in {os.path.join(workdir, 'runs', best['run_id'])}")
     return EXIT_FAILED_MEMBERS if failed else 0
+
+
+def _tuners() -> tuple[str, ...]:
+    from aejax.tune.rounds import TUNERS
+
+    return TUNERS
+
+
+def _tune(args, selects: list[str]) -> int:
+    """`aejax sweep --sampler tpe|cmaes|gp|nsga2` (or several --select objectives): an Optuna study asks the
+    points, aejax trains each batch as one population (`aejax.tune.rounds.run_tuner`)."""
+    from aejax.errors import ConfigError
+    from aejax.tune.rounds import TunerOptions, require_optuna, run_tuner
+    from aejax.viz import training_figures
+    from aejax.train import StopRequested
+
+    if len(selects) > 1 and args.scheduler:
+        raise ConfigError(f"--scheduler {args.scheduler} ranks members on one metric; several --select objectives "
+                          "need a search without --scheduler.")
+    if args.sampler not in _tuners():
+        raise ConfigError(f"several --select objectives need an Optuna sampler (--sampler nsga2, tpe or gp), not "
+                          f"{args.sampler!r}.")
+    require_optuna(f"--sampler {args.sampler}")
+    if args.collect or args.grid or args.shard or args.parallel != "vmap":
+        raise ConfigError("an Optuna search takes no --collect, --grid, --shard or --parallel sequential: its batches "
+                          "are asked of the study (run the same command in several processes to share it).")
+    if args.sample is None:
+        raise ConfigError(f"--sampler {args.sampler} needs --sample N (the points of each batch).")
+    overrides = _overrides(args)
+    workdir = args.workdir or _default_workdir(args.experiment, overrides, root="sweeps")
+    search = _search_options(args)
+    options = TunerOptions(args.sampler, args.sample, rounds=args.rounds, selects=tuple(selects),
+                           storage=args.storage, study_name=args.study_name)
+    try:
+        out = run_tuner(args.experiment, workdir, options, space=search["space"], overrides=overrides,
+                        seeds=args.seeds, search=search.get("search"), progress=not args.no_progress,
+                        figures=training_figures, max_parallel=args.max_parallel)
+    except StopRequested as stop:
+        print(f"aejax: {stop}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    rows = out["trials"]
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "stopped", "failed", "pending")}
+    print(f"aejax: trained {out['ran']} trials here in {len(out['batches'])} batches; the study holds {len(rows)} of "
+          f"{out['budget']}: {counts['done']} complete, {counts['stopped']} pruned, {counts['failed']} failed, "
+          f"{counts['pending']} running elsewhere; results in {out['results_md']}")
+    if out["best"] is not None:
+        metric = out["select"].partition(":")[0]
+        print(f"aejax: best by {out['select']}: trial {out['best']['trial']} ({metric} = {out['best'][metric]:.6g}) "
+              f"in {os.path.join(workdir, 'batches', out['best']['batch'], 'runs', out['best']['run_id'])}")
+    if out["front"]:
+        print(f"aejax: Pareto front of {len(out['front'])} trials: "
+              + ", ".join(str(r["trial"]) for r in out["front"]) + f" (figure {out['figures'][0]})")
+    return EXIT_FAILED_MEMBERS if counts["failed"] else 0
 
 
 def _search_options(args) -> dict:
@@ -270,15 +329,24 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--shard", metavar="K/N", help="run only the K-th of N slices (0 <= K < N); default from "
                        "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set")
     sweep.add_argument("--collect", action="store_true", help="only rebuild results.csv/md from the runs' outputs")
-    sweep.add_argument("--select", default="val/mse", help="metric naming the best run; METRIC:max when higher "
-                       "is better (default val/mse, lower is better)")
+    sweep.add_argument("--select", action="append", help="metric naming the best run; METRIC:max when higher "
+                       "is better (default val/mse, lower is better); repeat it for a multi-objective Optuna search "
+                       "(a Pareto front)")
     sweep.add_argument("--data-dir", help="directory holding dataset files")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.add_argument("--space", action="append", metavar="KEY=DIST", help="a searched key (repeatable): "
                        "loguniform(1e-4,1e-1), uniform(0,1), intuniform(1,8), intloguniform(8,256), choice(8,16,32); "
                        "adds to or replaces the experiment's space()")
     sweep.add_argument("--sample", type=int, metavar="N", help="draw N points of the space (crossed with --grid/--seeds)")
-    sweep.add_argument("--sampler", default="random", help="random (default), sobol or halton (scrambled, seeded)")
+    sweep.add_argument("--sampler", default="random", help="random (default), sobol or halton (scrambled, seeded); "
+                       "or an Optuna sampler asked for batches of --sample points: tpe, cmaes, gp, nsga2 "
+                       '(pip install "aejax[tune]")')
+    sweep.add_argument("--rounds", type=int, default=1, help="Optuna samplers: batches of --sample points, each "
+                       "asked from the results before it (default 1)")
+    sweep.add_argument("--storage", help="Optuna samplers: the study's storage URL (default sqlite:///WORKDIR/"
+                       "study.db; postgresql://... or mysql://... for several machines)")
+    sweep.add_argument("--study-name", help="Optuna samplers: the study's name in the storage (default: the "
+                       "workdir's name)")
     sweep.add_argument("--scheduler", choices=["halving", "pbt"], help="search inside the population: successive "
                        "halving, or population-based training")
     sweep.add_argument("--eta", type=int, default=3, help="halving: keep the best 1/eta at each rung (default 3)")

@@ -162,6 +162,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}.")
     overrides, module = dict(overrides or {}), load_experiment(experiment)
+    if points is not None and sample is not None:
+        raise ConfigError("give explicit points or --sample N, not both.")
     if sample is not None:
         base_seed = overrides.get("seed", experiment_config(experiment, module).get("seed", 0))
         points = sample_points(space or {}, sample, sampler=sampler, seed=int(base_seed))

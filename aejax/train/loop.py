@@ -288,6 +288,7 @@ class _Team:
     compiled: float = 0.0
     ranked: list = dataclasses.field(default_factory=list)  # members live when the stretch to a decision began
     last_val: dict = dataclasses.field(default_factory=dict)  # the newest validation means, {term: [slots]}
+    on_record: Any = None  # a scheduler's on_record(member, record): it reads the records (`aejax.train.hooks`)
     figures: Any = None  # FigureHook for the summaries
     wall_start: float = 0.0  # the population's members train together: their wall time is the training's
 
@@ -345,6 +346,7 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
     eval_cadence = Cadence.of("train.eval_every", opts.eval_every, total_epochs=opts.epochs)
     save_cadence = Cadence.of("train.checkpoint_every", opts.checkpoint_every, total_epochs=opts.epochs)
     last_save, start = time.perf_counter(), min(t.epoch for t in teams)
+    saves_at_decisions = getattr(scheduler, "save_at_decisions", True)  # False: checkpoints by the cadence only
     bar = progress_bar(progress and len(teams) == 1, total=opts.epochs, initial=start, unit="epoch")
     with _SignalFlag() as stop, contextlib.closing(bar):
         while any(t.live() and t.epoch < until for t in teams):
@@ -366,13 +368,14 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
                     call = _Call(epochs, parts, _validation(team, sums, due))
                     if pending is not None:  # the previous call's host work, while this one runs
                         _record(team, pending, bar, until)
-                    save = agree(not (decides and end == boundary) and save_cadence.due(
+                    save = agree(not (decides and end == boundary and saves_at_decisions) and save_cadence.due(
                         end, last=last, seconds_since=time.perf_counter() - last_save))
                     pending = call if opts.async_metrics and not (last or save or end == boundary) else None
                     if pending is None:
                         _record(team, call, bar, until)
                     stopping = stop.requested()  # a signal that came during the records saves here
-                    if pending is None and (save or (stopping and not (decides and end == boundary))):
+                    if pending is None and (save or (stopping and not (decides and end == boundary and
+                                                                       saves_at_decisions))):
                         _save(team, end)
                         last_save = time.perf_counter()
                     team.epoch = end
@@ -440,9 +443,11 @@ def _record(team: _Team, call: _Call, bar, until: int) -> None:
                 m.fail(_nonfinite_error(m_i, finite[s, i], team.step, m.checkpointer))
                 continue
             val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
-            m.writer.write(epoch_record(epoch, team.step + steps, m_i, finite[s, i], val_s,
-                                        skip_nonfinite=opts.skip_nonfinite),
-                           extra_scalars={"perf/examples_per_s": rate})
+            record = epoch_record(epoch, team.step + steps, m_i, finite[s, i], val_s,
+                                  skip_nonfinite=opts.skip_nonfinite)
+            m.writer.write(record, extra_scalars={"perf/examples_per_s": rate})
+            if team.on_record is not None:
+                team.on_record(team.offset + team.members.index(m), record)
             m.epochs_done = epoch + 1
         alive = [s for s, m in live if m.status == "training"]
         team.epoch_times.append(seconds)
@@ -503,7 +508,8 @@ def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
             team.pop.regroup(kept, {local[a]: local[b] for a, b in decision.copy_from.items() if a in local},
                              {local[r]: h for r, h in decision.hp.items() if r in local})
             team.feed.update(team.pop.hp, team.pop.keys["data"], team.pop.keys["loop"], team.pop.keys["eval"])
-        _save(team, end)
+        if getattr(scheduler, "save_at_decisions", True):  # a resumed search finds every member at `end`
+            _save(team, end)
         team.ranked = []
     for team in teams:
         for m in team.members:
@@ -557,6 +563,7 @@ def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]]
             teams.append(_build_team(group, *restore_members(group), vmapped=runs_axis, offset=offset,
                                      planned=planned[i] if planned else len(group)))
             teams[-1].figures, teams[-1].wall_start = figures, wall_start
+            teams[-1].on_record = getattr(scheduler, "on_record", None)
             offset += len(group)
         until = min(until or lead.train.epochs, lead.train.epochs)
         try:
