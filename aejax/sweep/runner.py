@@ -32,7 +32,7 @@ from aejax.errors import ConfigError
 from aejax.models.common import as_hp
 from aejax.sweep import results as res
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
-from aejax.sweep.space import continuous_keys, sample_points
+from aejax.sweep.space import continuous_keys, parse_space, sample_points
 from aejax.sweep.spec import expand, run_ids, shard_slice
 from aejax.train.distributed import agree, barrier, is_primary
 from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
@@ -173,7 +173,10 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     if search is not None:
         search = dataclasses.replace(search, select=select)
         check_search(search, runs, space or {}, parallel=parallel, shard=shard)
-        state = SearchState(workdir, search)  # a workdir of another search is refused here, before writing
+        plan = {"space": {k: str(d) for k, d in parse_space(space or {}).items()}, "sample": sample,
+                "sampler": sampler if sample is not None else None, "grid": list(grid), "seeds": seeds,
+                "runs": [r.run_id for r in runs]}
+        state = SearchState(workdir, search, plan)  # a workdir of another search is refused here, before writing
     record_sweep(workdir, experiment, overrides, runs, write=False)  # the sweep's settings, then each run's
     mine = [runs[i] for i in shard_slice(len(runs), *shard)]
     extensions = {r.run_id: check_run_identity(r.config, r.workdir) for r in mine}  # once per run
@@ -210,6 +213,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         state.undo_after_last([r.workdir for r in runs], next_after(search.boundaries(runs[0].config.train.epochs),
                                                                      state.last))
     record_sweep(workdir, experiment, overrides, runs, write=is_primary())
+    if search is not None:
+        state.write()
     barrier("aejax sweep: the workdir is ready")
     parent = _parent_tracker(workdir, runs[0].config, experiment) if todo and is_primary() else None
     bar = progress_bar(progress, total=len(mine), initial=len(mine) - len(todo), unit="run")

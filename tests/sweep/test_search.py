@@ -233,3 +233,37 @@ def test_a_halving_search_killed_after_its_first_decision_resumes_byte_identical
         untimed = [{k: v for k, v in _summary(d).items() if k not in ("wall_time_s", "perf/steps_per_s")}
                    for d in (resumed, whole)]
         assert untimed[0] == untimed[1], whole.name
+
+
+def _tree_hash(root) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("change, named", [({"sample": 8}, "sample: 9 there, 8 now"),
+                                           ({"sampler": "halton"}, "sampler: 'sobol' there, 'halton' now"),
+                                           ({"space": {"hp.learning_rate": "loguniform(1e-3,1e-2)"}}, "space: ")])
+def test_a_search_workdir_holds_one_search_and_a_refusal_writes_nothing(halving_search, tmp_path, change, named):
+    import shutil
+
+    root, _ = halving_search
+    shutil.copytree(root / "search", tmp_path / "search")
+    before = _tree_hash(tmp_path / "search")
+    kwargs = {**dict(overrides={**QUIET, "train.epochs": 7}, space=SPACE, sample=9, sampler="sobol", search=HALVING,
+                     progress=False), **change}
+    with pytest.raises(ConfigError, match=f"holds another search \\({named}.*a search workdir holds one search"):
+        run_sweep("digits_ae", str(tmp_path / "search"), **kwargs)
+    assert _tree_hash(tmp_path / "search") == before
+
+
+def test_a_search_refused_for_a_bad_sampled_value_writes_nothing(tmp_path, capsys):
+    argv = ["sweep", "digits_ae", "--sample", "4", "--scheduler", "halving", "--eta", "2", "--space",
+            "hp.learning_rate=uniform(-1,1)", "--set", "train.epochs=4", "--workdir", str(tmp_path / "w"),
+            "--no-progress"]
+    assert main(argv) == 2
+    assert "hp.learning_rate must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
