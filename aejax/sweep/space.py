@@ -303,9 +303,9 @@ def explore(dist: Distribution, value: Any, *, rng: np.random.Generator, perturb
     With probability `resample_probability` the value is drawn afresh from `dist`. Otherwise a range's value
     is multiplied by a factor drawn from `perturb`, rounded to the nearest int for integer ranges (halves up),
     and clipped to [low, high] (so a factor never leaves the space); a choice steps to a neighbouring value
-    (the one before or after, at the ends the only neighbour: the choice's order is the scale), or to the
+    (the one before or after, at the ends the only neighbour: the choice's order is the scale), or from the
     closest value when `value` is not one of them. Draws come from `rng` only, so a seeded generator gives
-    the same decision every time.
+    the same decision every time. `explore_step` also says which factor was drawn.
 
     Returns:
       A plain Python float, int or the choice's literal (a copy).
@@ -313,19 +313,27 @@ def explore(dist: Distribution, value: Any, *, rng: np.random.Generator, perturb
     References: Jaderberg et al. 2017, "Population Based Training of Neural Networks" (perturb or resample);
     Liaw et al. 2018, Ray Tune (`hyperparam_mutations`, `resample_probability`, neighbouring choices).
     """
+    return explore_step(dist, value, rng=rng, perturb=perturb, resample_probability=resample_probability)[0]
+
+
+def explore_step(dist: Distribution, value: Any, *, rng: np.random.Generator, perturb: Sequence[float],
+                 resample_probability: float = 0.25) -> tuple[Any, float | None]:
+    """`explore`'s (new value, the factor drawn from `perturb`), the factor None where the value was resampled or
+    a choice stepped (what search.json's "factors" records: the factor as drawn, before rounding and clipping)."""
     dist = as_distribution(dist)
     if rng.random() < resample_probability:
-        return dist.ppf(np.array([rng.random()]))[0]
+        return dist.ppf(np.array([rng.random()]))[0], None
     if isinstance(dist, Choice):
         values = dist.values
         index = _index_of(values, value)
         step = int(rng.choice([-1, 1])) if len(values) > 1 else 0
         index = index + step if 0 <= index + step < len(values) else index - step
-        return copy.deepcopy(values[min(max(index, 0), len(values) - 1)])
-    moved = float(value) * float(rng.choice(list(perturb)))
+        return copy.deepcopy(values[min(max(index, 0), len(values) - 1)]), None
+    factor = float(rng.choice(list(perturb)))
+    moved = float(value) * factor
     if dist.integer:
-        return int(min(max(math.floor(moved + 0.5), dist.low), dist.high))
-    return float(min(max(moved, dist.low), dist.high))
+        return int(min(max(math.floor(moved + 0.5), dist.low), dist.high)), factor
+    return float(min(max(moved, dist.low), dist.high)), factor
 
 
 def _index_of(values: tuple, value: Any) -> int:
@@ -341,5 +349,5 @@ def _index_of(values: tuple, value: Any) -> int:
 
 
 __all__ = ["Choice", "DISTRIBUTIONS", "Distribution", "IntLogUniform", "IntUniform", "LogUniform", "Range", "SAMPLERS",
-           "Uniform", "as_distribution", "continuous_keys", "explorable_keys", "explore", "parse_distribution",
-           "parse_space", "sample_points"]
+           "Uniform", "as_distribution", "continuous_keys", "explorable_keys", "explore", "explore_step",
+           "parse_distribution", "parse_space", "sample_points"]

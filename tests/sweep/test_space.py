@@ -303,3 +303,22 @@ def test_choice_covers_every_value(sampler):
     points = sample_points({"c": Choice(*values)}, 50, sampler=sampler, seed=0)
     seen = [p["c"] for p in points]
     assert all(seen.count(v) >= 5 for v in values), seen
+
+
+def test_a_sampled_choice_of_lists_gives_each_point_its_own_copy():
+    dist = Choice([64, 32], [128])
+    points = sample_points({"model.hidden": dist}, 6, seed=0)
+    same = [p["model.hidden"] for p in points if p["model.hidden"] == [64, 32]]
+    assert len(same) >= 2
+    same[0].append(1)  # a point changed in place changes no other point, and not the space
+    assert same[1] == [64, 32] and dist.values == ([64, 32], [128])
+
+
+def test_explore_step_says_which_factor_it_drew():
+    from aejax.sweep.space import explore_step
+
+    rng = np.random.default_rng(1)
+    steps = [explore_step("loguniform(1e-4, 1e-1)", 1e-2, rng=rng, perturb=(0.8, 1.2)) for _ in range(200)]
+    assert all(f is None or math.isclose(v, 1e-2 * f) for v, f in steps)
+    assert {f for _, f in steps} == {None, 0.8, 1.2}
+    assert explore_step(Choice(1, 2, 3), 2, rng=rng, perturb=(0.8,), resample_probability=0.0)[1] is None
