@@ -29,6 +29,7 @@ import ml_collections
 from aejax.config import get_experiment_config, load_experiment
 from aejax.errors import ConfigError
 from aejax.sweep import results as res
+from aejax.sweep.results import collect_results, read_decisions, search_columns  # noqa: F401 - moved
 from aejax.models.common import as_hp
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, ranking
 from aejax.sweep.space import continuous_keys, sample_points
@@ -301,61 +302,15 @@ def check_select(select: str, run) -> None:
         raise ConfigError(f"--select {select!r} names no metric these runs report; {hint}")
 
 
-def _parent_tracker(workdir: str, config: ml_collections.ConfigDict, experiment: str):
-    """With train.mlflow, the sweep's own MLflow run, under which every member's run is nested."""
+def _parent_tracker(workdir: str, config: ml_collections.ConfigDict, experiment: str, options: dict | None = None):
+    """With train.mlflow, the sweep's own MLflow run, under which every member's run is nested; `options` are the
+    search's (`tracking.start_search_run`: e.g. dataclasses.asdict(search) | {"space": ..., "sample": ...})."""
     if not config.train.mlflow:
         return None
-    from aejax.train.tracking import MlflowRun
+    from aejax.train.tracking import start_search_run
 
-    return MlflowRun.start(workdir, uri=config.train.mlflow_uri, experiment=config.train.mlflow_experiment,
-                           params={"sweep": {"experiment": experiment, "workdir": os.path.abspath(workdir)}})
-
-
-def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
-    """Rebuilds DIR/results.csv, results.md and the figures from DIR/sweep.json and every run's outputs
-    (what `aejax sweep DIR --collect` does after the shards of a cluster array job)."""
-    path = os.path.join(workdir, "sweep.json")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{workdir} has no sweep.json; pass the --workdir of an `aejax sweep`.")
-    with open(path, encoding="utf-8") as f:
-        sweep = json.load(f)
-    ids = [r["run_id"] for r in sweep["runs"]]
-    points = [r["point"] for r in sweep["runs"]]
-    points = [{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()} for p in points]
-    decisions = read_decisions(workdir)
-    rows = res.collect(ids, points, workdir, search=search_columns(decisions, ids))
-    csv_path, md_path = res.write_tables(rows, sweep["swept"], workdir)
-    figures = res.metric_figures(rows, sweep["swept"], workdir)
-    if decisions is not None:
-        figures.append(res.search_figure(rows, workdir, decisions, metric=res.parse_select(select)[0]))
-    res.write_hparams(rows, sweep["swept"], workdir)
-    return {"rows": rows, "best": res.best_run(rows, select), "select": select, "results_csv": csv_path,
-            "results_md": md_path, "figures": figures}
-
-
-def read_decisions(workdir: str) -> dict[int, dict] | None:
-    """A search's recorded decisions (search.json), by epoch end; None for a plain sweep."""
-    path = os.path.join(workdir, "search.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return {int(k): v for k, v in json.load(f)["decisions"].items()}
-
-
-def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str]) -> dict[str, dict]:
-    """A search's results columns: halving's `rung` (the last rung a member was ranked at) or PBT's `parent`
-    (the member it last took its state from; "" when it never did)."""
-    if not decisions:
-        return {}
-    if any("parents" in d for d in decisions.values()):
-        parents = {i: "" for i in ids}
-        for end in sorted(decisions):
-            parents.update(decisions[end]["parents"])
-        return {i: {"parent": p} for i, p in parents.items()}
-    rungs = {}
-    for end in sorted(decisions):
-        rungs.update({i: end for i in decisions[end]["kept"] + decisions[end]["stopped"]})
-    return {i: {"rung": rungs.get(i, "")} for i in ids}
+    return start_search_run(workdir, uri=config.train.mlflow_uri, experiment=config.train.mlflow_experiment,
+                            sweep_experiment=experiment, options=options)
 
 
 class _runs_bar:
