@@ -29,17 +29,15 @@ def _records(workdir):
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
-class CopyAt:
-    """Member `child` takes member `parent`'s state at the end of epoch `end` (an exploit, no explore)."""
-
-    def __init__(self, end, child, parent):
-        self.end, self.child, self.parent = end, child, parent
+class StopOneCopyOne:
+    """At the end of epoch 1: member 0 stops (the population compacts to members 1 and 2) and member 2 takes member
+    1's state (an exploit, no explore)."""
 
     def next_decision(self, epoch):
-        return self.end if epoch < self.end else None
+        return 1 if epoch < 1 else None
 
     def decide(self, end, members, val):
-        return Decision(keep=list(members), copy_from={self.child: self.parent})
+        return Decision(keep=[1, 2], copy_from={2: 1})
 
     def commit(self, end):
         pass
@@ -47,9 +45,9 @@ class CopyAt:
 
 def _exploited(root, **feed):
     runs = [setup_run(digits_config(**{**QUIET, **ONE_BY_ONE, **feed, "train.epochs": 2, "seed": s,
-                                       "train.checkpoint_every": 1})) for s in (0, 1)]
-    dirs = [root / f"m{i}" for i in range(2)]
-    summaries = train_population(runs, [str(d) for d in dirs], scheduler=CopyAt(1, child=1, parent=0), progress=False)
+                                       "train.checkpoint_every": 1})) for s in (0, 1, 2)]
+    dirs = [root / f"m{i}" for i in range(3)]
+    summaries = train_population(runs, [str(d) for d in dirs], scheduler=StopOneCopyOne(), progress=False)
     return runs, dirs, summaries
 
 
@@ -59,25 +57,29 @@ def exploited(tmp_path_factory):
 
 
 def test_an_exploited_member_keeps_its_own_data_and_loop_keys(exploited):
-    runs, (parent, child), _ = exploited
+    runs, (_, parent, child), summaries = exploited
+    assert [s["status"] for s in summaries] == ["stopped", "done", "done"]
     target = runs[0].restore_target()
     after = [Checkpointer(str(d / "checkpoints")).restore(1, target) for d in (parent, child)]
     for a, b in zip(jax.tree_util.tree_leaves(after[0]["params"]), jax.tree_util.tree_leaves(after[1]["params"])):
         np.testing.assert_array_equal(a, b)  # the exploit happened: at epoch 1 the child holds the parent's state
-    # the same state and hp from epoch 1 on: only the child's own keys (seed 1's data order and steps) differ
+    # the same state and hp from epoch 1 on: only the child's own keys (seed 2's data order and steps) differ
     epoch2 = [next(r for r in _records(d) if r["epoch"] == 2) for d in (parent, child)]
     assert epoch2[0]["train/loss"] != epoch2[1]["train/loss"]
 
 
 def test_a_streamed_population_after_a_decision_uses_the_right_keys(exploited, tmp_path):
+    """Streamed from the host, the compacted population (members 1 and 2 in slots 0 and 1) trains epoch 2 with
+    each member's own keys, as on the device."""
     _, dirs, summaries = exploited
     _, streamed_dirs, streamed = _exploited(tmp_path, **{"data.on_device": False, "data.stream_chunk_steps": 4})
     for on_device, from_host in zip(dirs, streamed_dirs):
         a, b = _records(on_device), _records(from_host)
-        assert [r["epoch"] for r in a] == [r["epoch"] for r in b] == [1, 2]
+        assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
         for ra, rb in zip(a, b):
             for key in ("train/loss", "val/mse"):
                 assert rb[key] == pytest.approx(ra[key], rel=1e-5), (from_host, key)
+    assert [r["epoch"] for r in _records(dirs[1])] == [1, 2]
     for sa, sb in zip(summaries, streamed):
         assert sb["test/mse"] == pytest.approx(sa["test/mse"], rel=1e-5)
 
