@@ -177,3 +177,16 @@ def test_mlflow_parent_holds_the_search_options_and_best_metrics_and_children_th
     children = {i: MlflowRun.reopen(str(root / "runs" / i)) for i in POINTS}
     assert {i: c.client.get_run(c.run_id).data.tags["aejax.status"] for i, c in children.items()} == {
         "r0": "done", "r1": "done", "r2": "stopped", "r3": "done"}
+
+
+def test_tensorboard_hparams_hold_each_members_last_hp_and_its_start(tmp_path, monkeypatch):
+    import tensorboardX
+
+    logged = {}
+    add = tensorboardX.SummaryWriter.add_hparams
+    monkeypatch.setattr(tensorboardX.SummaryWriter, "add_hparams", lambda self, hparams, metrics, name=None, **k: (
+        logged.__setitem__(name, hparams), add(self, hparams, metrics, name=name, **k))[1])
+    root = _sweep(tmp_path / "s", DECISIONS, runs={k: v for k, v in RUNS.items() if k != "r4"})
+    collect_results(str(root))
+    assert logged["r0"]["hp.learning_rate"] == pytest.approx(0.0096)
+    assert logged["r0"]["start:hp.learning_rate"] == 0.01 and logged["r2"]["status"] == "stopped"
