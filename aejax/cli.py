@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from aejax.errors import AejaxError, NonFiniteError
@@ -81,27 +82,34 @@ def cmd_sweep(args) -> int:
 
     from aejax.tune.rounds import check_sampler
 
-    check_sampler(args.sampler)  # aejax's or Optuna's, else a "did you mean"
+    if args.sampler is not None:
+        check_sampler(args.sampler)  # aejax's or Optuna's, else a "did you mean"
     selects = args.select or ["val/mse"]
     if args.sampler in _tuners() or len(selects) > 1:  # Optuna as the sampler (aejax.tune.rounds)
         return _tune(args, selects)
     if args.collect:
         from aejax.sweep import collect_results
 
-        out = collect_results(args.experiment, select=selects[0])
         workdir = args.experiment
+        _check_workdir(workdir, exists=True)
+        with _one_line_on_write_errors(workdir):
+            out = collect_results(workdir, select=selects[0])
     else:
         overrides = _overrides(args)
         initialize(args.coordinator, args.num_processes, args.process_id)  # before anything touches a device
         from aejax.api import run_sweep
-        from aejax.sweep import parse_shard
         from aejax.train import StopRequested
 
         workdir = args.workdir or _default_workdir(args.experiment, overrides, root="sweeps")
+        search = _search_options(args)  # every refusal of the command line before anything is written
+        shard = _shard(args, search)
+        _check_size(args, search, workdir)
+        _check_workdir(workdir)
         try:
-            out = run_sweep(args.experiment, workdir, overrides=overrides, grid=args.grid or [], seeds=args.seeds,
-                            parallel=args.parallel, max_parallel=args.max_parallel, shard=parse_shard(args.shard),
-                            select=selects[0], progress=not args.no_progress, **_search_options(args))
+            with _one_line_on_write_errors(workdir):
+                out = run_sweep(args.experiment, workdir, overrides=overrides, grid=args.grid or [], seeds=args.seeds,
+                                parallel=args.parallel, max_parallel=args.max_parallel, shard=shard,
+                                select=selects[0], progress=not args.no_progress, **search)
         except StopRequested as stop:
             print(f"aejax: {stop}", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -119,7 +127,7 @@ def cmd_sweep(args) -> int:
     best = out["best"]
     if best is not None:
         metric = out["select"].partition(":")[0]
-        print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}) "
+        print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}{_trained_at(best)}) "
               f"in {os.path.join(workdir, 'runs', best['run_id'])}")
     return EXIT_FAILED_MEMBERS if failed else 0
 
@@ -177,29 +185,162 @@ def _tune(args, selects: list[str]) -> int:
     return EXIT_FAILED_MEMBERS if counts["failed"] else 0
 
 
+def _trained_at(row: dict) -> str:
+    """After PBT: "; at its last epoch hp.learning_rate=0.0137 (started at 0.000112)" for the keys it explored."""
+    moved = [k[len("start:"):] for k in sorted(row) if k.startswith("start:") and row[k] != row.get(k[len("start:"):])]
+    if not moved:
+        return ""
+    return "; at its last epoch " + ", ".join(f"{k}={_g(row[k])} (started at {_g(row['start:' + k])})" for k in moved)
+
+
+def _g(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+HALVING_OPTIONS = {"eta": "--eta", "min_epochs": "--min-epochs"}
+PBT_OPTIONS = {"ready_epochs": "--ready-epochs", "quantile": "--quantile", "perturb": "--perturb"}
+SEARCH_DEFAULTS = {"eta": 3, "min_epochs": 1, "ready_epochs": 2, "quantile": 0.25, "perturb": "0.8,1.2"}
+MANY_RUNS = 1000  # a sweep of more runs asks for --yes first
+
+
 def _search_options(args) -> dict:
     """--space/--sample/--sampler and --scheduler's options as run_sweep's arguments (the experiment's space()
-    first, each --space KEY=DIST replacing or adding a key)."""
+    first; a --space KEY=DIST replaces the file's distribution of KEY, as --set replaces a file's value; one key
+    twice on the command line is refused). Options that would do nothing are refused in one line."""
     from aejax.config import load_experiment
     from aejax.errors import ConfigError
     from aejax.sweep.search import SearchOptions
 
+    mine = {**HALVING_OPTIONS, **PBT_OPTIONS}
+    given = [flag for name, flag in mine.items() if getattr(args, name) is not None]
+    if given and not args.scheduler:
+        raise ConfigError(f"{given[0]} only acts in a search; add --scheduler "
+                          f"{'halving' if given[0] in HALVING_OPTIONS.values() else 'pbt'} or drop {given[0]}.")
+    other = PBT_OPTIONS if args.scheduler == "halving" else HALVING_OPTIONS
+    wrong = [flag for name, flag in other.items() if getattr(args, name) is not None]
+    if wrong:
+        owner = "pbt" if args.scheduler == "halving" else "halving"
+        raise ConfigError(f"{wrong[0]} is an option of --scheduler {owner}, not of {args.scheduler}; drop it.")
+    if args.sampler is not None and args.sample is None:
+        raise ConfigError(f"--sampler {args.sampler} only acts with --sample N (how many points to draw); add "
+                          "--sample N or drop --sampler.")
     module = load_experiment(args.experiment)
     space = dict(module.space()) if callable(getattr(module, "space", None)) else {}
+    seen: set[str] = set()
     for item in args.space or []:
         key, sep, dist = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--space {item!r} is not KEY=DIST; write e.g. --space 'hp.learning_rate=loguniform(1e-4,1e-1)'.")
+            raise ConfigError(f"--space {item!r} is not KEY=DIST; write e.g. "
+                              "--space 'hp.learning_rate=loguniform(1e-4,1e-1)'.")
+        if key.strip() in seen:
+            raise ConfigError(f"--space gives {key.strip()} twice; give each key one distribution.")
+        seen.add(key.strip())
         space[key.strip()] = dist.strip()
-    options = {"space": space, "sample": args.sample, "sampler": args.sampler}
+    options = {"space": space, "sample": args.sample, "sampler": args.sampler or "random", "module": module}
     if args.scheduler:
+        values = {name: SEARCH_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name) for name in mine}
         try:
-            perturb = tuple(float(v) for v in args.perturb.split(","))
+            perturb = tuple(float(v) for v in str(values["perturb"]).split(","))
         except ValueError:
-            raise ConfigError(f"--perturb takes factors such as 0.8,1.2, got {args.perturb!r}.") from None
-        options["search"] = SearchOptions(args.scheduler, eta=args.eta, min_epochs=args.min_epochs,
-                                          ready_epochs=args.ready_epochs, quantile=args.quantile, perturb=perturb)
+            raise ConfigError(f"--perturb takes factors such as 0.8,1.2, got {values['perturb']!r}.") from None
+        if any(not (f > 0 and f < float("inf")) for f in perturb):
+            raise ConfigError(f"--perturb takes positive factors such as 0.8,1.2, got {values['perturb']}.")
+        options["search"] = SearchOptions(args.scheduler, eta=values["eta"], min_epochs=values["min_epochs"],
+                                          ready_epochs=values["ready_epochs"], quantile=values["quantile"],
+                                          perturb=perturb)
     return options
+
+
+def _shard(args, search: dict) -> tuple[int, int]:
+    """--shard K/N, else the SLURM array's task; a search under a SLURM array (no --shard) is refused here,
+    naming the array rather than a --shard the user never gave."""
+    from aejax.errors import ConfigError
+    from aejax.sweep import parse_shard
+
+    shard = parse_shard(args.shard)
+    if search.get("search") is not None and args.shard is None and shard != (0, 1):
+        raise ConfigError(f"a search decides across its members while they train, so it runs in one process; this is "
+                          f"task {shard[0]} of {shard[1]} of a SLURM array (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)"
+                          ": run it outside the array, or give --shard 0/1 in one task.")
+    return shard
+
+
+def _check_size(args, search: dict, workdir: str) -> None:
+    """More than MANY_RUNS runs (sampled points x grid x seeds) need --yes: one line saying how many runs and
+    run directories it would create, before anything is drawn or written."""
+    from aejax.errors import ConfigError
+    from aejax.sweep.spec import parse_grid
+
+    count = search["sample"] if search["sample"] is not None else 1
+    for values in parse_grid(args.grid or []).values():
+        count *= len(values)
+    count *= args.seeds or 1
+    if count > MANY_RUNS and not args.yes and (search["sample"] is not None or args.grid):
+        raise ConfigError(f"this sweep has {count:,} runs: it would create {count:,} run directories under "
+                          f"{os.path.join(workdir, 'runs')} and train each; add --yes to go ahead, or draw fewer.")
+
+
+def _check_workdir(workdir: str, *, exists: bool = False) -> None:
+    """A sweep's workdir (or its nearest existing parent) is a directory this process can write to, else one line."""
+    import errno
+    import tempfile
+
+    from aejax.errors import ConfigError
+
+    if exists and not os.path.isdir(workdir):
+        raise ConfigError(f"{workdir} is {'a file' if os.path.exists(workdir) else 'not there'}, not a sweep's "
+                          "workdir; pass the --workdir of an `aejax sweep`.")
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"the workdir {workdir} is a file, not a directory; pass another --workdir.")
+    place = os.path.abspath(workdir)
+    while not os.path.exists(place):
+        place = os.path.dirname(place)
+    if not os.path.isdir(place):
+        raise ConfigError(f"the workdir {workdir} lies under {place}, a file; pass another --workdir.")
+    try:  # a real write: read-only mounts and permissions alike (root ignores the mode bits os.access reads)
+        fd, probe = tempfile.mkstemp(prefix=".aejax-write-check-", dir=place)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        reason = err.strerror or errno.errorcode.get(err.errno, str(err))
+        raise ConfigError(f"cannot write to the workdir {workdir} ({reason}); pass a --workdir you can write to."
+                          ) from None
+
+
+class _one_line_on_write_errors:
+    """A workdir that turns read-only (or unwritable) under a sweep: one line naming the file, not a traceback."""
+
+    def __init__(self, workdir: str):
+        self.workdir = workdir
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        import errno
+
+        from aejax.errors import ConfigError
+
+        if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            where = err.filename or self.workdir
+            raise ConfigError(f"cannot write {where} ({err.strerror}); pass a --workdir you can write to.") from None
+        return False
+
+
+_NUMBER_OPTIONS = ("--perturb", "--quantile", "--eta", "--min-epochs", "--ready-epochs", "--sample", "--seeds",
+                   "--max-parallel")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """`--perturb -1,2` as `--perturb=-1,2`, so that the value reaches aejax's own check (argparse would take it
+    for an option and answer "expected one argument")."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1] in _NUMBER_OPTIONS and re.match(r"-[0-9.]", token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 def _first_line(text: str | None) -> str:
@@ -329,16 +470,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--shard", metavar="K/N", help="run only the K-th of N slices (0 <= K < N); default from "
                        "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when set")
     sweep.add_argument("--collect", action="store_true", help="only rebuild results.csv/md from the runs' outputs")
-    sweep.add_argument("--select", action="append", help="metric naming the best run; METRIC:max when higher "
-                       "is better (default val/mse, lower is better); repeat it for a multi-objective Optuna search "
-                       "(a Pareto front)")
+    sweep.add_argument("--select", action="append", help="metric naming the best run (default val/mse); known "
+                       "metrics know their direction (elbo, auroc, psnr higher; mse, loss, nll lower), :min or :max "
+                       "decides for others or overrides; repeat it for a multi-objective Optuna search (a Pareto front)")
     sweep.add_argument("--data-dir", help="directory holding dataset files")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.add_argument("--space", action="append", metavar="KEY=DIST", help="a searched key (repeatable): "
                        "loguniform(1e-4,1e-1), uniform(0,1), intuniform(1,8), intloguniform(8,256), choice(8,16,32); "
-                       "adds to or replaces the experiment's space()")
+                       "adds to the experiment's space() or replaces its distribution of KEY")
     sweep.add_argument("--sample", type=int, metavar="N", help="draw N points of the space (crossed with --grid/--seeds)")
-    sweep.add_argument("--sampler", default="random", help="random (default), sobol or halton (scrambled, seeded); "
+    sweep.add_argument("--sampler", help="random (default), sobol or halton (scrambled, seeded), with --sample; "
                        "or an Optuna sampler asked for batches of --sample points: tpe, cmaes, gp, nsga2 "
                        '(pip install "aejax[tune]")')
     sweep.add_argument("--rounds", type=int, default=1, help="Optuna samplers: batches of --sample points, each "
@@ -349,11 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "workdir's name)")
     sweep.add_argument("--scheduler", choices=["halving", "pbt"], help="search inside the population: successive "
                        "halving, or population-based training")
-    sweep.add_argument("--eta", type=int, default=3, help="halving: keep the best 1/eta at each rung (default 3)")
-    sweep.add_argument("--min-epochs", type=int, default=1, help="halving: the first rung (rungs E, E*eta, ...)")
-    sweep.add_argument("--ready-epochs", type=int, default=2, help="pbt: exploit and explore every N epochs")
-    sweep.add_argument("--quantile", type=float, default=0.25, help="pbt: the bottom and top share (0, 0.5]")
-    sweep.add_argument("--perturb", default="0.8,1.2", help="pbt: the explore factors (default 0.8,1.2)")
+    sweep.add_argument("--eta", type=int, help="halving: keep the best 1/eta at each rung (default 3)")
+    sweep.add_argument("--min-epochs", type=int, help="halving: the first rung (rungs E, E*eta, ...; default 1)")
+    sweep.add_argument("--ready-epochs", type=int, help="pbt: exploit and explore every N epochs (default 2)")
+    sweep.add_argument("--quantile", type=float, help="pbt: the bottom and top share (0, 0.5]; default 0.25")
+    sweep.add_argument("--perturb", help="pbt: the explore factors (default 0.8,1.2)")
+    sweep.add_argument("--yes", action="store_true", help=f"go ahead with a sweep of more than {MANY_RUNS:,} runs")
     _multihost_arguments(sweep, "the population's members over every process's devices; run the same command on each")
     sweep.set_defaults(func=cmd_sweep)
     evaluate = sub.add_parser("eval", help="score a trained run; writes WORKDIR/report.md and figures")
@@ -424,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     elif hasattr(signal, "SIGTERM"):  # SIGTERM outside the training loop stops as cleanly as Ctrl-C
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
         return args.func(args)
     except KeyboardInterrupt:
         print(_INTERRUPTED, file=sys.stderr)

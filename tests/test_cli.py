@@ -158,3 +158,112 @@ def test_list_shows_experiments_kinds_and_every_tasks_options(capsys):
         for option in task_options(task):
             assert f"{option}=" in out
     assert "num_samples=1000 (int): k, the importance samples per example" in out
+
+
+# -- aejax sweep: options that would do nothing, sizes, workdirs: one line, exit 2, the workdir untouched -------
+
+LR_SPACE = ["--space", "hp.learning_rate=loguniform(1e-3,1e-1)", "--sample", "4"]
+
+
+def _tree_hash(root):
+    import hashlib
+
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in sorted(os.walk(root)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            digest.update(os.path.relpath(path, root).encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "2", "--eta", "2"], "--eta only acts in a search; add --scheduler halving or drop --eta."),
+    (["--seeds", "2", "--min-epochs", "2"], "--min-epochs only acts in a search; add --scheduler halving"),
+    (["--seeds", "2", "--quantile", "0.3"], "--quantile only acts in a search; add --scheduler pbt"),
+    (["--seeds", "2", "--ready-epochs", "2"], "--ready-epochs only acts in a search; add --scheduler pbt"),
+    (["--seeds", "2", "--perturb", "0.5,2"], "--perturb only acts in a search; add --scheduler pbt"),
+    (LR_SPACE + ["--scheduler", "pbt", "--eta", "2"], "--eta is an option of --scheduler halving, not of pbt"),
+    (LR_SPACE + ["--scheduler", "halving", "--perturb", "0.5,2"], "--perturb is an option of --scheduler pbt, not of"),
+    (LR_SPACE + ["--scheduler", "pbt", "--perturb", "-1,2"], "--perturb takes positive factors such as 0.8,1.2, got "
+                                                              "-1,2"),
+    (LR_SPACE + ["--scheduler", "pbt", "--perturb", "0.8,x"], "--perturb takes factors such as 0.8,1.2, got '0.8,x'"),
+    (LR_SPACE + ["--space", "hp.learning_rate=uniform(0,1)"], "--space gives hp.learning_rate twice"),
+    (["--seeds", "2", "--sampler", "sobol"], "--sampler sobol only acts with --sample N"),
+    (["--space", "hp.learning_rate=loguniform(1e-3,1e-1)", "--sample", "1001"],
+     "this sweep has 1,001 runs: it would create 1,001 run directories under"),
+    (["--space", "hp.learning_rate=loguniform(1e-3,1e-1)", "--sample", "1000000"], "add --yes to go ahead"),
+    (["--space", "hp.learning_rate=loguniform(1e-3,1e-1)", "--sample", "300", "--seeds", "4"], "has 1,200 runs"),
+])
+def test_sweep_options_that_would_do_nothing_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
+    from aejax.cli import main
+
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    (workdir / "note.txt").write_text("a file the refusal must leave alone")
+    before = _tree_hash(workdir)
+    code = main(["sweep", "digits_ae", "--workdir", str(workdir), "--no-progress", "--set", "train.epochs=2", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert _tree_hash(workdir) == before
+
+
+def test_a_search_under_a_slurm_array_names_the_array_not_a_shard_never_given(tmp_path, capsys, monkeypatch):
+    from aejax.cli import main
+
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    code = main(["sweep", "digits_ae", "--workdir", str(tmp_path / "w"), "--no-progress", *LR_SPACE,
+                 "--scheduler", "halving"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "task 1 of 4 of a SLURM array" in err[0], err
+    assert "(no --shard)" not in err[0] and not (tmp_path / "w").exists()
+
+
+def test_a_sweep_into_a_file_or_an_unwritable_workdir_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    from aejax.cli import main
+
+    (tmp_path / "file").write_text("x")
+    for workdir, message in [(tmp_path / "file", "is a file, not a directory"),
+                             (tmp_path / "file" / "sub", "lies under"),
+                             (tmp_path / "file", "is a file, not a sweep's workdir")]:
+        argv = ["sweep", str(workdir), "--collect"] if "sweep's" in message else [
+            "sweep", "digits_ae", "--workdir", str(workdir), "--seeds", "2", "--no-progress"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert (tmp_path / "file").read_text() == "x"
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # a read-only mount: the write check's probe fails
+    for argv in (["sweep", "digits_ae", "--workdir", str(tmp_path / "ro"), "--seeds", "2", "--no-progress"],
+                 ["sweep", str(tmp_path / "ro"), "--collect"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "cannot write to the workdir" in err[0] and "Read-only file system" in err[0], err
+    assert os.listdir(tmp_path / "ro") == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through a directory's mode bits")
+def test_a_search_or_collect_in_a_read_only_workdir_is_one_line(tmp_path, capsys):
+    from aejax.cli import main
+
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "sweep.json").write_text("{}")
+    os.chmod(tmp_path / "ro", 0o555)
+    try:
+        for argv in (["sweep", "digits_ae", "--workdir", str(tmp_path / "ro"), *LR_SPACE, "--scheduler", "halving"],
+                     ["sweep", str(tmp_path / "ro"), "--collect"]):
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "cannot write to the workdir" in err[0], err
+    finally:
+        os.chmod(tmp_path / "ro", 0o755)

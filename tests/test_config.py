@@ -169,3 +169,10 @@ def test_a_warmup_longer_than_a_shortened_run_is_clipped_with_one_line(capfd):
     assert len(lines) == 2 and "optim.warmup (95 steps)" in lines[1] and "clipped to 18 steps" in lines[1]
     assert "model.kl_warmup (500 steps) is longer than the run's 19 steps" in lines[0]  # one line each
     assert run.model.kl_warmup == run.total_steps
+
+
+def test_weight_decay_with_sgd_is_an_unused_option_in_one_line():
+    with pytest.raises(ConfigError, match=r"optim.weight_decay is used only with optim.name='adamw'; this run has "
+                                          r"optim.name='sgd'") as error:
+        get_experiment_config("digits_ae", {"optim.name": "sgd", "optim.weight_decay": 1e-4})
+    assert "\n" not in str(error.value)

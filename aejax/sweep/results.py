@@ -1,4 +1,13 @@
-"""Sweep results: one row per run in results.csv and results.md, figures per swept key, the best run."""
+"""Sweep results: one row per run in results.csv and results.md, figures per swept key, the best run.
+
+After population-based training a member's swept hp.* columns hold what it trained with at its last
+epoch (its starting point from search.json's decisions replayed), `start:hp.KEY` its starting point
+and `lineage` each exploit ("e4:PARENTx1.2": at epoch 4 it took PARENT's state and its hp times 1.2).
+results.csv keeps sweep.json's order (row i is run i, so shards and re-collections diff cleanly);
+results.md is for reading: sorted by status (done, stopped, paused, failed, pending) and then by the
+`--select` metric, best first, with a stopped member's test metrics marked (they were measured at the
+epoch it stopped, `test_at_epoch` in the csv).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,7 @@ import csv
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -41,21 +50,59 @@ def set_status(workdir: str, status: str) -> None:
 def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str,
             search: dict[str, dict] | None = None) -> list[dict[str, Any]]:
     """One row per run: run id, status, epochs trained, each swept key, val/* and test/* metrics, wall time,
-    and a search's columns (`search`: {run id: {"rung": ..., "parent": ...}})."""
+    and a search's columns (`search`: {run id: {"rung": ...} or {"parent": ..., "lineage": ..., "start:hp.KEY":
+    ..., "hp.KEY": the value it trained with at its last epoch}}, which replace the point's own values)."""
     rows = []
     for run_id, point in zip(run_ids, points):
         result = read_run(os.path.join(workdir, "runs", run_id))
         metrics = {k: v for k, v in result.items() if k.startswith(("val/", "test/")) or k in ("wall_time_s", "epochs")}
+        if any(k.startswith("test/") for k in metrics) and isinstance(metrics.get("epochs"), int):
+            metrics["test_at_epoch"] = metrics["epochs"]
         rows.append({"run_id": run_id, "status": result["status"], **point, **metrics, **(search or {}).get(run_id, {})})
     return rows
 
 
+# The direction of a metric, by its term (the part after the last "/", else that part's last "_" word):
+# "val/elbo" higher, "val/recon" and "val/disc_loss" lower. `--select METRIC:min|max` overrides it.
+HIGHER = frozenset({"elbo", "auroc", "auc", "auprc", "ap", "psnr", "ssim", "accuracy", "acc", "rank1", "rank5",
+                    "precision", "recall", "f1", "r2", "likelihood", "loglik", "log_likelihood", "iou", "dice"})
+LOWER = frozenset({"mse", "rmse", "mae", "loss", "nll", "kl", "eer", "recon", "error", "err", "bpd", "fid",
+                   "penalty", "sparsity", "fro2", "l1"})
+
+
+def direction(metric: str) -> bool | None:
+    """True when lower is better, False when higher is, None when aejax does not know (see HIGHER, LOWER)."""
+    term = metric.rsplit("/", 1)[-1].lower()
+    for name in (term, term.rsplit("_", 1)[-1]):
+        if name in LOWER or name in HIGHER:
+            return name in LOWER
+    return None
+
+
 def parse_select(select: str) -> tuple[str, bool]:
-    """"val/mse" -> ("val/mse", lower is better); "val/elbo:max" -> ("val/elbo", higher is better)."""
-    metric, _, direction = select.partition(":")
-    if direction not in ("", "min", "max"):
+    """"val/mse" -> ("val/mse", True: lower is better); "val/elbo" -> ("val/elbo", False); a ":min" or ":max"
+    suffix decides (e.g. "val/active_dims:max"). A metric whose direction aejax does not know needs one (a
+    ConfigError in one line), unless its term is close to a known one (a typo: left to the name check's "did
+    you mean", which follows)."""
+    metric, _, suffix = str(select).partition(":")
+    if suffix not in ("", "min", "max"):
         raise ConfigError(f"--select takes METRIC or METRIC:min / METRIC:max, got {select!r}.")
-    return metric, direction != "max"
+    if suffix:
+        return metric, suffix == "min"
+    lower = direction(metric)
+    if lower is None:
+        import difflib
+
+        term = metric.rsplit("/", 1)[-1].lower()
+        close = difflib.get_close_matches(term, sorted(HIGHER | LOWER), n=1, cutoff=0.75)
+        if not close:
+            raise ConfigError(f"--select {select!r}: aejax does not know whether higher or lower {metric} is better; "
+                              f"add :min or :max (--select {metric}:min).")
+        lower = close[0] in LOWER
+    return metric, lower
+
+
+_STATUS_ORDER = {"done": 0, "stopped": 1, "paused": 2, "failed": 3, "pending": 4}
 
 
 def best_run(rows: Sequence[dict], select: str) -> dict | None:
@@ -68,21 +115,49 @@ def best_run(rows: Sequence[dict], select: str) -> dict | None:
     return (min if lower else max)(scored, key=lambda r: r[metric])
 
 
-def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> tuple[str, str]:
-    """DIR/results.csv and DIR/results.md."""
+def ordered(rows: Sequence[dict], select: str | None) -> list[dict]:
+    """Rows by status (done, stopped, paused, failed, pending), then by `select`'s metric, best first (rows
+    without a finite value last), then by run id."""
+    metric, lower = parse_select(select) if select else (None, True)
+
+    def key(row):
+        value = row.get(metric) if metric else None
+        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return (_STATUS_ORDER.get(row["status"], 5), not finite, (value if lower else -value) if finite else 0.0,
+                row["run_id"])
+
+    return sorted(rows, key=key)
+
+
+def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str, *,
+                 select: str | None = None) -> tuple[str, str]:
+    """DIR/results.csv (sweep order) and DIR/results.md (sorted: `ordered`; a stopped member's test metrics
+    marked with a footnote)."""
     metrics = sorted({k for r in rows for k in r if k.startswith(("val/", "test/"))})
-    searched = [k for k in ("rung", "parent") if any(k in r for r in rows)]
-    columns = ["run_id", "status", "epochs", *searched, *swept, *metrics, "wall_time_s"]
+    searched = [k for k in ("rung", "parent", "lineage") if any(k in r for r in rows)]
+    starts = sorted({k for r in rows for k in r if k.startswith("start:")})
+    tested = ["test_at_epoch"] if any("test_at_epoch" in r for r in rows) else []
+    columns = ["run_id", "status", "epochs", *searched, *swept, *starts, *metrics, *tested, "wall_time_s"]
     csv_path, md_path = os.path.join(workdir, "results.csv"), os.path.join(workdir, "results.md")
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+    marked = False
     with open(md_path, "w", encoding="utf-8") as f:
         f.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
-        for row in rows:
-            f.write("| " + " | ".join(_md(row.get(c, "")) for c in columns) + " |\n")
+        for row in ordered(rows, select):
+            cells = []
+            for c in columns:
+                cell = _md(row.get(c, ""))
+                if c.startswith("test/") and row["status"] != "done" and cell:
+                    cell, marked = cell + "*", True
+                cells.append(cell)
+            f.write("| " + " | ".join(cells) + " |\n")
+        if marked:
+            f.write("\n\\* measured when the search stopped the member, at the epoch in `epochs`, not after "
+                    "train.epochs.\n")
     return csv_path, md_path
 
 
@@ -97,43 +172,53 @@ def _md(value: Any) -> str:
 
 
 def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> list[str]:
-    """For each numeric swept key other than the seed, DIR/figures/vs_<key>.png: every val/* and
-    test/* metric against the key's value, the mean and the spread (standard deviation) over the
-    runs that share the value (seeds and the other swept keys)."""
+    """For each numeric swept key other than the seed, DIR/figures/vs_<key>.png: every val/* and test/* metric
+    against the key's value. Finished runs: the mean and the spread (standard deviation) over the runs that
+    share the value (seeds and the other swept keys); runs a search stopped: each one alone, as a hollow grey
+    marker at the value it reached when it stopped (the epoch it reached)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [r for r in rows if r["status"] == "done"]
-    metrics = sorted({k for r in done for k, v in r.items() if k.startswith(("val/", "test/"))
+    shown = [r for r in rows if r["status"] in ("done", "stopped")]
+    done = [r for r in shown if r["status"] == "done"]
+    stopped = [r for r in shown if r["status"] == "stopped"]
+    metrics = sorted({k for r in shown for k, v in r.items() if k.startswith(("val/", "test/"))
                       and isinstance(v, (int, float))})
     paths = []
     out = os.path.join(workdir, "figures")
     for key in swept:
-        values = [r.get(key) for r in done]
+        values = [r.get(key) for r in shown]
         if key == "seed" or not values or not metrics or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             continue
-        xs = sorted(set(values))
+        xs = sorted({r.get(key) for r in done})
         cols = min(4, len(metrics))
         nrows = -(-len(metrics) // cols)
         fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.8 * nrows), squeeze=False)
         for ax, metric in zip(axes.flat, metrics):
             by_x = [[r[metric] for r in done if r.get(key) == x and isinstance(r.get(metric), (int, float))]
                     for x in xs]
-            mean = np.array([np.mean(v) if v else np.nan for v in by_x])
-            spread = np.array([np.std(v) if v else np.nan for v in by_x])
-            ax.errorbar(xs, mean, yerr=spread, fmt="o-", capsize=3)
-            if len(xs) > 2 and min(xs) > 0 and max(xs) / min(xs) >= 10:
+            if xs:
+                mean = np.array([np.mean(v) if v else np.nan for v in by_x])
+                spread = np.array([np.std(v) if v else np.nan for v in by_x])
+                ax.errorbar(xs, mean, yerr=spread, fmt="o-", capsize=3, label="finished")
+            early = [(r[key], r[metric]) for r in stopped if isinstance(r.get(metric), (int, float))]
+            if early:
+                ax.plot(*zip(*early), "o", mfc="none", color="0.55", ms=5, label="stopped (at the epoch reached)")
+            if len(set(values)) > 2 and min(values) > 0 and max(values) / min(values) >= 10:
                 ax.set_xscale("log")
             ax.set_title(metric, fontsize=9)
             ax.set_xlabel(key, fontsize=8)
             ax.grid(alpha=0.3)
+        if stopped:
+            axes.flat[0].legend(fontsize=6)
         for ax in list(axes.flat)[len(metrics):]:
             ax.set_visible(False)
         counts = sorted({sum(r.get(key) == x for r in done) for x in xs})
-        fig.suptitle(f"metrics vs {key}: mean and std over {'/'.join(map(str, counts))} runs per value", fontsize=10)
+        title = f"metrics vs {key}: mean and std over {'/'.join(map(str, counts)) or 0} finished runs per value"
+        fig.suptitle(title + (f"; {len(stopped)} stopped runs alone" if stopped else ""), fontsize=10)
         fig.tight_layout()
         os.makedirs(out, exist_ok=True)
         path = os.path.join(out, f"vs_{key.replace('.', '_')}.png")
@@ -175,7 +260,7 @@ def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict]
         ax.legend(fontsize=6)
     for ax, key in zip(axes[0, 1:], hp_keys):
         for i, row in enumerate(rows):
-            value, xs, ys = row.get(key), [0], []
+            value, xs, ys = row.get(f"start:{key}", row.get(key)), [0], []  # PBT: hp.* columns hold the last
             ys.append(value)
             for end in sorted(decisions):
                 new = decisions[end].get("hp", {}).get(row["run_id"], {}).get(key)
@@ -194,7 +279,8 @@ def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict]
 
 def write_hparams(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> None:
     """TensorBoard's HParams summaries in DIR/tensorboard/: one entry per finished or stopped run, its swept
-    values and its val/* and test/* metrics (the HParams dashboard's table and parallel coordinates)."""
+    values (after PBT: those it trained with at its last epoch, and its start:hp.* point) and its val/* and test/*
+    metrics (the HParams dashboard's table and parallel coordinates)."""
     from tensorboardX import SummaryWriter
 
     def plain(v):
@@ -203,10 +289,104 @@ def write_hparams(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> N
     import shutil
 
     shutil.rmtree(os.path.join(workdir, "tensorboard"), ignore_errors=True)  # rebuilt whole, like the tables
+    starts = sorted({k for r in rows for k in r if k.startswith("start:")})  # PBT: the swept keys hold the last hp
     with SummaryWriter(os.path.join(workdir, "tensorboard")) as writer:
         for row in rows:
             metrics = {f"hparam/{k}": v for k, v in row.items()
                        if k.startswith(("val/", "test/")) and isinstance(v, (int, float))}
             if row["status"] in ("done", "stopped") and metrics:
-                writer.add_hparams({k: plain(row.get(k)) for k in swept} | {"status": row["status"]}, metrics,
-                                   name=row["run_id"])
+                writer.add_hparams({k: plain(row.get(k)) for k in [*swept, *starts]} | {"status": row["status"]},
+                                   metrics, name=row["run_id"])
+
+
+def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
+    """Rebuilds DIR/results.csv, results.md and the figures from DIR/sweep.json and every run's outputs
+    (what `aejax sweep DIR --collect` does after the shards of a cluster array job); with MLflow, the sweep's
+    run gets the best metrics and each member's run its status (`tracking.log_search_results`)."""
+    path = os.path.join(workdir, "sweep.json")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{workdir} has no sweep.json; pass the --workdir of an `aejax sweep`.")
+    with open(path, encoding="utf-8") as f:
+        sweep = json.load(f)
+    ids = [r["run_id"] for r in sweep["runs"]]
+    points = [r["point"] for r in sweep["runs"]]
+    points = [{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()} for p in points]
+    decisions = read_decisions(workdir)
+    rows = collect(ids, points, workdir, search=search_columns(decisions, ids, points))
+    csv_path, md_path = write_tables(rows, sweep["swept"], workdir, select=select)
+    figures = metric_figures(rows, sweep["swept"], workdir)
+    if decisions is not None:
+        figures.append(search_figure(rows, workdir, decisions, metric=parse_select(select)[0]))
+    write_hparams(rows, sweep["swept"], workdir)
+    best = best_run(rows, select)
+    from aejax.train.tracking import log_search_results
+
+    log_search_results(workdir, rows, best=best, select=select)
+    return {"rows": rows, "best": best, "select": select, "results_csv": csv_path, "results_md": md_path,
+            "figures": figures}
+
+
+def read_decisions(workdir: str) -> dict[int, dict] | None:
+    """A search's recorded decisions (search.json), by epoch end; None for a plain sweep."""
+    path = os.path.join(workdir, "search.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return {int(k): v for k, v in json.load(f)["decisions"].items()}
+
+
+def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str],
+                   points: Sequence[Mapping[str, Any]] | None = None) -> dict[str, dict]:
+    """A search's results columns: halving's `rung` (the last rung a member was ranked at); PBT's `parent` (the
+    member it last took its state from; "" when it never did), and with `points` (the members' starting points)
+    `pbt_history`'s last hp (as the hp.* columns), `start:hp.*` and `lineage`."""
+    if not decisions:
+        return {}
+    if any("parents" in d for d in decisions.values()):
+        parents = {i: "" for i in ids}
+        for end in sorted(decisions):
+            parents.update(decisions[end]["parents"])
+        history = pbt_history(decisions, ids, points) if points is not None else {}
+        return {i: {"parent": p, **history.get(i, {})} for i, p in parents.items()}
+    rungs = {}
+    for end in sorted(decisions):
+        rungs.update({i: end for i in decisions[end]["kept"] + decisions[end]["stopped"]})
+    return {i: {"rung": rungs.get(i, "")} for i in ids}
+
+
+def pbt_history(decisions: Mapping[int, dict], ids: Sequence[str],
+                points: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
+    """Each PBT member's hp at its last epoch, its starting point and its lineage, from search.json's decisions
+    ({end: {"parents": {member: parent}, "hp": {member: {"hp.KEY": value}}, "factors": {member: {"hp.KEY":
+    factor}}}}, "factors" only where the explore step multiplied).
+
+    Returns {run id: {"hp.KEY": last value, "start:hp.KEY": first value, "lineage": "e4:PARENTx1.2;e8:..."}}:
+    a lineage entry is the decision's epoch, the parent and per explored key (sorted) its factor "x1.2" or,
+    where it was resampled or stepped, "=VALUE"; without any "factors" in the record (before they were
+    recorded, every explore multiplied) the factor is the ratio to the parent's value at that decision.
+    """
+    hp = {i: {k: v for k, v in p.items() if k.startswith("hp.")} for i, p in zip(ids, points)}
+    start = {i: dict(h) for i, h in hp.items()}
+    lineage: dict[str, list[str]] = {i: [] for i in ids}
+    derive = not any("factors" in d for d in decisions.values())
+    for end in sorted(decisions):
+        decision, before = decisions[end], {i: dict(h) for i, h in hp.items()}
+        for member, parent in sorted(decision.get("parents", {}).items()):
+            new = decision.get("hp", {}).get(member, {})
+            factors = dict(decision.get("factors", {}).get(member, {}))
+            if derive:
+                factors = {k: v / before[parent][k] for k, v in new.items()
+                           if _number(v) and _number(before.get(parent, {}).get(k)) and before[parent][k] != 0}
+            hp.setdefault(member, {}).update(new)
+            steps = [f"x{factors[k]:.4g}" if factors.get(k) is not None else f"={_short(new[k])}" for k in sorted(new)]
+            lineage.setdefault(member, []).append(f"e{end}:{parent}" + ",".join(steps))
+    return {i: {**hp[i], **{f"start:{k}": v for k, v in start.get(i, {}).items()}, "lineage": ";".join(lineage[i])}
+            for i in ids}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(_cell(value))

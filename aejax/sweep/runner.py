@@ -29,10 +29,11 @@ import ml_collections
 
 from aejax.config import experiment_config, load_experiment, resolve_config
 from aejax.errors import ConfigError
+from aejax.sweep.results import collect_results
 from aejax.models.common import as_hp
 from aejax.sweep import results as res
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
-from aejax.sweep.space import continuous_keys, parse_space, sample_points
+from aejax.sweep.space import explorable_keys, parse_space, sample_points
 from aejax.sweep.spec import expand, run_ids, shard_slice
 from aejax.train.distributed import agree, barrier, is_primary
 from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
@@ -142,8 +143,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
               seeds: int | None = None, parallel: str = "vmap", max_parallel: int | None = None,
               shard: tuple[int, int] = (0, 1), select: str = "val/mse", progress: bool = True,
               space: dict | None = None, sample: int | None = None, sampler: str = "random",
-              search: SearchOptions | None = None, figures=None, points: Sequence[dict] | None = None
-              ) -> dict[str, Any]:
+              search: SearchOptions | None = None, figures=None, points: Sequence[dict] | None = None,
+              module=None) -> dict[str, Any]:
     """Runs this process's slice of the sweep (or search) and writes DIR/results.csv, results.md and figures.
 
     Args:
@@ -153,6 +154,7 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
       points: explicit points ({dotted key: value}) in place of sampled ones (an outside sampler's).
       search: successive halving or population-based training over the populations (`aejax.sweep.search`).
       figures: draws each member's figures (`aejax.viz.training_figures`, passed by `aejax.run_sweep`).
+      module: the experiment file already loaded (`aejax.config.load_experiment`): it is executed once.
     Returns {"rows": [...], "best": row or None, "ran": count, "skipped": count, "failed": count, ...}.
     """
     from aejax.train.setup import config_dataset, setup_run
@@ -161,7 +163,7 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         raise ConfigError(f"--parallel must be one of {list(PARALLEL)}, got {parallel!r}.")
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}.")
-    overrides, module = dict(overrides or {}), load_experiment(experiment)
+    overrides, module = dict(overrides or {}), module or load_experiment(experiment)
     if points is not None and sample is not None:
         raise ConfigError("give explicit points or --sample N, not both.")
     if sample is not None:
@@ -179,7 +181,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         state = SearchState(workdir, search, plan)  # a workdir of another search is refused here, before writing
     record_sweep(workdir, experiment, overrides, runs, write=False)  # the sweep's settings, then each run's
     mine = [runs[i] for i in shard_slice(len(runs), *shard)]
-    extensions = {r.run_id: check_run_identity(r.config, r.workdir) for r in mine}  # once per run
+    explored = [k for k in explorable_keys(space or {})] if search is not None and search.scheduler == "pbt" else []
+    extensions = {r.run_id: check_run_identity(r.config, r.workdir, ignore=explored) for r in mine}  # once each
     ended = state.ended() if search is not None else set()  # stopped or failed at a recorded decision
     todo = [r for r in mine if r.run_id not in ended and (not finished_status(r.workdir) or (
         search is not None and state.unrecorded_stop(r.workdir)))]  # a stop that was not recorded is undone
@@ -216,7 +219,9 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     if search is not None:
         state.write()
     barrier("aejax sweep: the workdir is ready")
-    parent = _parent_tracker(workdir, runs[0].config, experiment) if todo and is_primary() else None
+    searched = None if search is None else dataclasses.asdict(search) | {
+        "space": {k: str(d) for k, d in parse_space(space or {}).items()}, "sample": sample, "sampler": sampler}
+    parent = _parent_tracker(workdir, runs[0].config, experiment, searched) if todo and is_primary() else None
     bar = progress_bar(progress, total=len(mine), initial=len(mine) - len(todo), unit="run")
     outcomes: list[dict] = []
     common = dict(runs_axis=parallel == "vmap", parent_tracker=parent, progress=False, figures=figures)
@@ -229,10 +234,10 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         elif populations:  # every population together: the search decides over all their members at once
             scheduler = make_scheduler(search, state, populations, space or {})
             if isinstance(scheduler, PopulationBasedTraining):  # resumed: the hp the recorded explores left
-                populations = [([dataclasses.replace(s, hp=as_hp({**s.hp, **{k.split(".", 1)[1]: v for k, v in
-                                                                             scheduler.hp[i].items()}}))
-                                 for i, s in enumerate(setups)], train, planned)
-                               for setups, train, planned in populations]
+                (setups, train, planned), = populations
+                setups = [dataclasses.replace(s, hp=as_hp({**s.hp, **{k.split(".", 1)[1]: v for k, v in h.items()}}),
+                                              config=resolve_config(s.config, h)) for s, h in zip(setups, scheduler.hp)]
+                populations = [(setups, train, planned)]
             for group in train_populations([(s, [r.workdir for r in t]) for s, t, _ in populations],
                                            planned=[p for _, _, p in populations], scheduler=scheduler,
                                            extensions=[extensions[r.run_id] for _, t, _ in populations for r in t],
@@ -257,14 +262,18 @@ def check_search(search: SearchOptions, runs: Sequence[PlannedRun], space: dict,
     """A search's one-line refusals: bad options, pbt over structural or non-hp keys, one process only."""
     search.check(runs[0].config.train.epochs)
     if parallel != "vmap" or shard != (0, 1):
-        raise ConfigError("a search decides across its members while they train: run it with --parallel vmap "
-                          "over the whole sweep (no --shard; with several hosts, join them with --coordinator).")
+        where = f"shard {shard[0]}/{shard[1]} of the sweep" if shard != (0, 1) else f"--parallel {parallel}"
+        raise ConfigError(f"a search decides across its members while they train: run it with --parallel vmap over "
+                          f"the whole sweep in one process or several joined by --coordinator; this is {where}.")
     if search.scheduler == "pbt":
         bad = sorted(k for k in space if not k.startswith("hp."))
         if bad:
             raise ConfigError(f"population-based training copies states between members of one program, so its "
                               f"space may hold hp.* keys only; {bad} change the program (sweep them with --grid, "
                               "or search them with --scheduler halving).")
+        if not explorable_keys(space):
+            raise ConfigError("population-based training explores the hp.* keys of its space, and this space has none "
+                              "it can explore (a range, or a choice of two or more values); add one with --space.")
         if len(groups_of(runs)) > 1:
             raise ConfigError("population-based training needs one population; these runs differ in structure "
                               "(e.g. --grid over model.* keys); keep structural keys out of a PBT search.")
@@ -276,10 +285,10 @@ def make_scheduler(search: SearchOptions, state: SearchState, populations, space
     epochs = populations[0][1][0].config.train.epochs
     if search.scheduler == "halving":
         return Halving(ids, search, state, epochs)
-    keys = continuous_keys(space)
+    keys = explorable_keys(space)
     setups = [s for setups, _, _ in populations for s in setups]
-    initial = [{k: float(s.hp[k.split(".", 1)[1]]) for k in keys} for s in setups]
-    return PopulationBasedTraining(ids, search, state, epochs, initial, keys)
+    initial = [{k: s.config.hp[k.split(".", 1)[1]] for k in keys} for s in setups]  # as configured, not float32
+    return PopulationBasedTraining(ids, search, state, epochs, initial, {k: space[k] for k in keys})
 
 
 def check_select(select: str, known: Sequence[str]) -> None:
@@ -304,61 +313,15 @@ def _reported(runs: Sequence[PlannedRun]) -> list[str]:
     return []
 
 
-def _parent_tracker(workdir: str, config: ml_collections.ConfigDict, experiment: str):
-    """With train.mlflow, the sweep's own MLflow run, under which every member's run is nested."""
+def _parent_tracker(workdir: str, config: ml_collections.ConfigDict, experiment: str, options: dict | None = None):
+    """With train.mlflow, the sweep's own MLflow run, under which every member's run is nested; `options` are the
+    search's (`tracking.start_search_run`: e.g. dataclasses.asdict(search) | {"space": ..., "sample": ...})."""
     if not config.train.mlflow:
         return None
-    from aejax.train.tracking import MlflowRun
+    from aejax.train.tracking import start_search_run
 
-    return MlflowRun.start(workdir, uri=config.train.mlflow_uri, experiment=config.train.mlflow_experiment,
-                           params={"sweep": {"experiment": experiment, "workdir": os.path.abspath(workdir)}})
-
-
-def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
-    """Rebuilds DIR/results.csv, results.md and the figures from DIR/sweep.json and every run's outputs
-    (what `aejax sweep DIR --collect` does after the shards of a cluster array job)."""
-    path = os.path.join(workdir, "sweep.json")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{workdir} has no sweep.json; pass the --workdir of an `aejax sweep`.")
-    with open(path, encoding="utf-8") as f:
-        sweep = json.load(f)
-    ids = [r["run_id"] for r in sweep["runs"]]
-    points = [r["point"] for r in sweep["runs"]]
-    points = [{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()} for p in points]
-    decisions = read_decisions(workdir)
-    rows = res.collect(ids, points, workdir, search=search_columns(decisions, ids))
-    csv_path, md_path = res.write_tables(rows, sweep["swept"], workdir)
-    figures = res.metric_figures(rows, sweep["swept"], workdir)
-    if decisions is not None:
-        figures.append(res.search_figure(rows, workdir, decisions, metric=res.parse_select(select)[0]))
-    res.write_hparams(rows, sweep["swept"], workdir)
-    return {"rows": rows, "best": res.best_run(rows, select), "select": select, "results_csv": csv_path,
-            "results_md": md_path, "figures": figures}
-
-
-def read_decisions(workdir: str) -> dict[int, dict] | None:
-    """A search's recorded decisions (search.json), by epoch end; None for a plain sweep."""
-    path = os.path.join(workdir, "search.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return {int(k): v for k, v in json.load(f)["decisions"].items()}
-
-
-def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str]) -> dict[str, dict]:
-    """A search's results columns: halving's `rung` (the last rung a member was ranked at) or PBT's `parent`
-    (the member it last took its state from; "" when it never did)."""
-    if not decisions:
-        return {}
-    if any("parents" in d for d in decisions.values()):
-        parents = {i: "" for i in ids}
-        for end in sorted(decisions):
-            parents.update(decisions[end]["parents"])
-        return {i: {"parent": p} for i, p in parents.items()}
-    rungs = {}
-    for end in sorted(decisions):
-        rungs.update({i: end for i in decisions[end]["kept"] + decisions[end]["stopped"]})
-    return {i: {"rung": rungs.get(i, "")} for i in ids}
+    return start_search_run(workdir, uri=config.train.mlflow_uri, experiment=config.train.mlflow_experiment,
+                            sweep_experiment=experiment, options=options)
 
 
 __all__ = ["PlannedRun", "check_select", "collect_results", "groups_of", "plan_sweep", "record_sweep", "run_sweep",

@@ -29,6 +29,7 @@ import numpy as np
 
 from aejax.errors import ConfigError
 from aejax.sweep.results import parse_select
+from aejax.sweep.space import as_distribution, explore_step
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import is_primary
 from aejax.train.loop import Decision
@@ -97,11 +98,13 @@ def ranking(run_ids: Sequence[str], scores: Sequence[float], *, lower: bool) -> 
 
 
 class SearchState:
-    """search.json in the sweep's workdir: the options, and every decision that took effect, by epoch end."""
+    """search.json in the sweep's workdir: the options, what was planned (the space, sample, sampler, grid, seeds
+    and run ids) and every decision that took effect, by epoch end. A search workdir holds one search: another
+    plan or other options are refused in one line naming the difference, before anything is written."""
 
-    def __init__(self, workdir: str, options: SearchOptions):
+    def __init__(self, workdir: str, options: SearchOptions, plan: dict | None = None):
         self.path = os.path.join(workdir, "search.json")
-        self.options = options
+        self.options, self.plan = options, json.loads(json.dumps(plan or {}, default=str))
         self.decisions: dict[int, dict] = {}
         if os.path.isfile(self.path):
             with open(self.path, encoding="utf-8") as f:
@@ -109,7 +112,19 @@ class SearchState:
             if saved["options"] != json.loads(json.dumps(dataclasses.asdict(options))):
                 raise ConfigError(f"{workdir} holds a search with options {saved['options']}; these are "
                                   f"{dataclasses.asdict(options)}: use a new --workdir.")
+            old = saved.get("plan", self.plan)
+            changed = [f"{k}: {old.get(k)!r} there, {self.plan.get(k)!r} now" for k in sorted(set(old) | set(self.plan))
+                       if k != "runs" and old.get(k) != self.plan.get(k)]
+            if changed or old.get("runs") != self.plan.get("runs"):
+                raise ConfigError(f"{workdir} holds another search ({'; '.join(changed) or 'other points'}); a search "
+                                  "workdir holds one search: use a new --workdir, or the original command to resume it.")
             self.decisions = {int(k): v for k, v in saved["decisions"].items()}
+
+    def write(self) -> None:
+        """search.json as it stands (the plan from the start, so that a rerun with another one is refused)."""
+        if is_primary():
+            write_atomically(self.path, json.dumps({"options": dataclasses.asdict(self.options), "plan": self.plan,
+                                                    "decisions": self.decisions}, indent=2))
 
     @property
     def last(self) -> int:
@@ -117,9 +132,7 @@ class SearchState:
 
     def record(self, end: int, decision: dict) -> None:
         self.decisions[end] = decision
-        if is_primary():
-            write_atomically(self.path, json.dumps({"options": dataclasses.asdict(self.options),
-                                                    "decisions": self.decisions}, indent=2))
+        self.write()
 
     def ended(self) -> set[str]:
         """The run ids a recorded decision stopped (halving's losers, failed members among them): never trained
@@ -185,12 +198,15 @@ class Halving:
 
 class PopulationBasedTraining:
     """PBT (Jaderberg et al. 2017) inside one population: every ready_epochs, each member of the bottom quantile
-    takes the parameters and optimizer state of a member drawn from the top quantile (exploit) and each searched
-    continuous hp of that member times a factor drawn from `perturb` (explore). Draws are seeded by (seed, epoch)."""
+    takes the parameters and optimizer state of a member drawn from the top quantile (exploit), copies that
+    member's searched hp and explores each of them (`aejax.sweep.space.explore_step`: a range times a factor
+    from `perturb`, a choice a neighbouring value, either one at times resampled, as in the paper and Ray Tune).
+    Draws are seeded by (seed, epoch)."""
 
     def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int,
-                 hp: Sequence[dict[str, float]], keys: Sequence[str]):
-        self.run_ids, self.options, self.state, self.keys = list(run_ids), options, state, list(keys)
+                 hp: Sequence[dict[str, float]], space: dict):
+        self.run_ids, self.options, self.state = list(run_ids), options, state
+        self.space = {k: as_distribution(v, k) for k, v in space.items()}  # the explored hp.* keys
         self.boundaries = options.boundaries(epochs)
         self.metric, self.lower = parse_select(options.select)
         self.hp = [state.hp_of(r, h) for r, h in zip(self.run_ids, hp)]
@@ -207,9 +223,10 @@ class PopulationBasedTraining:
         copy_from, new_hp, factors = {}, {}, {}
         for m in order[len(order) - k:]:
             parent = order[int(rng.integers(k))]
-            copy_from[m] = parent
-            factors[m] = {key: float(rng.choice(self.options.perturb)) for key in self.keys}
-            new_hp[m] = {key: self.hp[parent][key] * factors[m][key] for key in self.keys}
+            copy_from[m], new_hp[m], factors[m] = parent, {}, {}
+            for key in sorted(self.space):
+                new_hp[m][key], factors[m][key] = explore_step(self.space[key], self.hp[parent][key], rng=rng,
+                                                               perturb=self.options.perturb)
             self.hp[m] = {**self.hp[m], **new_hp[m]}
         self._pending[end] = {"parents": {self.run_ids[m]: self.run_ids[p] for m, p in copy_from.items()},
                               "hp": {self.run_ids[m]: h for m, h in new_hp.items()},

@@ -9,6 +9,8 @@ A space maps dotted keys to distributions: `{"hp.learning_rate": "loguniform(1e-
   intloguniform(low, high)  an int in {low, ..., high}, floor of a log-uniform on [low, high + 1)
   choice(v1, v2, ...)       one of the literals, each equally likely (numbers, strings, tuples, ...)
 
+The four ranges are one `Range(low, high, log=..., integer=...)`; the names above build it.
+
 `sample_points(space, n, sampler=..., seed=...)` draws n points in the unit cube, one dimension
 per key (keys in sorted order, so the order a space was written in does not matter), with numpy's
 PCG64 ("random") or scipy.stats.qmc's scrambled Sobol or Halton sequences, and maps each
@@ -29,7 +31,7 @@ import inspect
 import math
 import numbers
 import warnings
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -65,99 +67,62 @@ def _bounds(name: str, low: Any, high: Any, *, integer: bool, log: bool):
 
 
 @dataclasses.dataclass(frozen=True)
-class Uniform:
+class Range:
+    """A number between `low` and `high`: uniform, or with `log` log-uniform (0 < low); with `integer` an int in
+    {low, ..., high} (both included), the floor of the (log-)uniform on [low, high + 1), so each int (log:
+    P(k) = log((k + 1) / k) / log((high + 1) / low), each octave about equally likely) has its share."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def __post_init__(self):
+        low, high = _bounds(self.name, self.low, self.high, integer=self.integer, log=self.log)
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+
+    @property
+    def name(self) -> str:
+        return "int" * self.integer + "log" * self.log + "uniform"
+
+    @property
+    def continuous(self) -> bool:
+        return not self.integer
+
+    def ppf(self, u: np.ndarray) -> list:
+        """The inverse CDF at unit values u in [0, 1) -> plain floats (ints) in [low, high]."""
+        low, end = self.low, self.high + 1 if self.integer else self.high
+        u = np.asarray(u, np.float64)
+        if self.log:
+            values = np.exp(math.log(low) + u * (math.log(end) - math.log(low)))
+        else:
+            values = low + u * (end - low)
+        cast = int if self.integer else float
+        return [cast(v) for v in np.clip(np.floor(values) if self.integer else values, self.low, self.high)]
+
+    def __str__(self):
+        return f"{self.name}({self.low!r}, {self.high!r})"
+
+
+def Uniform(low, high) -> Range:  # noqa: N802 - the names users write, as constructors
     """A float uniform on [low, high)."""
-
-    low: float
-    high: float
-    name = "uniform"
-    continuous = True
-
-    def __post_init__(self):
-        low, high = _bounds(self.name, self.low, self.high, integer=False, log=False)
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
-
-    def ppf(self, u: np.ndarray) -> list[float]:
-        """The inverse CDF at unit values u in [0, 1) -> plain floats in [low, high]."""
-        values = self.low + np.asarray(u, np.float64) * (self.high - self.low)
-        return [float(v) for v in np.clip(values, self.low, self.high)]
-
-    def __str__(self):
-        return f"{self.name}({self.low!r}, {self.high!r})"
+    return Range(low, high)
 
 
-@dataclasses.dataclass(frozen=True)
-class LogUniform:
+def LogUniform(low, high) -> Range:  # noqa: N802
     """A float whose log is uniform on [log low, log high); 0 < low < high."""
-
-    low: float
-    high: float
-    name = "loguniform"
-    continuous = True
-
-    def __post_init__(self):
-        low, high = _bounds(self.name, self.low, self.high, integer=False, log=True)
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
-
-    def ppf(self, u: np.ndarray) -> list[float]:
-        """exp of a uniform on [log low, log high) -> plain floats in [low, high]."""
-        log_low, log_high = math.log(self.low), math.log(self.high)
-        values = np.exp(log_low + np.asarray(u, np.float64) * (log_high - log_low))
-        return [float(v) for v in np.clip(values, self.low, self.high)]
-
-    def __str__(self):
-        return f"{self.name}({self.low!r}, {self.high!r})"
+    return Range(low, high, log=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class IntUniform:
+def IntUniform(low, high) -> Range:  # noqa: N802
     """An int in {low, ..., high} (both included), each equally likely."""
-
-    low: int
-    high: int
-    name = "intuniform"
-    continuous = False
-
-    def __post_init__(self):
-        low, high = _bounds(self.name, self.low, self.high, integer=True, log=False)
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
-
-    def ppf(self, u: np.ndarray) -> list[int]:
-        """floor(low + u (high - low + 1)) -> plain ints in [low, high]."""
-        values = np.floor(self.low + np.asarray(u, np.float64) * (self.high - self.low + 1))
-        return [int(v) for v in np.clip(values, self.low, self.high)]
-
-    def __str__(self):
-        return f"{self.name}({self.low!r}, {self.high!r})"
+    return Range(low, high, integer=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class IntLogUniform:
-    """An int in {low, ..., high} (both included): the floor of a log-uniform on [low, high + 1).
-
-    P(k) = log((k + 1) / k) / log((high + 1) / low), so each octave is about equally likely.
-    """
-
-    low: int
-    high: int
-    name = "intloguniform"
-    continuous = False
-
-    def __post_init__(self):
-        low, high = _bounds(self.name, self.low, self.high, integer=True, log=True)
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
-
-    def ppf(self, u: np.ndarray) -> list[int]:
-        log_low, log_end = math.log(self.low), math.log(self.high + 1)
-        values = np.floor(np.exp(log_low + np.asarray(u, np.float64) * (log_end - log_low)))
-        return [int(v) for v in np.clip(values, self.low, self.high)]
-
-    def __str__(self):
-        return f"{self.name}({self.low!r}, {self.high!r})"
+def IntLogUniform(low, high) -> Range:  # noqa: N802
+    """An int in {low, ..., high} (both included): the floor of a log-uniform on [low, high + 1)."""
+    return Range(low, high, log=True, integer=True)
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -182,9 +147,9 @@ class Choice:
         return f"{self.name}({', '.join(repr(v) for v in self.values)})"
 
 
-Distribution = Union[Uniform, LogUniform, IntUniform, IntLogUniform, Choice]
-DISTRIBUTIONS = {cls.name: cls for cls in (Uniform, LogUniform, IntUniform, IntLogUniform, Choice)}
-_PARAMETERS = {name: ("low", "high") for name in DISTRIBUTIONS if name != "choice"}
+Distribution = Union[Range, Choice]
+DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "intuniform": IntUniform, "intloguniform": IntLogUniform,
+                 "choice": Choice}
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -225,7 +190,7 @@ def parse_distribution(text: str) -> Distribution:
         if node.keywords:
             raise ConfigError(f"{source!r}: choice takes values only, no names (choice(8,16,32)).")
         return Choice(*args)
-    params = _PARAMETERS[name]
+    params = ("low", "high")
     kwargs = {}
     for keyword in node.keywords:
         if keyword.arg not in params:
@@ -239,7 +204,7 @@ def parse_distribution(text: str) -> Distribution:
 
 def as_distribution(value: Any, key: str = "") -> Distribution:
     """A distribution object as is; text parsed; anything else a ConfigError naming `key`."""
-    if isinstance(value, tuple(DISTRIBUTIONS.values())):
+    if isinstance(value, (Range, Choice)):
         return value
     if isinstance(value, str):
         try:
@@ -317,18 +282,72 @@ def sample_points(space: Mapping[str, Any], n: int, *, sampler: str = "random", 
     return [{key: columns[key][i] for key in keys} for i in range(int(n))]
 
 
-def describe(space: Mapping[str, Any]) -> str:
-    """One line for logs: 'hp.learning_rate ~ loguniform(0.0001, 0.1); model.code_size ~ choice(8, 16)'."""
+def explorable_keys(space: Mapping[str, Any]) -> list[str]:
+    """The hp.* keys population-based training can explore (`explore`): every range and every choice of two or
+    more values, sorted. Other keys change the program, so PBT refuses them."""
     space = parse_space(space)
-    return "; ".join(f"{key} ~ {space[key]}" for key in sorted(space)) or "(empty space)"
+    return sorted(k for k, d in space.items() if k.startswith("hp.") and not (isinstance(d, Choice) and
+                                                                           len(d.values) < 2))
 
 
 def continuous_keys(space: Mapping[str, Any]) -> list[str]:
-    """The keys with a uniform or log-uniform distribution (what PBT's explore step perturbs), sorted."""
+    """The keys of float ranges, sorted (what PBT perturbed before `explore`; kept for runner.make_scheduler)."""
     space = parse_space(space)
     return sorted(key for key, dist in space.items() if dist.continuous)
 
 
-__all__ = ["Choice", "DISTRIBUTIONS", "Distribution", "IntLogUniform", "IntUniform", "LogUniform", "SAMPLERS",
-           "Uniform", "as_distribution", "continuous_keys", "describe", "parse_distribution", "parse_space",
-           "sample_points"]
+def explore(dist: Distribution, value: Any, *, rng: np.random.Generator, perturb: Sequence[float],
+            resample_probability: float = 0.25) -> Any:
+    """PBT's explore step for one hyperparameter, as in the PBT paper and Ray Tune's PopulationBasedTraining.
+
+    With probability `resample_probability` the value is drawn afresh from `dist`. Otherwise a range's value
+    is multiplied by a factor drawn from `perturb`, rounded to the nearest int for integer ranges (halves up),
+    and clipped to [low, high] (so a factor never leaves the space); a choice steps to a neighbouring value
+    (the one before or after, at the ends the only neighbour: the choice's order is the scale), or from the
+    closest value when `value` is not one of them. Draws come from `rng` only, so a seeded generator gives
+    the same decision every time. `explore_step` also says which factor was drawn.
+
+    Returns:
+      A plain Python float, int or the choice's literal (a copy).
+
+    References: Jaderberg et al. 2017, "Population Based Training of Neural Networks" (perturb or resample);
+    Liaw et al. 2018, Ray Tune (`hyperparam_mutations`, `resample_probability`, neighbouring choices).
+    """
+    return explore_step(dist, value, rng=rng, perturb=perturb, resample_probability=resample_probability)[0]
+
+
+def explore_step(dist: Distribution, value: Any, *, rng: np.random.Generator, perturb: Sequence[float],
+                 resample_probability: float = 0.25) -> tuple[Any, float | None]:
+    """`explore`'s (new value, the factor drawn from `perturb`), the factor None where the value was resampled or
+    a choice stepped (what search.json's "factors" records: the factor as drawn, before rounding and clipping)."""
+    dist = as_distribution(dist)
+    if rng.random() < resample_probability:
+        return dist.ppf(np.array([rng.random()]))[0], None
+    if isinstance(dist, Choice):
+        values = dist.values
+        index = _index_of(values, value)
+        step = int(rng.choice([-1, 1])) if len(values) > 1 else 0
+        index = index + step if 0 <= index + step < len(values) else index - step
+        return copy.deepcopy(values[min(max(index, 0), len(values) - 1)]), None
+    factor = float(rng.choice(list(perturb)))
+    moved = float(value) * factor
+    if dist.integer:
+        return int(min(max(math.floor(moved + 0.5), dist.low), dist.high)), factor
+    return float(min(max(moved, dist.low), dist.high)), factor
+
+
+def _index_of(values: tuple, value: Any) -> int:
+    """The position of `value` among a choice's values, or of the closest number (a float32 round trip)."""
+    for i, v in enumerate(values):
+        if type(v) is type(value) and v == value:
+            return i
+    numbers_ = [(abs(float(v) - float(value)), i) for i, v in enumerate(values)
+                if isinstance(v, numbers.Real) and isinstance(value, numbers.Real)]
+    if not numbers_:
+        raise ConfigError(f"{value!r} is not one of the choice's values {list(values)}.")
+    return min(numbers_)[1]
+
+
+__all__ = ["Choice", "DISTRIBUTIONS", "Distribution", "IntLogUniform", "IntUniform", "LogUniform", "Range", "SAMPLERS",
+           "Uniform", "as_distribution", "continuous_keys", "explorable_keys", "explore", "explore_step",
+           "parse_distribution", "parse_space", "sample_points"]

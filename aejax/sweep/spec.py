@@ -100,19 +100,20 @@ def _format(value: Any) -> str:
 
 
 def run_ids(points: Sequence[Point]) -> list[str]:
-    """A readable, unique, filesystem-safe id per point: {"hp.beta": 4.0, "seed": 1} -> "beta=4_seed=1"."""
+    """A readable, unique, filesystem-safe id per point: {"hp.beta": 4.0, "seed": 1} -> "beta=4_seed=1"; a point
+    drawn again keeps the id with "_dupN" added ("batch_size=32", "batch_size=32_dup1": never read as a value)."""
     def make(point, full):
         parts = [f"{k if full else k.rsplit('.', 1)[-1]}={_format(v)}" for k, v in point.items()]
         return "_".join(parts) or "base"
 
     ids = [make(p, False) for p in points]
-    if len(set(ids)) < len(ids):
+    if len(set(ids)) < len({make(p, True) for p in points}):  # two different points share a short id
         ids = [make(p, True) for p in points]
     seen: dict[str, int] = {}
     unique = []
-    for i in ids:  # duplicate points keep their order: base, base.1, ...
+    for i in ids:  # duplicate points keep their order: base, base_dup1, ...
         seen[i] = seen.get(i, -1) + 1
-        unique.append(i if seen[i] == 0 else f"{i}.{seen[i]}")
+        unique.append(i if seen[i] == 0 else f"{i}_dup{seen[i]}")
     return unique
 
 

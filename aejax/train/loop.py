@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from aejax import platform
-from aejax.config import config_from_json, config_to_json, duration
+from aejax.config import config_from_json, config_to_json, duration, resolve_config
 from aejax.errors import CheckpointError, ConfigError, NonFiniteError
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import agree, is_primary
@@ -147,11 +147,12 @@ def workdir_lock(workdir: str):
         yield
 
 
-def check_run_identity(config, workdir: str, *, extend: bool = False) -> dict | None:
+def check_run_identity(config, workdir: str, *, extend: bool = False, ignore: Sequence[str] = ()) -> dict | None:
     """Compares `config` with the run already in `workdir` (its config.json), before anything is touched.
 
-    Returns None for a new workdir or the same configuration (`NOT_IDENTITY` keys never count),
-    {"train.epochs": [old, new]} when `extend` allows more epochs; else a ConfigError naming the keys.
+    Returns None for a new workdir or the same configuration (`NOT_IDENTITY` keys never count, nor `ignore`: the
+    hp a search changes as it goes), {"train.epochs": [old, new]} when `extend` allows more epochs; else a
+    ConfigError naming the keys.
     """
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
@@ -164,7 +165,7 @@ def check_run_identity(config, workdir: str, *, extend: bool = False) -> dict | 
         saved = flatten(json.loads(text))
     new = flatten(json.loads(config_to_json(config)))
     diff = {k: (saved.get(k), new.get(k)) for k in sorted(set(saved) | set(new))
-            if saved.get(k) != new.get(k) and k not in NOT_IDENTITY}
+            if saved.get(k) != new.get(k) and k not in NOT_IDENTITY and k not in ignore}
     if not diff:
         return None
     old_epochs, new_epochs = diff.get("train.epochs", (None, None))
@@ -504,6 +505,13 @@ def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
         _save(team, end, [m for _, m in stopped])
         summarize(team, stopped, status="stopped")
         kept = sorted(local[r] for r in decision.keep if r in local and team.members[local[r]].status == "training")
+        for r, hp in decision.hp.items():  # a member's config.json says the hp it trains with from here on
+            if r in local:
+                m = team.members[local[r]]
+                m.run = dataclasses.replace(m.run, config=resolve_config(m.run.config, {f"hp.{k}": float(v)
+                                                                                         for k, v in hp.items()}))
+                if is_primary():
+                    write_atomically(os.path.join(m.workdir, "config.json"), config_to_json(m.run.config))
         if kept:
             team.pop.regroup(kept, {local[a]: local[b] for a, b in decision.copy_from.items() if a in local},
                              {local[r]: h for r, h in decision.hp.items() if r in local})

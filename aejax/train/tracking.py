@@ -194,3 +194,44 @@ def log_evaluation(workdir: str, task: str, results: Mapping[str, Any], figures_
     run.log_files([os.path.join(workdir, f"eval_{task}.json"), os.path.join(workdir, "report.md")])
     run.log_files([p for p, t in figure_times(workdir).items() if figures_before.get(p) != t], "figures")
     return True
+
+
+def start_search_run(workdir: str, *, uri: str, experiment: str, sweep_experiment: str,
+                     options: Mapping[str, Any] | None = None) -> MlflowRun:
+    """A sweep's or search's own MLflow run (the parent of every member's run), its parameters the sweep's:
+    `sweep.experiment`, `sweep.workdir` and `options` flattened under `search.` (e.g. {"scheduler": "pbt",
+    "eta": 3, "space": {"hp.learning_rate": "loguniform(0.001, 0.03)"}, "sample": 9, "sampler": "sobol",
+    "select": "val/mse"}). Continues the run a re-run of the same workdir left (WORKDIR/mlflow_run.json)."""
+    params: dict[str, Any] = {"sweep": {"experiment": sweep_experiment, "workdir": os.path.abspath(workdir)}}
+    if options:
+        params["search"] = {k: (str(v) if not isinstance(v, Mapping) else {kk: str(vv) for kk, vv in v.items()})
+                            for k, v in options.items()}
+    return MlflowRun.start(workdir, uri=uri, experiment=experiment, params=params)
+
+
+def log_search_results(workdir: str, rows: Iterable[Mapping[str, Any]], *, best: Mapping[str, Any] | None,
+                       select: str) -> bool:
+    """After a sweep's results are collected, when the sweep was tracked (WORKDIR/mlflow_run.json): the parent
+    run gets `best/<metric>` for the best run's val/* and test/* metrics, `runs/<status>` counts and the tags
+    `aejax.best_run` and `aejax.select`; each tracked member's run the tag `aejax.status` (done, stopped by the
+    search, failed, ...) and its `epochs` reached. Returns whether anything was logged."""
+    parent = MlflowRun.reopen(workdir)
+    if parent is None:
+        return False
+    rows = list(rows)
+    counts: dict[str, float] = {}
+    for row in rows:
+        counts[f"runs/{row['status']}"] = counts.get(f"runs/{row['status']}", 0) + 1
+        child = MlflowRun.reopen(os.path.join(workdir, "runs", row["run_id"]))
+        if child is not None:
+            child.client.set_tag(child.run_id, "aejax.status", row["status"])
+            if isinstance(row.get("epochs"), int):
+                child.client.set_tag(child.run_id, "aejax.epochs", str(row["epochs"]))
+    best_metrics = {} if best is None else {f"best/{k}": v for k, v in best.items()
+                                           if k.startswith(("val/", "test/")) and isinstance(v, (int, float))
+                                           and not isinstance(v, bool) and math.isfinite(float(v))}
+    parent.log_metrics({**counts, **best_metrics}, step=0)
+    parent.client.set_tag(parent.run_id, "aejax.select", select)
+    if best is not None:
+        parent.client.set_tag(parent.run_id, "aejax.best_run", best["run_id"])
+    return True

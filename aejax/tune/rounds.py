@@ -45,7 +45,7 @@ from typing import Any, Sequence
 from aejax.config import get_experiment_config
 from aejax.errors import ConfigError
 from aejax.sweep import results as res
-from aejax.sweep.space import SAMPLERS, Choice, IntLogUniform, IntUniform, LogUniform, Uniform, parse_space
+from aejax.sweep.space import SAMPLERS, Choice, Range, parse_space
 from aejax.sweep.spec import expand, run_ids
 
 TUNERS = ("tpe", "cmaes", "gp", "nsga2")
@@ -81,10 +81,8 @@ def optuna_distributions(space) -> dict[str, Any]:
     d = optuna.distributions
     out = {}
     for key, dist in parse_space(space).items():
-        if isinstance(dist, (Uniform, LogUniform)):
-            out[key] = d.FloatDistribution(dist.low, dist.high, log=isinstance(dist, LogUniform))
-        elif isinstance(dist, (IntUniform, IntLogUniform)):
-            out[key] = d.IntDistribution(dist.low, dist.high, log=isinstance(dist, IntLogUniform))
+        if isinstance(dist, Range):
+            out[key] = (d.IntDistribution if dist.integer else d.FloatDistribution)(dist.low, dist.high, log=dist.log)
         elif isinstance(dist, Choice):
             out[key] = d.CategoricalDistribution([v if isinstance(v, _PLAIN) else repr(v) for v in dist.values])
         else:  # pragma: no cover - parse_space knows these five

@@ -9,8 +9,9 @@ from scipy import stats
 from scipy.stats import qmc
 
 from aejax.errors import ConfigError
-from aejax.sweep.space import (SAMPLERS, Choice, IntLogUniform, IntUniform, LogUniform, Uniform, as_distribution,
-                               continuous_keys, describe, parse_distribution, parse_space, sample_points)
+from aejax.sweep.space import (SAMPLERS, Choice, IntLogUniform, IntUniform, LogUniform, Range, Uniform, as_distribution,
+                               continuous_keys, explorable_keys, explore, parse_distribution, parse_space,
+                               sample_points)
 
 SPACE = {"hp.learning_rate": "loguniform(1e-4,1e-1)", "hp.beta": Uniform(0, 4), "model.code_size": "choice(8,16,32)",
          "model.hidden": "choice((64, 32), (128,))", "model.net": "choice(mlp, 'conv')",
@@ -107,13 +108,89 @@ def test_spaces_from_files_and_command_lines():
         assert "\n" not in str(info.value)
 
 
-def test_describe_and_continuous_keys():
+def test_explorable_and_continuous_keys():
     assert continuous_keys(SPACE) == ["hp.beta", "hp.learning_rate"]
     assert continuous_keys({"model.code_size": "choice(8,16)"}) == []
-    line = describe(SPACE)
-    assert "\n" not in line
-    assert line.startswith("hp.beta ~ uniform(0.0, 4.0); hp.learning_rate ~ loguniform(0.0001, 0.1); ")
-    assert "model.hidden ~ choice((64, 32), (128,))" in line and "model.net ~ choice('mlp', 'conv')" in line
+    space = {**SPACE, "hp.sigma": "choice(0.1, 0.2, 0.5)", "hp.k": "intuniform(1, 9)", "hp.one": "choice(3)"}
+    assert explorable_keys(space) == ["hp.beta", "hp.k", "hp.learning_rate", "hp.sigma"]  # no model.*, no 1-choice
+    assert explorable_keys({"model.code_size": "choice(8,16)", "hp.one": "choice(3)"}) == []
+
+
+def test_the_four_ranges_are_one_range_with_flags():
+    assert LogUniform(1e-4, 0.1) == Range(1e-4, 0.1, log=True) and IntLogUniform(2, 9) == Range(2, 9, True, True)
+    assert [str(d) for d in (Uniform(0, 1), LogUniform(1, 2), IntUniform(1, 2), IntLogUniform(1, 2))] == [
+        "uniform(0.0, 1.0)", "loguniform(1.0, 2.0)", "intuniform(1, 2)", "intloguniform(1, 2)"]
+
+
+# the points of every sampler as drawn before the four range classes became one Range (sha256 of all 108)
+BEFORE = {"random/0": [(3.551136029553816, 0.0001613867331135565, -3, 2, (2, 3)),
+                       (6.171177984138357, 0.005199743558243884, 8, 48, (2, 3))],
+          "sobol/1": [(0.2186070391908288, 5.3473421882939866e-05, 6, 10, "x"),
+                      (3.5928095802664757, 0.0981713033989568, 4, 291, "x")],
+          "halton/7": [(6.752325799462257, 0.18180494973008526, 0, 3, "x"),
+                       (2.0023257994622563, 0.005851024967771924, 6, 9, (2, 3))]}
+BEFORE_SHA256 = "c5f24b280a014222c3df732343a31ee7bf60037a72d1ee33b3a050a6f522242e"
+
+
+def test_sampled_points_are_bit_for_bit_those_of_before():
+    import hashlib
+    import json
+
+    space = {"a": "uniform(-2.5,7)", "b": "loguniform(1e-5,0.3)", "c": "intuniform(-3,12)",
+             "d": "intloguniform(2,700)", "e": "choice(1,'x',(2,3))"}
+    drawn = {f"{s}/{seed}": sample_points(space, 12, sampler=s, seed=seed) for s in SAMPLERS for seed in (0, 1, 7)}
+    for name, points in BEFORE.items():
+        assert [tuple(p.values()) for p in drawn[name][:2]] == points
+    text = json.dumps(json.loads(json.dumps(drawn, default=repr)), sort_keys=True)
+    assert hashlib.sha256(text.encode()).hexdigest() == BEFORE_SHA256
+
+
+# -- PBT's explore step -------------------------------------------------------------------------------
+
+def _explored(dist, value, n=400, **options):
+    rng = np.random.default_rng(0)
+    return [explore(dist, value, rng=rng, **{"perturb": (0.8, 1.2), **options}) for _ in range(n)]
+
+
+def test_explore_multiplies_a_float_by_a_factor_or_resamples():
+    values = _explored("loguniform(1e-4, 1e-1)", 1e-2)
+    perturbed = [v for v in values if math.isclose(v, 8e-3) or math.isclose(v, 1.2e-2)]
+    assert 0.65 < len(perturbed) / len(values) < 0.85  # 1 - 0.25, the rest resampled inside the space
+    assert all(1e-4 <= v <= 1e-1 and type(v) is float for v in values)
+    assert len(set(values) - set(perturbed)) > 50
+    assert set(_explored("uniform(0, 1)", 0.5, resample_probability=0.0)) == {0.4, 0.6}
+    assert all(v != 0.5 for v in _explored("uniform(0, 1)", 0.5, resample_probability=1.0))
+
+
+def test_explore_clips_to_the_bounds():
+    assert set(_explored("uniform(0, 1)", 0.95, resample_probability=0.0)) == {0.76, 1.0}
+    assert set(_explored("loguniform(1e-3, 1e-1)", 1e-3, resample_probability=0.0)) == {1e-3, 1.2e-3}
+
+
+def test_explore_rounds_and_clips_integers():
+    assert set(_explored("intuniform(1, 12)", 10, resample_probability=0.0)) == {8, 12}
+    assert set(_explored("intuniform(1, 11)", 10, resample_probability=0.0)) == {8, 11}
+    assert set(_explored("intloguniform(2, 64)", 5, resample_probability=0.0)) == {4, 6}  # 6.0 and 4.0
+    values = _explored("intuniform(1, 12)", 10)
+    assert all(type(v) is int and 1 <= v <= 12 for v in values) and len(set(values)) > 6
+
+
+def test_explore_steps_a_choice_to_a_neighbour_or_resamples():
+    dist = Choice(1e-3, 3e-3, 1e-2, 3e-2)
+    assert set(_explored(dist, 3e-3, resample_probability=0.0)) == {1e-3, 1e-2}
+    assert set(_explored(dist, 1e-3, resample_probability=0.0)) == {3e-3}  # at an end: its only neighbour
+    assert set(_explored(dist, 3e-2, resample_probability=0.0)) == {1e-2}
+    assert set(_explored(dist, float(np.float32(3e-3)), resample_probability=0.0)) == {1e-3, 1e-2}  # float32 trip
+    assert set(_explored(dist, 1e-2)) == set(dist.values)  # resampling reaches every value
+    lists = _explored(Choice([1, 2], [3]), [1, 2], n=20, resample_probability=0.0)
+    assert lists[0] == [3] and lists[0] is not lists[1]
+    with pytest.raises(ConfigError, match="not one of the choice's values"):
+        explore(Choice("a", "b"), "c", rng=np.random.default_rng(0), perturb=(0.8, 1.2), resample_probability=0.0)
+
+
+def test_explore_is_deterministic_in_the_generator():
+    first = _explored("loguniform(1e-4, 1e-1)", 1e-2, n=50)
+    assert first == _explored("loguniform(1e-4, 1e-1)", 1e-2, n=50)
 
 
 # -- sampling: determinism and values -----------------------------------------------------------------
@@ -226,3 +303,22 @@ def test_choice_covers_every_value(sampler):
     points = sample_points({"c": Choice(*values)}, 50, sampler=sampler, seed=0)
     seen = [p["c"] for p in points]
     assert all(seen.count(v) >= 5 for v in values), seen
+
+
+def test_a_sampled_choice_of_lists_gives_each_point_its_own_copy():
+    dist = Choice([64, 32], [128])
+    points = sample_points({"model.hidden": dist}, 6, seed=0)
+    same = [p["model.hidden"] for p in points if p["model.hidden"] == [64, 32]]
+    assert len(same) >= 2
+    same[0].append(1)  # a point changed in place changes no other point, and not the space
+    assert same[1] == [64, 32] and dist.values == ([64, 32], [128])
+
+
+def test_explore_step_says_which_factor_it_drew():
+    from aejax.sweep.space import explore_step
+
+    rng = np.random.default_rng(1)
+    steps = [explore_step("loguniform(1e-4, 1e-1)", 1e-2, rng=rng, perturb=(0.8, 1.2)) for _ in range(200)]
+    assert all(f is None or math.isclose(v, 1e-2 * f) for v, f in steps)
+    assert {f for _, f in steps} == {None, 0.8, 1.2}
+    assert explore_step(Choice(1, 2, 3), 2, rng=rng, perturb=(0.8,), resample_probability=0.0)[1] is None

@@ -39,7 +39,15 @@ def test_run_ids_are_readable_unique_and_safe():
     assert run_ids([{"hp.beta": 4.0, "seed": 1}, {"model.hidden": (64, 32)}, {}]) == [
         "beta=4_seed=1", "hidden=64x32", "base"]
     assert run_ids([{"hp.sigma": 1}, {"model.sigma": 1}]) == ["hp.sigma=1", "model.sigma=1"]
-    assert run_ids([{}, {}]) == ["base", "base.1"]
+    assert run_ids([{}, {}]) == ["base", "base_dup1"]
+
+
+def test_duplicate_points_get_ids_that_do_not_read_as_values():
+    points = [{"train.batch_size": 32}, {"train.batch_size": 64}, {"train.batch_size": 32}, {"train.batch_size": 32}]
+    assert run_ids(points) == ["batch_size=32", "batch_size=64", "batch_size=32_dup1", "batch_size=32_dup2"]
+    clash = [{"hp.sigma": 1}, {"model.sigma": 1}, {"hp.sigma": 1}]  # full keys for a clash, then the mark
+    assert run_ids(clash) == ["hp.sigma=1", "model.sigma=1", "hp.sigma=1_dup1"]
+    assert len(set(run_ids(points))) == len(points)
 
 
 def test_shards_are_disjoint_and_cover_the_sweep():
