@@ -20,9 +20,9 @@ with the target, so that a checkpoint written by a structurally different config
 A damaged checkpoint is reported in one line (`damage_reason`: the error's first line without TensorStore's
 spec dump). Orbax runs a restore's reads on an asyncio event loop of its own and closes that loop as soon as
 one read fails, while sibling reads are still in flight: when those complete, TensorStore calls back into the
-closed loop ("Event loop is closed", reported through `sys.unraisablehook`) and asyncio logs their exceptions
-as never retrieved. Both reports are dropped for TensorStore reads, through Python's public hooks
-(`_quiet_unraisable`, `_DamagedCheckpointReads`); nothing else is.
+closed loop ("Event loop is closed"), the read coroutines collected later raise or warn, and asyncio logs the
+exceptions nobody awaited. Those reports, and only those, are dropped through Python's public hooks
+(`sys.unraisablehook`, a logging filter, a warnings filter).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import shutil
 import sys
 import threading
 import traceback
+import warnings
 from typing import Any
 
 import jax
@@ -112,13 +113,17 @@ class _ReportedWriteFailures(logging.Filter):
 logging.getLogger("absl").addFilter(_ReportedWriteFailures())  # orbax logs through absl's logger
 
 
+# asyncio's words for the exception of a Task or a Future that nobody awaited: when it is collected, or when
+# asyncio.run() (older orbax's event loop) cancels the tasks left at its end.
+_UNCLAIMED = re.compile(r"exception was never retrieved|unhandled exception during asyncio\.run\(\) shutdown")
+
+
 class _DamagedCheckpointReads(logging.Filter):
-    """Drops asyncio's "Task/Future exception was never retrieved" records of TensorStore reads of a damaged
-    checkpoint, left running when orbax closed a failed restore's event loop (the restore's error already says
-    why). Nothing else is dropped."""
+    """Drops asyncio's reports of the TensorStore reads of a damaged checkpoint that a failed restore left running
+    (the restore's error already says why). Nothing else is dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if "exception was never retrieved" not in record.getMessage():  # asyncio's words for a Task or a Future
+        if not _UNCLAIMED.search(record.getMessage()):
             return True
         err = record.exc_info[1] if record.exc_info else None
         return not (err is not None and any(_READ_ERROR.search(str(e)) for e in _causes(err)))
@@ -149,6 +154,10 @@ def _quiet_unraisable(unraisable) -> None:
 
 _previous_unraisablehook = sys.unraisablehook
 sys.unraisablehook = _quiet_unraisable
+# The reads a failed restore never started: their coroutines, collected, warn that they were never awaited. The
+# name is orbax's read coroutine's; should it change, the warning shows again and nothing else does.
+warnings.filterwarnings("ignore", message=r"coroutine '_read_array_index_and_device_put' was never awaited",
+                        category=RuntimeWarning)
 
 
 def _path_str(path) -> str:
