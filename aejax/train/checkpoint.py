@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import inspect
 import logging
 import os
@@ -201,8 +202,12 @@ class Checkpointer:
         if keep < 1:
             raise CheckpointError(f"train.keep_checkpoints must be >= 1, got {keep}.")
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
-                                               cleanup_tmp_directories=True, create=True)
+        # With several processes every save is a collective whose barriers orbax names by step: each directory (a
+        # population member's) gets a prefix of its own, so members saving the same epoch never share a barrier.
+        prefix = hashlib.sha1(self.directory.encode()).hexdigest()[:12] if jax.process_count() > 1 else None
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix))
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_handlers=ocp.StandardCheckpointHandler())
         self._writing: int | None = None  # the step orbax may still be writing
