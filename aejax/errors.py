@@ -36,7 +36,12 @@ class NonFiniteError(AejaxError, FloatingPointError):
 
 
 class CheckpointError(AejaxError, RuntimeError):
-    """A checkpoint cannot be restored (damaged, or from a different configuration)."""
+    """A checkpoint cannot be written or restored (a full disk, damaged, or from a different configuration)."""
+
+
+class CheckpointStructureError(CheckpointError):
+    """A checkpoint was written by a structurally different configuration (other entries or shapes): an older
+    checkpoint of the same run would differ too, so a restore does not fall back past it."""
 
 
 def unknown_key(key: str, known) -> ConfigError:

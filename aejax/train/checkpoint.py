@@ -1,121 +1,63 @@
-"""Checkpoints through orbax: atomic saves that never block training, keep-N, fallback past damaged ones.
+"""Checkpoints through orbax's asynchronous `CheckpointManager`: atomic saves that do not hold up training,
+keep-N, fallback past damaged ones. Only orbax's public API is used.
 
-`Checkpointer.save` copies the tree to the host and returns: orbax's save (its directories, metadata
-and the asynchronous write) runs in a worker thread, one for the process so that orbax never runs two
-saves side by side (a population's members save one after another), and the training loop dispatches
-its next call at once. Every other call (steps, delete, restore, wait, close) first waits for that save, and a save
-that failed raises there. With several processes orbax's save is a collective: it runs on the
-calling thread, as orbax's own asynchronous save.
+`Checkpointer.save` is orbax's `CheckpointManager.save` with `enable_async_checkpointing`: it returns once the
+tree is copied off the device (the next training call may donate its buffers) and orbax writes it in its own
+background thread; `wait()` blocks until it is on disk. A manager runs one save at a time (a save first waits
+for the previous one of its directory). A population has one Checkpointer per member, each with its own
+directory: the loop starts the members' saves one after another and their writes run side by side. With
+several processes (jax.distributed) each call is orbax's collective, made by every process.
 
-Restores always go against an abstract target (shapes and dtypes only). Before restoring,
-the stored tree is compared with the target so that a checkpoint written by a
-structurally different configuration fails with the list of mismatching entries rather
-than an error from deep inside orbax.
+A save that cannot be written (a full disk, a read-only directory) is one `CheckpointError` where it surfaces
+(the next save, `wait`, `steps`, `delete`, `restore` or `close`): which checkpoint, where, what to do. Its
+half-written temporary directory is removed at once, and orbax's own log records of the failure (a traceback
+from each of its worker threads) are dropped: the error carries the cause.
 
-A damaged checkpoint is reported in one line (`damage_reason`: the error's first line without
-TensorStore's spec dump). Orbax runs a restore's reads as tasks of a fresh asyncio event loop and
-closes that loop as soon as one read fails, while its sibling reads are still in flight; when those
-complete, TensorStore calls back into the closed loop ("Event loop is closed" tracebacks) and
-asyncio reports their exceptions as never retrieved. Within `_draining_reads` orbax's calls run on
-a `_RestoreLoop`: a failed call waits for the tasks it left running and retrieves their exceptions
-before the loop is closed, and the closed loop drops the callbacks of reads that were not tasks
-(already cancelled, or TensorStore futures awaited by a finished task), so nothing is left to print.
+Restores go against an abstract target (shapes and dtypes only). Before restoring, the stored tree is compared
+with the target, so that a checkpoint written by a structurally different configuration is a
+`CheckpointStructureError` listing the mismatching entries rather than an error from deep inside orbax.
+
+A damaged checkpoint is reported in one line (`damage_reason`: the error's first line without TensorStore's
+spec dump). Orbax runs a restore's reads on an asyncio event loop of its own and closes that loop as soon as
+one read fails, while sibling reads are still in flight: when those complete, TensorStore calls back into the
+closed loop ("Event loop is closed"), the read coroutines collected later raise or warn, and asyncio logs the
+exceptions nobody awaited. Those reports, and only those, are dropped through Python's public hooks
+(`sys.unraisablehook`, a logging filter, a warnings filter).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
+import errno
 import hashlib
+import inspect
 import logging
 import os
 import re
+import shutil
 import sys
 import threading
+import traceback
+import warnings
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from aejax.errors import CheckpointError
-
-try:  # where orbax runs a synchronous call's coroutine in a fresh event loop (orbax-checkpoint 0.11)
-    from orbax.checkpoint._src import asyncio_utils as _orbax_asyncio
-except ImportError:  # pragma: no cover - another orbax layout: the filters below still apply
-    _orbax_asyncio = None
-
-DRAIN_TIMEOUT_S = 60.0  # how long a failed restore waits for its sibling reads
-
-
-class _RestoreLoop(asyncio.SelectorEventLoop):
-    """The event loop of one orbax call. Once closed it drops the thread-safe callbacks that late
-    TensorStore reads deliver (their results were discarded when the call failed) instead of raising
-    "Event loop is closed" in TensorStore's thread."""
-
-    def call_soon_threadsafe(self, callback, *args, context=None):
-        try:
-            return super().call_soon_threadsafe(callback, *args, context=context)
-        except RuntimeError:
-            if self.is_closed():
-                return None
-            raise
-
-
-def _run_sync_draining(coro):
-    """orbax's `_run_sync_via_new_loop` on a `_RestoreLoop`; when the coroutine fails, the tasks it leaves
-    running (the other reads of a damaged checkpoint) are awaited and their exceptions retrieved before
-    the loop closes. Identical on success."""
-    loop = _RestoreLoop()
-    try:
-        asyncio.set_event_loop(loop)
-        try:
-            return loop.run_until_complete(coro)
-        except Exception:
-            pending = asyncio.all_tasks(loop)
-            if pending:
-                _, late = loop.run_until_complete(asyncio.wait(pending, timeout=DRAIN_TIMEOUT_S))
-                for task in late:
-                    task.cancel()
-                if late:
-                    loop.run_until_complete(asyncio.wait(late, timeout=1.0))
-                for task in pending:
-                    if task.done() and not task.cancelled():
-                        task.exception()  # retrieved: asyncio does not report it at garbage collection
-            raise
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-
-
-_DRAIN_LOCK = threading.Lock()
-# The process's one checkpoint-saving thread (an executor starts its thread at the first submit).
-_SAVER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aejax-checkpoint")
-
-
-@contextlib.contextmanager
-def _draining_reads():
-    """Within the block, orbax's synchronous calls drain a failed coroutine's tasks (see the module docstring)."""
-    original = getattr(_orbax_asyncio, "_run_sync_via_new_loop", None)
-    if original is None:
-        yield
-        return
-    with _DRAIN_LOCK:
-        _orbax_asyncio._run_sync_via_new_loop = _run_sync_draining
-        try:
-            yield
-        finally:
-            _orbax_asyncio._run_sync_via_new_loop = original
-
+from aejax.errors import CheckpointError, CheckpointStructureError
 
 _SPEC_DUMP = re.compile(r"\s*\[(?:tensorstore_spec|source locations)='.*?'\]", re.DOTALL)
+_DETAILS = re.compile(r"\.?\s*See full TensorStore details:.*", re.DOTALL)  # orbax's wrapper of a failed read
 
 
 def damage_reason(err: BaseException, limit: int = 240) -> str:
     """One line saying why a checkpoint could not be read: the error's first line without TensorStore's
-    `[tensorstore_spec='...']` dump; a long chain of "context: cause" clauses keeps its status and last clauses."""
-    text = _SPEC_DUMP.sub("", str(err)).strip()
+    `[tensorstore_spec='...']` dump (orbax's "See full TensorStore details" wrapper gives way to its cause, which
+    names the entry and the status); a long chain of "context: cause" clauses keeps its status and last clauses."""
+    if _DETAILS.search(str(err)) and err.__cause__ is not None:
+        return damage_reason(err.__cause__, limit)
+    text = _DETAILS.sub("", _SPEC_DUMP.sub("", str(err))).strip()
     text = text.splitlines()[0].strip() if text else ""
     if not text:
         return type(err).__name__
@@ -127,17 +69,96 @@ def damage_reason(err: BaseException, limit: int = 240) -> str:
     return text
 
 
-class _DamagedCheckpointReads(logging.Filter):
-    """Drops asyncio's "Task/Future exception was never retrieved" records for tensorstore reads of a damaged
-    checkpoint, should a read escape `_draining_reads` (another orbax layout). Nothing else is dropped."""
+# How TensorStore (its errors are ValueErrors carrying a status) and the OS say that storage refused a write.
+_NO_SPACE = re.compile(r"RESOURCE_EXHAUSTED|No space left|[Qq]uota exceeded")
+_STORAGE = re.compile(_NO_SPACE.pattern + r"|PERMISSION_DENIED|Permission denied|Read-only file system|"
+                      r"Failed writing|Error writing")
+
+
+def _causes(err: BaseException):
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def is_write_failure(err: BaseException) -> bool:
+    """Whether `err` says that storage refused a checkpoint's write (an OSError, or TensorStore's status)."""
+    return any(isinstance(e, OSError) or _STORAGE.search(str(e)) for e in _causes(err))
+
+
+def _out_of_space(err: BaseException) -> bool:
+    return any((isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or _NO_SPACE.search(str(e))
+               for e in _causes(err))
+
+
+_ORBAX_DIR = os.path.dirname(os.path.abspath(ocp.__file__))
+_reading = threading.Event()  # set by the process's first restore: late reads can only follow it
+_READ_ERROR = re.compile(r'Error opening "zarr" driver|OCDBT database|See full TensorStore details')
+
+
+class _ReportedWriteFailures(logging.Filter):
+    """Drops orbax's log records of a failed checkpoint write: each of its worker threads logs the failure with a
+    traceback (a full disk printed 600 lines), and the caller gets it as one CheckpointError. Records from
+    outside orbax, without an exception, or with another exception pass."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        unretrieved = "exception was never retrieved" in message  # asyncio's words for a Task or a Future
-        return not (unretrieved and ('Error opening "zarr" driver' in message or "OCDBT database" in message))
+        if not record.exc_info or record.exc_info[1] is None:
+            return True
+        if not os.path.abspath(record.pathname).startswith(_ORBAX_DIR):
+            return True
+        return not is_write_failure(record.exc_info[1])
+
+
+logging.getLogger("absl").addFilter(_ReportedWriteFailures())  # orbax logs through absl's logger
+
+
+# asyncio's words for the exception of a Task or a Future that nobody awaited: when it is collected, or when
+# asyncio.run() (older orbax's event loop) cancels the tasks left at its end.
+_UNCLAIMED = re.compile(r"exception was never retrieved|unhandled exception during asyncio\.run\(\) shutdown")
+
+
+class _DamagedCheckpointReads(logging.Filter):
+    """Drops asyncio's reports of the TensorStore reads of a damaged checkpoint that a failed restore left running
+    (the restore's error already says why). Nothing else is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _UNCLAIMED.search(record.getMessage()):
+            return True
+        err = record.exc_info[1] if record.exc_info else None
+        return not (err is not None and any(_READ_ERROR.search(str(e)) for e in _causes(err)))
 
 
 logging.getLogger("asyncio").addFilter(_DamagedCheckpointReads())
+
+
+def _late_read(unraisable) -> bool:
+    """Whether an unraisable exception is the aftermath of a failed restore: a TensorStore read completing into
+    the closed event loop (a RuntimeError raised in asyncio's `call_soon_threadsafe` called from native code, once
+    a restore has started), or one of orbax's read coroutines, closed at garbage collection, turning the GeneratorExit
+    into its read error."""
+    exc, obj = unraisable.exc_value, unraisable.object
+    if inspect.iscoroutine(obj):
+        where = os.path.abspath(obj.cr_code.co_filename)
+        return where.startswith(_ORBAX_DIR) and isinstance(exc.__cause__, GeneratorExit)
+    if not (_reading.is_set() and obj is None and isinstance(exc, RuntimeError)
+            and str(exc) == "Event loop is closed" and unraisable.exc_traceback is not None):
+        return False
+    return traceback.extract_tb(unraisable.exc_traceback)[0].name == "call_soon_threadsafe"
+
+
+def _quiet_unraisable(unraisable) -> None:
+    if not _late_read(unraisable):
+        _previous_unraisablehook(unraisable)
+
+
+_previous_unraisablehook = sys.unraisablehook
+sys.unraisablehook = _quiet_unraisable
+# The reads a failed restore never started: their coroutines, collected, warn that they were never awaited. The
+# name is orbax's read coroutine's; should it change, the warning shows again and nothing else does.
+warnings.filterwarnings("ignore", message=r"coroutine '_read_array_index_and_device_put' was never awaited",
+                        category=RuntimeWarning)
 
 
 def _path_str(path) -> str:
@@ -145,8 +166,7 @@ def _path_str(path) -> str:
 
 
 def _leaf_signature(leaf) -> tuple:
-    shape = tuple(getattr(leaf, "shape", np.shape(leaf)))
-    return shape
+    return tuple(getattr(leaf, "shape", np.shape(leaf)))
 
 
 def structure_mismatches(stored_tree, target_tree, limit: int = 8) -> list[str]:
@@ -174,97 +194,115 @@ class Checkpointer:
     Args:
       directory: where checkpoints live (created if missing).
       keep: how many recent checkpoints to keep.
-      async_save: `save` returns once the tree is on the host (orbax writes it in a worker thread); `wait()`
-        blocks until written.
+      async_save: `save` returns once the tree is off the device (orbax writes it in its background thread);
+        `wait()` blocks until written. Without it, `save` returns once written.
     """
 
     def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
         if keep < 1:
             raise CheckpointError(f"train.keep_checkpoints must be >= 1, got {keep}.")
         self.directory = os.path.abspath(directory)
-        # several processes: orbax's barriers are named by step, so each directory's (a population member's) get a
-        # prefix of their own: members saving the same epoch side by side do not share a barrier
+        # With several processes every save is a collective whose barriers orbax names by step: each directory (a
+        # population member's) gets a prefix of its own, so members saving the same epoch never share a barrier.
         prefix = hashlib.sha1(self.directory.encode()).hexdigest()[:12] if jax.process_count() > 1 else None
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=async_save, cleanup_tmp_directories=True, create=True,
             multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=prefix))
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_handlers=ocp.StandardCheckpointHandler())
-        self._background = async_save and jax.process_count() == 1
-        self._saving: concurrent.futures.Future | None = None
+        self._writing: int | None = None  # the step orbax may still be writing
 
-    def _settle(self) -> None:
-        """Waits for the save the worker runs (re-raising its error)."""
-        saving, self._saving = self._saving, None
-        if saving is not None:
-            saving.result()
+    @contextlib.contextmanager
+    def _writes(self, step: int | None):
+        """A failed write inside is one CheckpointError (other errors pass), with its partial files removed."""
+        try:
+            yield
+        except Exception as err:
+            self._discard_partial()
+            if not is_write_failure(err):
+                raise
+            what = f"checkpoint {step}" if step is not None else "a checkpoint"
+            todo = ("free space on that disk" if _out_of_space(err)
+                    else "make sure the directory is writable and has free space")
+            raise CheckpointError(f"could not write {what} to {self.directory} ({damage_reason(err)}); {todo} "
+                                  "and run the same command to resume from the last checkpoint written.") from err
+
+    def _discard_partial(self) -> None:
+        """Removes unfinished saves (orbax's temporary directories) and rereads the steps on disk."""
+        if jax.process_index() == 0:
+            for tmp in ocp.utils.tmp_checkpoints(self.directory):
+                path = tmp.get() if hasattr(tmp, "get") else os.path.join(self.directory, str(tmp))
+                shutil.rmtree(os.fspath(path), ignore_errors=True)
+        self._manager.reload()
+
+    def _finish(self) -> None:
+        """Waits for the save orbax is writing; a failure to write it raises here."""
+        step, self._writing = self._writing, None
+        with self._writes(step):
+            self._manager.wait_until_finished()
 
     def steps(self) -> list[int]:
-        self._settle()
+        self._finish()
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, tree: Any) -> None:
-        """Saves `tree` as checkpoint `step`; returns once the tree is copied to the host (the next training
-        call may donate its device buffers), while orbax writes it in the worker thread."""
-        self._settle()
-        if not self._background:
+        """Saves `tree` as checkpoint `step`; returns once the tree is copied off the device (the next training
+        call may donate its buffers), while orbax writes it in its background thread."""
+        self._finish()
+        with self._writes(step):
             self._manager.save(step, args=ocp.args.StandardSave(tree))
-            return
-        tree = jax.device_get(tree)
-        self._saving = _SAVER.submit(self._manager.save, step, args=ocp.args.StandardSave(tree))
+        self._writing = step
 
     def delete(self, step: int) -> None:
         """Removes checkpoint `step` (a sweep member ahead of its group after a kill)."""
-        self._settle()
+        self._finish()
         self._manager.delete(step)
 
     def wait(self) -> None:
         """Blocks until every save is on disk."""
-        self._settle()
-        self._manager.wait_until_finished()
+        self._finish()
 
     def close(self) -> None:
         try:
-            self._settle()
+            self._finish()
         finally:
             self._manager.close()
 
     def restore(self, step: int, target: Any) -> Any:
         """Restores checkpoint `step` against the shapes and dtypes of `target`."""
-        self._settle()
+        self._finish()
+        _reading.set()
         try:
-            with _draining_reads():
-                stored = self._manager.item_metadata(step)
+            stored = self._manager.item_metadata(step)
             stored_tree = getattr(stored, "tree", stored)
         except Exception as err:  # unreadable metadata: treat as damage
             raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged ({damage_reason(err)})") from err
         problems = structure_mismatches(stored_tree, target)
         if problems:
-            raise CheckpointError(
+            raise CheckpointStructureError(
                 f"checkpoint {step} in {self.directory} was written by a structurally different configuration ("
                 + "; ".join(problems) + "); use a new --workdir or restore the old configuration.")
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
         try:
-            with _draining_reads():
-                return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except Exception as err:
             raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged ({damage_reason(err)})") from err
 
     def restore_latest(self, target: Any, *, steps=None, warn=None) -> tuple[int, Any] | None:
         """Restores the newest readable checkpoint (among `steps`, default all); damaged newer ones are
-        reported and skipped.
+        reported (one line each) and skipped.
 
-        Returns (step, tree), or None when there is no checkpoint. A structural mismatch is
-        raised, not skipped: an older checkpoint of the same run would mismatch too.
+        Returns (step, tree), or None when there is no checkpoint. A CheckpointStructureError is raised, not
+        skipped: an older checkpoint of the same run would mismatch too.
         """
         warn = warn or (lambda message: print(f"aejax: warning: {message}", file=sys.stderr, flush=True))
         steps = self.steps() if steps is None else sorted(steps)
         for step in reversed(steps):
             try:
                 return step, self.restore(step, target)
+            except CheckpointStructureError:
+                raise
             except CheckpointError as err:
-                if "structurally different" in str(err):
-                    raise
                 warn(f"{err}; falling back to the previous checkpoint.")
         if steps:
             raise CheckpointError(f"every checkpoint in {self.directory} ({steps}) is damaged; "

@@ -31,7 +31,7 @@ import numpy as np
 
 from aejax import platform
 from aejax.config import config_from_json, config_to_json, duration, resolve_config
-from aejax.errors import CheckpointError, ConfigError, NonFiniteError
+from aejax.errors import CheckpointError, CheckpointStructureError, ConfigError, NonFiniteError
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import agree, is_primary
 from aejax.train.feed import CHUNK_BYTES, DeviceEpochs, HostStream, chunk_steps_for, epoch_metrics, free_device_bytes
@@ -244,9 +244,9 @@ def restore_members(members: Sequence[_Member]) -> tuple[list[dict], int]:
         epoch, first = members[0].checkpointer.restore_latest(targets[0], steps=common)
         try:
             trees = [first] + [m.checkpointer.restore(epoch, t) for m, t in zip(members[1:], targets[1:])]
+        except CheckpointStructureError:
+            raise
         except CheckpointError as err:  # damaged for another member: the next older common epoch
-            if "structurally different" in str(err):
-                raise
             print(f"aejax: warning: {err}; falling back to the previous checkpoint.", file=sys.stderr, flush=True)
             common, epoch = {e for e in common if e < epoch}, 0
     for m in members:

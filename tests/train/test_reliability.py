@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from aejax.errors import CheckpointError, ConfigError
+from aejax.errors import CheckpointStructureError, ConfigError
 from aejax.evaluate import load_run
 from aejax.train import fit
 from aejax.train.metrics import read_metrics
@@ -135,6 +135,40 @@ def test_skip_nonfinite_counts_skipped_updates(tmp_path):
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(summary["params"]))
 
 
+SLOW_STEPS_PER_EPOCH = 78  # SLOW_RUN's batches of 16
+FULL_DISK = """
+import errno, sys
+import orbax.checkpoint as ocp
+saves = []
+def write(*_):  # orbax's public hook in its background save thread: the second checkpoint's write fails
+    saves.append(1)
+    if len(saves) >= 2:
+        raise OSError(errno.ENOSPC, "No space left on device")
+options = ocp.CheckpointManagerOptions
+ocp.CheckpointManagerOptions = lambda **kw: options(**kw, async_options=ocp.AsyncOptions(post_finalization_callback=write))
+from aejax.cli import main
+sys.argv[0] = "aejax"
+sys.exit(main())
+"""
+
+
+def test_a_full_disk_stops_training_with_one_line_and_the_same_command_resumes(tmp_path):
+    """Issue 28: a full disk during training printed 602 lines (33 tracebacks) and left a temporary directory."""
+    workdir = tmp_path / "w"
+    args = ["train", "digits_ae", "--workdir", str(workdir), *SLOW_RUN]  # `_run`'s command: a checkpoint every epoch
+    out = subprocess.run([sys.executable, "-c", FULL_DISK, *args], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines() == [
+        f"aejax: error: could not write checkpoint 2 to {workdir / 'checkpoints'} ([Errno 28] No space left on "
+        "device); free space on that disk and run the same command to resume from the last checkpoint written."]
+    assert os.listdir(workdir / "checkpoints") == ["1"]  # nothing half-written
+    code, stdout, err = _run(workdir)  # space freed: the same command
+    assert code == 0, err
+    assert f"resuming from epoch 1 (step {SLOW_STEPS_PER_EPOCH}) in {workdir}" in stdout
+    assert (workdir / "summary.json").exists() and sorted(os.listdir(workdir / "checkpoints")) == ["6", "7", "8"]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path, damage, capfd):
     fit(digits_config(**{"train.epochs": 4}), str(tmp_path / "full"))
@@ -208,7 +242,7 @@ def test_structurally_different_config_names_the_entries(tmp_path):
         fit(digits_config(**{"train.epochs": 2, "model.code_size": 8}), str(tmp_path))
     assert json.loads((tmp_path / "config.json").read_text())["model"]["code_size"] == 16  # untouched
     os.remove(tmp_path / "config.json")  # checkpoints without their config: the checkpoint check names entries
-    with pytest.raises(CheckpointError) as err:
+    with pytest.raises(CheckpointStructureError) as err:
         fit(digits_config(**{"train.epochs": 2, "model.code_size": 8}), str(tmp_path))
     message = str(err.value)
     assert "structurally different configuration" in message
