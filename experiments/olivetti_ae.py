@@ -18,8 +18,8 @@ def get_config():
     c = base_config(kind="denoising", net="mlp")  # Gaussian corruption at level 0.2: the defaults
     c.data.name = "olivetti_faces"
     c.data.augment = 4
-    c.model.hidden = (512,)
-    c.model.code_size = 64
+    c.model.hidden = (1024,)
+    c.model.code_size = 256
     c.hp.learning_rate = 1e-3
     c.train.batch_size = 32
     c.train.epochs = 100

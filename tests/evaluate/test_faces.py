@@ -69,6 +69,20 @@ def test_perfect_and_reversed_scores():
     assert m["rank1"] == 0.0 and m["verification_auroc"] < 0.1 and m["eer"] > 0.9
 
 
+def test_frr_at_far_1pct_takes_the_operating_point_at_exactly_1pct():
+    labels = np.arange(40).repeat(5)
+    scores = np.full((200, 40), -1.0)
+    impostor = np.ones((200, 40), bool)
+    impostor[np.arange(200), labels] = False
+    scores[np.unravel_index(np.flatnonzero(impostor.ravel())[::100][:78], scores.shape)] = 1.0  # 78 of 7,800: 1%
+    scores[np.arange(200), labels] = np.where(np.arange(200) < 150, 10.0, 0.5)
+    # Accepting scores >= 0.5 accepts every genuine pair and exactly 78 impostors: FAR 1%, FRR 0.
+    assert faces.verification_metrics(scores, labels)["frr_at_far_1pct"] == 0.0
+    is_genuine = ~impostor
+    fpr, tpr, _ = roc_curve(is_genuine.ravel(), scores.ravel())
+    assert 1 - tpr[fpr <= 0.01].max() == 0.0
+
+
 def test_znorm_uses_other_peoples_gallery_scores():
     gallery_labels = np.array([0, 0, 1, 1, 2])
     gallery = np.arange(15, dtype=float).reshape(5, 3)
