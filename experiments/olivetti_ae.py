@@ -8,7 +8,16 @@ Commands:
     aejax train experiments/olivetti_ae.py --workdir runs/olivetti_ae
     aejax eval runs/olivetti_ae --task faces
 
-Expected: see docs/evaluation.md (face recognition) for the measured numbers and times.
+Why this kind and net: a denoising MLP, because a conv net on 64x64 faces is slow on the 2-core CPU
+and the codes are compared by a distance, where the denoising objective's robustness to pixel noise
+helps; the wider net (4096-1024-256) beat 4096-512-64 (codes: rank-1 0.845 against 0.825).
+Contractive, sparse and VAE kinds were not tried (time).
+
+Measured (shared 2-core CPU; training 7 min 37 s, evaluation 48 s), test split of 200 probes:
+the codes + LDA (the headline, chosen on validation) rank-1 0.940, EER 0.035, AUROC 0.9956,
+FRR at FAR 1% 0.065; the codes alone 0.845, 0.059, 0.9886, 0.190; fisherfaces (the winner)
+0.970, 0.020, 0.9987, 0.035; eigenfaces 0.860, 0.065; per-person PCA 0.880, 0.105.
+docs/evaluation.md (face recognition) has the table and what was tried.
 """
 
 from aejax.config import base_config

@@ -11,7 +11,13 @@ Commands:
     aejax sweep experiments/olivetti_person.py --workdir sweeps/olivetti_person
     aejax eval sweeps/olivetti_person --task faces
 
-Expected: see docs/evaluation.md (face recognition) for the measured numbers and times.
+Why this kind and net: the same denoising MLP as the shared model, narrow (4096-256-16) because each
+model sees 20 faces (4 enrolled training faces and 16 altered copies).
+
+Measured (shared 2-core CPU; the sweep 17 min 6 s, 40 groups one after another, 4 min 22 s of CPU;
+evaluation 81 s), test split of 200 probes: rank-1 0.820, EER 0.140, AUROC 0.9457, FRR at FAR 1%
+0.370 (z-normalised errors, chosen on validation); the linear twin, per-person PCA, 0.880 / 0.105;
+fisherfaces 0.970 / 0.020. docs/evaluation.md (face recognition) has the table.
 """
 
 from aejax.config import base_config

@@ -175,6 +175,11 @@ def _evaluate_sweep(workdir: str, task: str, options: dict[str, Any]) -> dict[st
                           f"{sorted(POPULATION_TASKS)}.")
     module_name, fn_name = POPULATION_TASKS[task].split(":")
     fn = getattr(importlib.import_module(module_name), fn_name)
+    takes = inspect.signature(fn).parameters
+    for name in options:
+        if name not in takes:
+            raise ConfigError(f"option {name!r} of task {task!r} scores one run; a sweep's directory takes "
+                              f"{sorted(k for k, p in takes.items() if p.kind is p.KEYWORD_ONLY and k not in _SUPPLIED)}.")
     run_dirs = sorted(d for d in os.listdir(os.path.join(workdir, "runs"))
                       if os.path.isfile(os.path.join(workdir, "runs", d, "config.json")))
     if not run_dirs:

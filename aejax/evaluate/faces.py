@@ -387,7 +387,7 @@ def _probe_grid(columns: dict[str, np.ndarray], shape: tuple, out_dir: str, capt
             if r == 0:
                 ax.set_title(name, fontsize=7)
     fig.suptitle(caption, fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     path = os.path.join(out_dir, "faces_probes.png")
     os.makedirs(out_dir, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -479,12 +479,12 @@ def faces_task(model, params, dataset, hp, *, seed: int, out_dir: str, max_rank:
             picks.append(faces.xe[mine[np.argmin(d)]])
         return np.stack(picks)
 
-    columns = {"probe": faces.xp[idx], "reconstruction": run_model(model.reconstruct, faces.xp[idx]),
-               "right person (closest enrolled)": nearest(faces.yp[idx]),
-               "best wrong person (closest enrolled)": nearest(wrong)}
+    columns = {"probe": faces.xp[idx], "reconstruction\n(shared model)": run_model(model.reconstruct, faces.xp[idx]),
+               "right person\n(closest enrolled)": nearest(faces.yp[idx]),
+               "best wrong person\n(closest enrolled)": nearest(wrong)}
     results["figures"] = [_curves_figure(curves, out_dir, max_rank),
-                          _probe_grid(columns, shape, out_dir, "probes, their reconstruction, and the closest enrolled "
-                                      "face (chosen distance) of the right and of the best-scoring wrong person")]
+                          _probe_grid(columns, shape, out_dir, "probes, their reconstruction, the closest enrolled face\n"
+                                      "of the right and of the best-scoring wrong person")]
     return results
 
 
@@ -550,9 +550,9 @@ def faces_population_task(runs: Sequence[Any], *, seed: int, out_dir: str, max_r
     idx, wrong = _shown_probes(own[2], faces.yp, probes_shown)
     probe = faces.xp[idx].reshape(-1, *shape)
     under = lambda persons: np.stack([ordered[c].reconstruct(probe[i:i + 1])[0] for i, c in enumerate(persons)])
-    columns = {"probe": faces.xp[idx], "under the right person's model": under(faces.yp[idx]),
-               "under the best wrong person's model": under(wrong)}
+    columns = {"probe": faces.xp[idx], "under the right\nperson's model": under(faces.yp[idx]),
+               "under the best wrong\nperson's model": under(wrong)}
     results["figures"] = [_curves_figure(curves, out_dir, max_rank),
-                          _probe_grid(columns, shape, out_dir, "probes reconstructed by the right person's autoencoder "
-                                      "and by the best-scoring wrong person's")]
+                          _probe_grid(columns, shape, out_dir, "probes reconstructed by the right person's\n"
+                                      "autoencoder and the best-scoring wrong person's")]
     return results

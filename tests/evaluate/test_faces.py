@@ -214,5 +214,7 @@ def test_eval_command_on_a_trained_run_and_on_a_sweep_directory(tmp_path, capsys
     os.symlink(run, tmp_path / "sweep" / "runs" / "all")
     assert main(["eval", str(tmp_path / "sweep"), "--task", "anomaly"]) == 2
     assert main(["eval", str(tmp_path / "sweep"), "--task", "faces"]) == 2
+    assert main(["eval", str(tmp_path / "sweep"), "--task", "faces", "--option", "lda=False"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "scores one run" in err[0] and "trained on every person" in err[1]
+    assert len(err) == 3 and "scores one run" in err[0] and "trained on every person" in err[1]
+    assert "'lda'" in err[2] and "max_rank" in err[2]
