@@ -119,7 +119,11 @@ def download_olivetti(target_dir: str | os.PathLike | None = None, *, url: str =
     with tempfile.NamedTemporaryFile(dir=target, delete=False, suffix=".part") as tmp:
         tmp_path = Path(tmp.name)
     try:
-        fetch(url, str(tmp_path))
+        try:
+            fetch(url, str(tmp_path))
+        except OSError as err:  # no network, a refused connection, an HTTP error (urllib's are OSErrors)
+            raise DataError(f"could not download {OLIVETTI_FILE} from {url} ({err}); check the network, or put the "
+                            "file in a folder and pass it with --data-dir.") from None
         try:
             decode_olivetti(tmp_path)
         except DataError:

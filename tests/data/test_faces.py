@@ -145,6 +145,15 @@ def test_download_keeps_a_checked_file_and_deletes_a_damaged_one(tmp_path, raw):
     assert len(calls) == 2
 
 
+def test_download_without_network_is_one_clear_error(tmp_path):
+    def offline(url, dst):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    with pytest.raises(DataError, match="could not download olivettifaces.mat") as err:
+        faces.download_olivetti(tmp_path, fetch=offline)
+    assert "\n" not in str(err.value) and not list(tmp_path.iterdir())
+
+
 def test_search_order_and_missing_file_message(tmp_path, monkeypatch):
     monkeypatch.setenv("AEJAX_DATA_DIR", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
