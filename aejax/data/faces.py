@@ -69,7 +69,8 @@ def find_olivetti(data_dir: str | None = None) -> Path:
     for place in searched:
         if (place / OLIVETTI_FILE).is_file():
             return place / OLIVETTI_FILE
-    where = f"the given directory {data_dir} (nor its olivetti/ subfolder)" if data_dir else ", ".join(map(str, searched))
+    where = (f"the given directory {data_dir} (nor its olivetti/ subfolder)" if data_dir
+             else ", ".join(map(str, searched)))
     raise DatasetNotFoundError(f"the Olivetti faces ({OLIVETTI_FILE}) are not in {where}; {_HOW_TO_GET}.")
 
 

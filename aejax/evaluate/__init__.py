@@ -178,8 +178,9 @@ def _evaluate_sweep(workdir: str, task: str, options: dict[str, Any]) -> dict[st
     takes = inspect.signature(fn).parameters
     for name in options:
         if name not in takes:
+            sweep_options = sorted(k for k, p in takes.items() if p.kind is p.KEYWORD_ONLY and k not in _SUPPLIED)
             raise ConfigError(f"option {name!r} of task {task!r} scores one run; a sweep's directory takes "
-                              f"{sorted(k for k, p in takes.items() if p.kind is p.KEYWORD_ONLY and k not in _SUPPLIED)}.")
+                              f"{sweep_options}.")
     run_dirs = sorted(d for d in os.listdir(os.path.join(workdir, "runs"))
                       if os.path.isfile(os.path.join(workdir, "runs", d, "config.json")))
     if not run_dirs:

@@ -483,7 +483,8 @@ def faces_task(model, params, dataset, hp, *, seed: int, out_dir: str, max_rank:
                "right person\n(closest enrolled)": nearest(faces.yp[idx]),
                "best wrong person\n(closest enrolled)": nearest(wrong)}
     results["figures"] = [_curves_figure(curves, out_dir, max_rank),
-                          _probe_grid(columns, shape, out_dir, "probes, their reconstruction, the closest enrolled face\n"
+                          _probe_grid(columns, shape, out_dir,
+                                      "probes, their reconstruction, the closest enrolled face\n"
                                       "of the right and of the best-scoring wrong person")]
     return results
 
