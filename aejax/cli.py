@@ -385,10 +385,14 @@ def cmd_list(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from aejax.data import download_fashion_mnist
+    from aejax.data import download_fashion_mnist, download_olivetti
 
+    if args.dataset == "olivetti_faces":
+        print(f"aejax: Olivetti faces verified in {download_olivetti(args.target)}")
+        return 0
     if args.dataset != "fashion_mnist":
-        print(f"aejax: only fashion_mnist is downloadable; {args.dataset!r} ships with its package.", file=sys.stderr)
+        print(f"aejax: only fashion_mnist and olivetti_faces are downloadable; {args.dataset!r} ships with its "
+              "package.", file=sys.stderr)
         return EXIT_USAGE
     print(f"aejax: Fashion-MNIST verified in {download_fashion_mnist(args.target)}")
     return 0
@@ -526,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", nargs="?", default="all", choices=["experiments", "kinds", "tasks", "all"])
     listing.set_defaults(func=cmd_list)
     download = sub.add_parser("download", help="download a dataset into the cache, verifying checksums")
-    download.add_argument("dataset", choices=["fashion_mnist"])
+    download.add_argument("dataset", choices=["fashion_mnist", "olivetti_faces"])
     download.add_argument("--target", help="directory to download into (default: the user cache)")
     download.set_defaults(func=cmd_download)
     return parser

@@ -2,7 +2,7 @@
 
 A source is a function whose keyword-only parameters, each with its default, are its options:
 the `data.*` keys a config may set for it (`source_options`). Sources live in their own
-modules (`datasets`: digits, fashion_mnist, breast_cancer, wine; `arrays` and `lazy`: your
+modules (`datasets`: digits, fashion_mnist, breast_cancer, wine; `faces`: olivetti_faces; `arrays` and `lazy`: your
 files; `colour`; `audio`; `sequences`), none of which imports this registry back.
 """
 
@@ -12,7 +12,7 @@ import difflib
 import inspect
 from typing import Any, Callable
 
-from aejax.data import audio, colour, datasets, lazy, sequences
+from aejax.data import audio, colour, datasets, faces, lazy, sequences
 from aejax.data.arrays import load_arrays
 from aejax.data.datasets import Dataset, check_images
 from aejax.errors import ConfigError, check_known
@@ -31,6 +31,7 @@ SOURCES: dict[str, Callable[..., Dataset]] = {
     "fashion_mnist": datasets.load_fashion_mnist,
     "breast_cancer": datasets.load_breast_cancer,
     "wine": datasets.load_wine,
+    "olivetti_faces": faces.load_olivetti_faces,
     "arrays": load_arrays_source,
     "mnist1d": sequences.load_mnist1d,
     "synthetic_series": sequences.load_synthetic_series,

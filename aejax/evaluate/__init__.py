@@ -35,6 +35,12 @@ TASKS: dict[str, str] = {
     "inpainting": "aejax.evaluate.inpainting:inpainting_task",
     "mae": "aejax.evaluate.masked:mae_task",
     "colorization": "aejax.evaluate.colorization:colorization_task",
+    "faces": "aejax.evaluate.faces:faces_task",
+}
+# task name -> "module:function" of its form for a sweep's directory (DIR/runs/<run-id>/, no config.json): a
+# population of runs scored together, `fn(runs, *, seed, out_dir, **options)`, with the same options as TASKS'.
+POPULATION_TASKS: dict[str, str] = {
+    "faces": "aejax.evaluate.faces:faces_population_task",
 }
 
 _SUPPLIED = ("seed", "out_dir")  # keyword arguments the caller supplies, not options
@@ -137,6 +143,8 @@ def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
     """
     fn = task_function(task)
     options = check_options(task, options)
+    if not os.path.isfile(os.path.join(workdir, "config.json")) and os.path.isdir(os.path.join(workdir, "runs")):
+        return _evaluate_sweep(workdir, task, options)
     run = load_run(workdir)
     if not run.finished:
         print(f"aejax: warning: {workdir} is not a finished run: scoring its newest checkpoint, {run.status()}; "
@@ -158,4 +166,42 @@ def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
     return results
 
 
-__all__ = ["LoadedRun", "TASKS", "check_options", "describe_options", "option_help", "evaluate_workdir", "load_run", "task_options"]
+def _evaluate_sweep(workdir: str, task: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A population task on a sweep's directory: every run under WORKDIR/runs/ loaded and scored together;
+    eval_TASK.json and the report.md section go into WORKDIR."""
+    if task not in POPULATION_TASKS:
+        raise ConfigError(f"{workdir} is a sweep's directory; task {task!r} scores one run: pass "
+                          f"{os.path.join(workdir, 'runs', '<run-id>')}. Tasks that score a sweep: "
+                          f"{sorted(POPULATION_TASKS)}.")
+    module_name, fn_name = POPULATION_TASKS[task].split(":")
+    fn = getattr(importlib.import_module(module_name), fn_name)
+    takes = inspect.signature(fn).parameters
+    for name in options:
+        if name not in takes:
+            sweep_options = sorted(k for k, p in takes.items() if p.kind is p.KEYWORD_ONLY and k not in _SUPPLIED)
+            raise ConfigError(f"option {name!r} of task {task!r} scores one run; a sweep's directory takes "
+                              f"{sweep_options}.")
+    run_dirs = sorted(d for d in os.listdir(os.path.join(workdir, "runs"))
+                      if os.path.isfile(os.path.join(workdir, "runs", d, "config.json")))
+    if not run_dirs:
+        raise ConfigError(f"{workdir}/runs holds no run with a config.json; run `aejax sweep` first.")
+    runs = [load_run(os.path.join(workdir, "runs", d)) for d in run_dirs]
+    unfinished = [r.workdir for r in runs if not r.finished]
+    if unfinished:
+        print(f"aejax: warning: {len(unfinished)} runs of {workdir} are not finished (e.g. {unfinished[0]}): scoring "
+              "their newest checkpoints; run the same `aejax sweep` command to finish them.", file=sys.stderr,
+              flush=True)
+    results = fn(runs, seed=runs[0].seed, out_dir=os.path.join(workdir, "figures"), **options)
+    epochs = sorted({r.epoch for r in runs})
+    results = {**results, "run/runs": len(runs), "run/epoch": epochs[-1], "run/finished": not unfinished}
+    from aejax.evaluate.report import eval_command, write_report
+
+    write_report(workdir, task, results, command=eval_command(workdir, task, options),
+                 run_line=f"Sweep: `{workdir}`, {len(runs)} runs scored at epoch "
+                          f"{'/'.join(map(str, epochs))}; model kind `{runs[0].model.name}`.")
+    with open(os.path.join(workdir, f"eval_{task}.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2, sort_keys=True, default=str)
+    return results
+
+
+__all__ = ["LoadedRun", "POPULATION_TASKS", "TASKS", "check_options", "describe_options", "option_help", "evaluate_workdir", "load_run", "task_options"]
