@@ -38,6 +38,7 @@ from aejax.train.distributed import agree, barrier, is_primary
 from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
 from aejax.train.metrics import progress_bar
 from aejax.train.optim import INJECTABLE, optimizer_structure
+from aejax.data.subsets import SUBSET_KEYS
 
 PARALLEL = ("vmap", "sequential")
 
@@ -64,7 +65,29 @@ class PlannedRun:
         for key in NOT_IDENTITY:  # how runs are shown and fed does not split a group
             section, name = key.split(".")
             tree[section].pop(name, None)
+        for name in SUBSET_KEYS:  # which examples a run sees is data (index tables), not structure
+            tree["data"].pop(name, None)
         return json.dumps(tree, sort_keys=True, default=str)
+
+
+def program_groups(group: Sequence[PlannedRun], setups: dict) -> list[list[PlannedRun]]:
+    """A group of one structure, split where its built runs cannot share a program: runs that see subsets (index
+    tables) and runs that see every row, other arrays (a standardized dataset restricted to a class), or another
+    model or optimizer schedule counted in the run's own steps (a cosine decay over a member's epochs of its
+    own subset: members of different sizes then differ; `optim.schedule=constant` keeps them together)."""
+    parts: dict[Any, list[PlannedRun]] = {}
+    for r in group:
+        s = setups.get(r.run_id)
+        key = None if s is None or s.rows is None else (id(s.whole), s.model, s.schedule)
+        parts.setdefault(key, []).append(r)
+    return list(parts.values())
+
+
+def _without_class(data):
+    """config.data with data.normal_class -1: the whole dataset, loaded once for every class."""
+    whole = ml_collections.ConfigDict(data.to_dict())
+    whole.normal_class = -1
+    return whole
 
 
 def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
@@ -155,7 +178,7 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
       figures: draws each member's figures (`aejax.viz.training_figures`, passed by `aejax.run_sweep`).
     Returns {"rows": [...], "best": row or None, "ran": count, "skipped": count, "failed": count, ...}.
     """
-    from aejax.train.setup import config_dataset, setup_run
+    from aejax.train.setup import setup_run, source_key, whole_dataset
 
     if parallel not in PARALLEL:
         raise ConfigError(f"--parallel must be one of {list(PARALLEL)}, got {parallel!r}.")
@@ -179,28 +202,34 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     todo = [r for r in mine if r.run_id not in ended and (not finished_status(r.workdir) or (
         search is not None and state.unrecorded_stop(r.workdir)))]  # a stop that was not recorded is undone
     todo_ids = {r.run_id for r in todo}
-    datasets: dict[str, Any] = {}
+    datasets: dict[Any, Any] = {}
 
-    def dataset_of(config):  # each dataset loaded once for the whole sweep
-        key = json.dumps(config.data.to_dict(), sort_keys=True, default=repr)
+    def dataset_of(config):  # each dataset loaded once for the whole sweep; runs index it (aejax.data.subsets)
+        key = source_key(config.data)
         if key not in datasets:
-            datasets[key] = config_dataset(config.data)
-        return datasets[key]
+            datasets[key] = whole_dataset(_without_class(config.data))
+        if datasets[key].scaling is None or config.data.normal_class < 0:
+            return datasets[key]
+        restricted = (key, int(config.data.normal_class))  # a standardized dataset is re-standardized on the class
+        if restricted not in datasets:
+            datasets[restricted] = whole_dataset(config.data, datasets[key])
+        return datasets[restricted]
 
     populations = []  # (setups, planned runs to train, the population's planned size); every config built first
     for group in ([[r] for r in mine] if parallel == "sequential" else groups_of(mine)):
         inject = varying_optimizer_values(group)  # one program for every chunk of the group
-        setups = {r.run_id: setup_run(r.config, dataset=dataset_of(r.config), inject_optim=inject, resolved=True)
+        setups = {r.run_id: setup_run(r.config, whole=dataset_of(r.config), inject_optim=inject, resolved=True)
                   for r in group if r.run_id in todo_ids}
         if any(s.streams for s in setups.values()) and jax.process_count() > 1 and parallel == "vmap":
             raise ConfigError("a population streamed from host memory (data.on_device=False, data.mmap=True, or too "
                               "large for the device) trains in one process; drop --coordinator or keep the data on "
                               "the device.")
         size = max_parallel or agree(max_members(next(iter(setups.values()))) if setups else 1)
-        for chunk in (group[i:i + size] for i in range(0, len(group), size)):
-            train = [r for r in chunk if r.run_id in todo_ids]
-            if train:
-                populations.append(([setups[r.run_id] for r in train], train, len(chunk)))
+        for part in program_groups(group, setups):
+            for chunk in (part[i:i + size] for i in range(0, len(part), size)):
+                train = [r for r in chunk if r.run_id in todo_ids]
+                if train:
+                    populations.append(([setups[r.run_id] for r in train], train, len(chunk)))
     check_select(select, [f"{split}/{term}" for split in ("val", "test", "train") for term in
                           populations[0][0][0].metric_names()] if populations else _reported(mine))
     barrier("aejax sweep: every process read the workdir")  # before any writes to it
