@@ -95,7 +95,8 @@ def cmd_sweep(args) -> int:
         try:
             out = run_sweep(args.experiment, workdir, overrides=overrides, grid=args.grid or [], seeds=args.seeds,
                             parallel=args.parallel, max_parallel=args.max_parallel, shard=parse_shard(args.shard),
-                            select=args.select, progress=not args.no_progress, **_search_options(args))
+                            select=args.select, progress=not args.no_progress, folds=args.folds,
+                            **_search_options(args))
         except StopRequested as stop:
             print(f"aejax: {stop}", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -113,8 +114,9 @@ def cmd_sweep(args) -> int:
     best = out["best"]
     if best is not None:
         metric = out["select"].partition(":")[0]
-        print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}) "
-              f"in {os.path.join(workdir, 'runs', best['run_id'])}")
+        where = (f"(mean of {best['folds']} folds; results_folds.md)" if "folds" in best
+                 else f"in {os.path.join(workdir, 'runs', best['run_id'])}")
+        print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}) {where}")
     return EXIT_FAILED_MEMBERS if failed else 0
 
 
@@ -264,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a product axis (repeatable); "
                        "use ';' between tuple values")
     sweep.add_argument("--seeds", type=int, help="cross everything with seeds 0..N-1")
+    sweep.add_argument("--folds", type=int, metavar="K", help="K-fold cross-validation: every point on each fold "
+                       "(data.fold crossed like --seeds), one population; results_folds.csv/md: fold mean and error")
     sweep.add_argument("--parallel", default="vmap", choices=["vmap", "sequential"],
                        help="vmap runs of one structure as one program (default), or train them one by one")
     sweep.add_argument("--max-parallel", type=int, help="at most N runs per vmapped program (default: an estimate)")

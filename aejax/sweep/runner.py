@@ -33,7 +33,7 @@ from aejax.models.common import as_hp
 from aejax.sweep import results as res
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
 from aejax.sweep.space import continuous_keys, sample_points
-from aejax.sweep.spec import expand, run_ids, shard_slice
+from aejax.sweep.spec import expand, point_of, run_ids, shard_slice
 from aejax.train.distributed import agree, barrier, is_primary
 from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
 from aejax.train.metrics import progress_bar
@@ -96,7 +96,8 @@ def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
 
 
 def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
-               seeds: int | None = None, points: Sequence[dict] | None = None, module=None) -> list[PlannedRun]:
+               seeds: int | None = None, points: Sequence[dict] | None = None, module=None,
+               folds: int | None = None) -> list[PlannedRun]:
     """Every run of the sweep, in group order (runs of one structure together, first appearance first).
 
     `points` (e.g. sampled from a search space) replace the file's `sweep()` as `--grid` does; `module` is the
@@ -105,7 +106,7 @@ def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, 
     module = module or load_experiment(experiment)
     replaced = grid or seeds or points is not None
     file_points = module.sweep() if callable(getattr(module, "sweep", None)) and not replaced else None
-    points = expand(file_points, grid=grid, seeds=seeds, sampled=points)
+    points = expand(file_points, grid=grid, seeds=seeds, sampled=points, folds=folds)
     overrides = dict(overrides or {})
     overrides.pop("train.progress", None)  # the sweep shows one bar over its runs instead
     base, runs = experiment_config(experiment, module), []
@@ -165,8 +166,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
               seeds: int | None = None, parallel: str = "vmap", max_parallel: int | None = None,
               shard: tuple[int, int] = (0, 1), select: str = "val/mse", progress: bool = True,
               space: dict | None = None, sample: int | None = None, sampler: str = "random",
-              search: SearchOptions | None = None, figures=None, points: Sequence[dict] | None = None
-              ) -> dict[str, Any]:
+              search: SearchOptions | None = None, figures=None, points: Sequence[dict] | None = None,
+              folds: int | None = None) -> dict[str, Any]:
     """Runs this process's slice of the sweep (or search) and writes DIR/results.csv, results.md and figures.
 
     Args:
@@ -176,6 +177,9 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
       points: explicit points ({dotted key: value}) in place of sampled ones (an outside sampler's).
       search: successive halving or population-based training over the populations (`aejax.sweep.search`).
       figures: draws each member's figures (`aejax.viz.training_figures`, passed by `aejax.run_sweep`).
+      folds: K-fold cross-validation of every point: its K folds train as members of one population
+        (data.folds=K for every run, data.fold crossed like the seeds); the results add each point's fold
+        mean and standard error (results_folds.csv/md) and `select` and a search rank points by their fold mean.
     Returns {"rows": [...], "best": row or None, "ran": count, "skipped": count, "failed": count, ...}.
     """
     from aejax.train.setup import setup_run, source_key, whole_dataset
@@ -185,12 +189,22 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}.")
     overrides, module = dict(overrides or {}), load_experiment(experiment)
+    if folds is not None:
+        if {"data.fold", "data.folds"} & set(overrides):
+            raise ConfigError("--folds K sets data.folds and sweeps data.fold; drop them from --set.")
+        if int(folds) < 2:
+            raise ConfigError(f"--folds must be >= 2 (K-fold cross-validation), got {folds}.")
+        if search is not None and search.scheduler == "pbt":
+            raise ConfigError("population-based training copies states between members, and the folds of a point see "
+                              "other data; cross-validate with --scheduler halving or without a search.")
+        overrides["data.folds"] = int(folds)
     if sample is not None:
         base_seed = overrides.get("seed", experiment_config(experiment, module).get("seed", 0))
         points = sample_points(space or {}, sample, sampler=sampler, seed=int(base_seed))
     elif space and points is None:
         raise ConfigError("a search space needs --sample N (how many points to draw from it).")
-    runs = plan_sweep(experiment, workdir, overrides=overrides, grid=grid, seeds=seeds, points=points, module=module)
+    runs = plan_sweep(experiment, workdir, overrides=overrides, grid=grid, seeds=seeds, points=points, module=module,
+                      folds=folds)
     if search is not None:
         search = dataclasses.replace(search, select=select)
         check_search(search, runs, space or {}, parallel=parallel, shard=shard)
@@ -296,8 +310,11 @@ def make_scheduler(search: SearchOptions, state: SearchState, populations, space
     """The search's scheduler over the members of every population, in order."""
     ids = [r.run_id for _, train, _ in populations for r in train]
     epochs = populations[0][1][0].config.train.epochs
-    if search.scheduler == "halving":
-        return Halving(ids, search, state, epochs)
+    if search.scheduler == "halving":  # fold members rank and stop together: by their point's fold mean
+        folds = any("data.fold" in r.point for _, train, _ in populations for r in train)
+        points = [json.dumps(point_of(r.point), sort_keys=True, default=repr)
+                  for _, train, _ in populations for r in train] if folds else None
+        return Halving(ids, search, state, epochs, points=points)
     keys = continuous_keys(space)
     setups = [s for setups, _, _ in populations for s in setups]
     initial = [{k: float(s.hp[k.split(".", 1)[1]]) for k in keys} for s in setups]
@@ -354,8 +371,13 @@ def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
     if decisions is not None:
         figures.append(res.search_figure(rows, workdir, decisions, metric=res.parse_select(select)[0]))
     res.write_hparams(rows, sweep["swept"], workdir)
-    return {"rows": rows, "best": res.best_run(rows, select), "select": select, "results_csv": csv_path,
-            "results_md": md_path, "figures": figures}
+    out = {"rows": rows, "best": res.best_run(rows, select), "select": select, "results_csv": csv_path,
+           "results_md": md_path, "figures": figures}
+    if "data.fold" in sweep["swept"]:  # cross-validation: each point's fold mean and standard error, ranked by it
+        folded = res.fold_rows(rows, [k for k in sweep["swept"] if k != "data.fold"])
+        out["folds_csv"], out["folds_md"] = res.write_fold_tables(folded, workdir)
+        out["fold_rows"], out["best"] = folded, res.best_run(folded, select)
+    return out
 
 
 def read_decisions(workdir: str) -> dict[int, dict] | None:
