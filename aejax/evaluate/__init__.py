@@ -137,6 +137,13 @@ def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
     """
     fn = task_function(task)
     options = check_options(task, options)
+    from aejax.evaluate.oneclass import is_sweep, oneclass_table
+
+    if is_sweep(workdir):  # a sweep's workdir: the one-class table over its members
+        if task != "anomaly":
+            raise ConfigError(f"{workdir} is a sweep; `aejax eval SWEEPDIR` runs --task anomaly over its one-class "
+                              f"members (the per-class table); evaluate a run under {workdir}/runs/ for {task!r}.")
+        return oneclass_table(workdir, **options)
     run = load_run(workdir)
     if not run.finished:
         print(f"aejax: warning: {workdir} is not a finished run: scoring its newest checkpoint, {run.status()}; "
