@@ -73,12 +73,12 @@ class PlannedRun:
 def program_groups(group: Sequence[PlannedRun], setups: dict) -> list[list[PlannedRun]]:
     """A group of one structure, split where its built runs cannot share a program: runs that see subsets (index
     tables) and runs that see every row, other arrays (a standardized dataset restricted to a class), or another
-    model or optimizer schedule counted in the run's own steps (a cosine decay over a member's epochs of its
-    own subset: members of different sizes then differ; `optim.schedule=constant` keeps them together)."""
+    model (a duration such as a KL warm-up counted in the run's own steps; the optimizer's schedule lengths of
+    runs that see subsets travel as arrays in the optimizer state instead)."""
     parts: dict[Any, list[PlannedRun]] = {}
     for r in group:
         s = setups.get(r.run_id)
-        key = None if s is None or s.rows is None else (id(s.whole), s.model, s.schedule)
+        key = None if s is None or s.rows is None else (id(s.whole), s.model)
         parts.setdefault(key, []).append(r)
     return list(parts.values())
 

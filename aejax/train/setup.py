@@ -103,7 +103,6 @@ class RunSetup:
     warmup_steps: int = 0  # the optimizer's warm-up in steps, after clipping to the run (for the figures)
     rows: Rows | None = None  # the run's index tables into `whole` when its data options choose a subset
     whole: Dataset | None = None  # the dataset `rows` index (shared by the members of a population)
-    schedule: tuple = ()  # what the optimizer's schedule counts in steps (warm-up, decay): members share it
 
     @property
     def seed(self) -> int:
@@ -157,12 +156,12 @@ class RunSetup:
 
 
 def optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int, total_steps: int,
-              inject: tuple[str, ...] = ()) -> tuple[optax.GradientTransformation, int]:
+              inject: tuple[str, ...] = (), schedule_arrays: bool = False) -> tuple[optax.GradientTransformation, int]:
     """The optax chain config.optim describes, and its warm-up in steps (as clipped to the run)."""
     warmup, decay = schedule_steps(OptimOptions(**optim.to_dict()), steps_per_epoch=steps_per_epoch,
                                    total_steps=total_steps)
-    return make_optimizer(total_steps=total_steps, inject=inject, **{**optim.to_dict(), "warmup": warmup,
-                                                                     "decay": decay}), warmup
+    return make_optimizer(total_steps=total_steps, inject=inject, schedule_arrays=schedule_arrays,
+                          **{**optim.to_dict(), "warmup": warmup, "decay": decay}), warmup
 
 
 def clipped_warmup(key: str, steps: int, total_steps: int) -> int:
@@ -268,14 +267,9 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
         raise ConfigError(f"hp.learning_rate must be a positive number, got {hp['learning_rate']}.")
     model.check_hp(hp)
     tx, warmup = optimizer(config.optim, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                           inject=inject_optim)
-    schedule = ()  # what members of one program share: a schedule counted in the run's own steps
-    if config.optim.get("schedule", "constant") != "constant":
-        decay = duration("optim.decay", config.optim.get("decay", OptimOptions.decay)).steps(
-            steps_per_epoch=steps_per_epoch, total_steps=total_steps)
-        schedule = (config.optim.schedule, warmup, min(max(decay, 1), total_steps))
+                           inject=inject_optim, schedule_arrays=rows is not None)
     run = RunSetup(config, dataset, model, as_hp(hp), tx, RunKeys.from_seed(config.seed), train, feed, warmup,
-                   rows, whole if rows is not None else None, schedule)
+                   rows, whole if rows is not None else None)
     if run.streams and train.data_parallel and jax.device_count() > 1:
         raise ConfigError("a training split streamed from the host (data.on_device=False, data.mmap=True, or too "
                           "large for the device) cannot be split over devices yet; set train.data_parallel=False.")
