@@ -74,6 +74,20 @@ def test_ten_classes_train_as_one_program(oneclass):
     assert len(set(steps.values())) > 1  # the classes differ in size: each member trained its own steps
 
 
+def test_the_sweeps_one_class_table(oneclass):
+    workdir, _, _ = oneclass
+    table = evaluate_workdir(workdir, "anomaly", baselines=False)  # `aejax eval SWEEPDIR --task anomaly`
+    assert [r["normal_class"] for r in table["rows"]] == list(range(10))
+    assert abs(table["mean"]["autoencoder"] - np.mean([r["autoencoder"] for r in table["rows"]])) < 1e-12
+    with open(os.path.join(workdir, "oneclass_table.md"), encoding="utf-8") as f:
+        assert "| **mean** |" in f.read()
+
+
+def test_fmnist_oneclass_plans_one_group(tmp_path):
+    runs = plan_sweep("fmnist_oneclass", str(tmp_path))
+    assert len(runs) == 10 and len({r.structure for r in runs}) == 1
+
+
 @pytest.mark.parametrize("normal_class", [1, 8])
 def test_each_class_equals_the_class_trained_alone(oneclass, tmp_path, normal_class):
     workdir, _, _ = oneclass
