@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from aejax.sweep import run_sweep
+from aejax.sweep.runner import make_scheduler, plan_sweep
 from aejax.sweep.search import Halving, SearchOptions, SearchState
 
 QUIET = {"train.epochs": 2, "train.progress": False, "train.tensorboard": False, "train.figures": False,
@@ -23,6 +24,19 @@ def test_halving_ranks_points_by_their_fold_mean(tmp_path):
     by_point = Halving(ids, options, SearchState(str(tmp_path), options), 3,
                        points=[i.split("_")[0] for i in ids]).decide(1, list(range(9)), val)
     assert sorted(by_point.keep) == [3, 4, 5]  # every fold of b, and nothing of a
+
+
+def test_the_sweeps_halving_maps_fold_members_to_their_points(tmp_path):
+    """make_scheduler gives halving the points of `--folds` members: the planted point (best fold 0, worst mean)
+    goes, every fold of the best mean stays."""
+    runs = plan_sweep("digits_ae", str(tmp_path), grid=["hp.learning_rate=0.001,0.002,0.003"], folds=3,
+                      overrides={"data.folds": 3})
+    options = SearchOptions("halving", eta=3)
+    scheduler = make_scheduler(options, SearchState(str(tmp_path), options), [(None, runs, len(runs))], {})
+    scores = {0.001: [0.01, 0.9, 0.9], 0.002: [0.3, 0.3, 0.3], 0.003: [0.2, 0.4, 0.35]}
+    val = {"val/mse": np.array([scores[r.config.hp.learning_rate][r.point["data.fold"]] for r in runs])}
+    keep = scheduler.decide(1, list(range(len(runs))), val).keep
+    assert sorted(runs[i].run_id for i in keep) == sorted(r.run_id for r in runs if r.config.hp.learning_rate == 0.002)
 
 
 def test_a_search_with_folds_keeps_every_fold_of_the_best_mean(tmp_path):

@@ -99,6 +99,8 @@ def test_each_class_equals_the_class_trained_alone(oneclass, tmp_path, normal_cl
     _close(a, b, [k for k in b if k.startswith(("val/", "train/", "test/"))])
     assert [r["step"] for r in _records(member)] == [r["step"] for r in _records(alone)]
     _close(_records(member)[-1], _records(alone)[-1], ["train/loss", "val/mse"])
+    # the epoch's validation saw the member's own rows (its class): what the summary scores on them
+    assert abs(_records(member)[-1]["val/mse"] - a["val/mse"]) <= 1e-6 * a["val/mse"]
     auroc = [evaluate_workdir(w, "anomaly", baselines=False)["test/auroc"] for w in (member, alone)]
     assert abs(auroc[0] - auroc[1]) <= 1e-5 and 0.0 < auroc[0] < 1.0
 
