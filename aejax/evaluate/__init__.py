@@ -143,7 +143,7 @@ def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
         if task != "anomaly":
             raise ConfigError(f"{workdir} is a sweep; `aejax eval SWEEPDIR` runs --task anomaly over its one-class "
                               f"members (the per-class table); evaluate a run under {workdir}/runs/ for {task!r}.")
-        return oneclass_table(workdir, **options)
+        return oneclass_table(workdir, evaluate_workdir, **options)
     run = load_run(workdir)
     if not run.finished:
         print(f"aejax: warning: {workdir} is not a finished run: scoring its newest checkpoint, {run.status()}; "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -29,12 +29,12 @@ def is_sweep(workdir: str) -> bool:
     return os.path.isfile(os.path.join(workdir, "sweep.json"))
 
 
-def oneclass_table(sweep_dir: str, *, metric: str = "auroc", **options: Any) -> dict[str, Any]:
-    """Runs the anomaly task (with `options`) on every finished one-class member of the sweep in `sweep_dir` and
-    writes the per-class table; returns {"rows": [{normal_class, members, detector: value}], "mean": {detector:
-    value}, "metric", "score", "table_md"}."""
-    from aejax.evaluate import evaluate_workdir
-
+def oneclass_table(sweep_dir: str, evaluate_workdir: Callable[..., dict], *, metric: str = "auroc",
+                   **options: Any) -> dict[str, Any]:
+    """Runs the anomaly task (with `options`) on every finished one-class member of the sweep in `sweep_dir`
+    through `evaluate_workdir` (`aejax.evaluate.evaluate_workdir`: each member's eval_anomaly.json and report.md
+    as for one run) and writes the per-class table; returns {"rows": [{normal_class, members, detector: value}],
+    "mean": {detector: value}, "metric", "score"}."""
     if metric not in ("auroc", "pr_auc"):
         raise ConfigError(f"metric must be auroc or pr_auc, got {metric!r}.")
     with open(os.path.join(sweep_dir, "sweep.json"), encoding="utf-8") as f:
