@@ -174,6 +174,8 @@ def _tree_hash(path):
     (["sweep", "digits_ae", "--grid", "data.train_examples=100,5000"], "more than the 1257 training examples"),
     (["sweep", "digits_ae", "--grid", "data.train_examples=32,100"], "train.batch_size must lie in"),
     (["train", "digits_ae", "--set", "data.folds=5", "--set", "data.fold=5"], "data.fold must lie in"),
+    (["train", "digits_ae", "--set", "data.train_examples=200", "--set", "data.on_device=False"],
+     "set data.on_device=True"),
     (["sweep", "digits_ae", "--folds", "3", "--scheduler", "pbt", "--space", "hp.learning_rate=loguniform(1e-4,1e-2)",
       "--sample", "2"], "population-based training copies states"),
 ])
