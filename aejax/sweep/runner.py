@@ -78,7 +78,7 @@ def program_groups(group: Sequence[PlannedRun], setups: dict) -> list[list[Plann
     parts: dict[Any, list[PlannedRun]] = {}
     for r in group:
         s = setups.get(r.run_id)
-        key = None if s is None or s.rows is None else (id(s.whole), s.model)
+        key = None if s is None else (id(s.dataset), None) if s.rows is None else (id(s.whole), s.model)
         parts.setdefault(key, []).append(r)
     return list(parts.values())
 

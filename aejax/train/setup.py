@@ -237,7 +237,7 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     config = config if resolved else resolve_config(config)
     rows = None
     if dataset is None:
-        whole = whole_dataset(config.data, whole)
+        whole = whole if whole is not None else whole_dataset(config.data)
         rows = data_rows(config.data, whole)
         if rows is not None and (not config.data.on_device or _memory_mapped(whole.train.x)):
             raise ConfigError("data options that choose rows (data.normal_class, data.folds, data.train_examples) "
