@@ -75,11 +75,13 @@ def program_groups(group: Sequence[PlannedRun], setups: dict) -> list[list[Plann
     tables) and runs that see every row, other arrays (a standardized dataset restricted to a class), or another
     model (a duration such as a KL warm-up counted in the run's own steps; the optimizer's schedule lengths of
     runs that see subsets travel as arrays in the optimizer state instead)."""
+    def key(s):
+        return (id(s.dataset), None) if s.rows is None else (id(s.whole), s.model)
+
+    built = [key(setups[r.run_id]) for r in group if r.run_id in setups]
     parts: dict[Any, list[PlannedRun]] = {}
-    for r in group:
-        s = setups.get(r.run_id)
-        key = None if s is None else (id(s.dataset), None) if s.rows is None else (id(s.whole), s.model)
-        parts.setdefault(key, []).append(r)
+    for r in group:  # a run with nothing left to train counts in the first part's planned size, as before
+        parts.setdefault(key(setups[r.run_id]) if r.run_id in setups else built[0] if built else None, []).append(r)
     return list(parts.values())
 
 
