@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from aejax.evaluate.report import refresh_after_training
+from aejax.evaluate.sizes import size_curve
 from aejax.sweep import run_sweep as _run_sweep
 from aejax.train import fit as _fit
 from aejax.train.distributed import is_primary
@@ -29,10 +30,16 @@ def fit(config, workdir: str, **options: Any) -> dict[str, Any]:
 
 
 def run_sweep(experiment: str, workdir: str, **options: Any) -> dict[str, Any]:
-    """`aejax.sweep.run_sweep(experiment, workdir, ...)` with every member's training figures; afterwards the
-    members' report.md sections scored at an older epoch are marked stale, as after `fit`."""
+    """`aejax.sweep.run_sweep(experiment, workdir, ...)` with every member's training figures and, for a sweep over
+    data.train_examples, the data-size curve (`aejax.evaluate.sizes.size_curve`); afterwards the members'
+    report.md sections scored at an older epoch are marked stale, as after `fit`."""
     try:
-        return _run_sweep(experiment, workdir, figures=training_figures, **options)
+        out = _run_sweep(experiment, workdir, figures=training_figures, **options)
+        if is_primary():  # a sweep over data.train_examples: the data-size curve beside PCA's
+            curve = size_curve(workdir)
+            if curve is not None:
+                out["figures"] = [*out.get("figures", []), curve]
+        return out
     finally:
         runs = os.path.join(workdir, "runs")
         for run_id in sorted(os.listdir(runs)) if is_primary() and os.path.isdir(runs) else ():

@@ -109,7 +109,8 @@ def cmd_sweep(args) -> int:
             with _one_line_on_write_errors(workdir):
                 out = run_sweep(args.experiment, workdir, overrides=overrides, grid=args.grid or [], seeds=args.seeds,
                                 parallel=args.parallel, max_parallel=args.max_parallel, shard=shard,
-                                select=selects[0], progress=not args.no_progress, **search)
+                                select=selects[0], progress=not args.no_progress, folds=args.folds,
+                                **search)
         except StopRequested as stop:
             print(f"aejax: {stop}", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -127,8 +128,10 @@ def cmd_sweep(args) -> int:
     best = out["best"]
     if best is not None:
         metric = out["select"].partition(":")[0]
+        where = (f"(mean of {best['folds']} folds; results_folds.md)" if "folds" in best
+                 else f"in {os.path.join(workdir, 'runs', best['run_id'])}")
         print(f"aejax: best by {out['select']}: {best['run_id']} ({metric} = {best[metric]:.6g}{_trained_at(best)}) "
-              f"in {os.path.join(workdir, 'runs', best['run_id'])}")
+              f"{where}")
     return EXIT_FAILED_MEMBERS if failed else 0
 
 
@@ -468,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a product axis (repeatable); "
                        "use ';' between tuple values")
     sweep.add_argument("--seeds", type=int, help="cross everything with seeds 0..N-1")
+    sweep.add_argument("--folds", type=int, metavar="K", help="K-fold cross-validation: every point on each fold "
+                       "(data.fold crossed like --seeds), one population; results_folds.csv/md: fold mean and error")
     sweep.add_argument("--parallel", default="vmap", choices=["vmap", "sequential"],
                        help="vmap runs of one structure as one program (default), or train them one by one")
     sweep.add_argument("--max-parallel", type=int, help="at most N runs per vmapped program (default: an estimate)")

@@ -186,7 +186,9 @@ class FeedOptions:
     stream_chunk_steps: int = 0  # batches per streamed chunk; 0: about 64 MiB
 
 
-DATA_COMMON = {"name": "digits", "normal_class": -1}  # every source's; normal_class >= 0: the one-class protocol
+# every source's; normal_class >= 0: the one-class protocol; folds K >= 2 with fold k: train without fold k,
+# validate on it; train_examples N > 0: a nested subset of N training examples (aejax.data.subsets)
+DATA_COMMON = {"name": "digits", "normal_class": -1, "folds": 0, "fold": 0, "train_examples": 0}
 SECTIONS = ("data", "model", "hp", "optim", "train")
 # Keys renamed since runs were saved: read from an old config.json, refused with the new name on the command line.
 RENAMED = {"optim.warmup_steps": "optim.warmup", "model.kl_warmup_steps": "model.kl_warmup",

@@ -1,10 +1,11 @@
 """One-class anomaly detection on Fashion-MNIST: train on one class, score the whole test split.
 
-Commands (one class; then all ten through the sweep, trained one class after another):
+Commands (one class; then all ten through the sweep, as one population: one compiled training program
+whose members index one copy of the training split; then the per-class table with the baselines):
     aejax train experiments/fmnist_oneclass.py --set data.normal_class=0 --workdir runs/fmnist_oneclass0
     aejax eval runs/fmnist_oneclass0 --task anomaly --option score=smoothed_mse
     aejax sweep experiments/fmnist_oneclass.py --workdir sweeps/fmnist_oneclass
-    python scripts/oneclass_table.py sweeps/fmnist_oneclass --score smoothed_mse
+    aejax eval sweeps/fmnist_oneclass --task anomaly --option score=smoothed_mse
 
 Expected (2-core CPU): see docs/evaluation.md for the measured per-class table and times.
 The training images of `data.normal_class` (about 5500) are the only ones the model sees; the

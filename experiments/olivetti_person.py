@@ -4,8 +4,8 @@ Each run trains on one person's enrolled faces only (`data.normal_class` = the p
 faces, 1 validation face, and shifted/mirrored copies of the training faces); the sweep is the
 40 people. The faces task scores a probe under every person's model by its reconstruction error,
 normalised as chosen on validation (the primer's "reconstruction loss relative to the genuine
-examples"). Today the sweep trains 40 groups one after another (they differ in which examples they
-see); with per-member data (issue 29) the same file trains them as one program.
+examples"). The 40 people train as one population, one compiled program: each member's examples are an
+index table over the one dataset (`data.normal_class` chooses rows, it does not split the sweep).
 
 Commands:
     aejax sweep experiments/olivetti_person.py --workdir sweeps/olivetti_person
@@ -14,9 +14,10 @@ Commands:
 Why this kind and net: the same denoising MLP as the shared model, narrow (4096-256-16) because each
 model sees 20 faces (4 enrolled training faces and 16 altered copies).
 
-Measured (shared 2-core CPU; the sweep 17 min 6 s, 40 groups one after another, 4 min 22 s of CPU;
-evaluation 81 s), test split of 200 probes: rank-1 0.820, EER 0.140, AUROC 0.9457, FRR at FAR 1%
-0.370 (z-normalised errors, chosen on validation); the linear twin, per-person PCA, 0.880 / 0.105;
+Measured (shared 2-core CPU under heavy load; the sweep as one population and its evaluation 13 min 44 s
+in all, 3 min 34 s of user CPU; as 40 groups one after another, before per-member data: 17 min 6 s and
+81 s), test split of 200 probes: rank-1 0.825, EER 0.127, AUROC 0.9463, FRR at FAR 1% 0.380
+(z-normalised errors, chosen on validation); the linear twin, per-person PCA, 0.880 / 0.105;
 fisherfaces 0.970 / 0.020. docs/evaluation.md (face recognition) has the table.
 """
 

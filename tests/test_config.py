@@ -128,8 +128,8 @@ def test_an_option_the_run_would_not_use_is_an_error_naming_who_uses_it(override
 def test_the_resolved_config_holds_only_what_the_run_uses():
     config = get_experiment_config("digits_ae").to_dict()
     assert set(config["model"]) == {"kind", "net", "code_size", "hidden", "activation", "dtype", "likelihood"}
-    assert set(config["data"]) == {"name", "normal_class", "on_device", "device_bytes_limit", "stream_chunk_steps",
-                                   "val_size", "test_size", "split_seed"}
+    assert set(config["data"]) == {"name", "normal_class", "folds", "fold", "train_examples", "on_device",
+                                   "device_bytes_limit", "stream_chunk_steps", "val_size", "test_size", "split_seed"}
     assert "momentum" not in config["optim"] and "warmup" not in config["optim"]  # adam, cosine
     mae = get_experiment_config("fmnist_mae").to_dict()["model"]
     assert mae["net"] == "transformer" and "code_size" not in mae and "hidden" not in mae

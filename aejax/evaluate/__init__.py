@@ -143,6 +143,10 @@ def evaluate_workdir(workdir: str, task: str, **options: Any) -> dict[str, Any]:
     """
     fn = task_function(task)
     options = check_options(task, options)
+    from aejax.evaluate.oneclass import is_sweep, oneclass_table
+
+    if is_sweep(workdir) and task == "anomaly":  # a sweep's one-class members: the per-class table
+        return oneclass_table(workdir, evaluate_workdir, **options)
     if not os.path.isfile(os.path.join(workdir, "config.json")) and os.path.isdir(os.path.join(workdir, "runs")):
         return _evaluate_sweep(workdir, task, options)
     run = load_run(workdir)
@@ -172,7 +176,7 @@ def _evaluate_sweep(workdir: str, task: str, options: dict[str, Any]) -> dict[st
     if task not in POPULATION_TASKS:
         raise ConfigError(f"{workdir} is a sweep's directory; task {task!r} scores one run: pass "
                           f"{os.path.join(workdir, 'runs', '<run-id>')}. Tasks that score a sweep: "
-                          f"{sorted(POPULATION_TASKS)}.")
+                          f"{sorted([*POPULATION_TASKS, 'anomaly'])}.")
     module_name, fn_name = POPULATION_TASKS[task].split(":")
     fn = getattr(importlib.import_module(module_name), fn_name)
     takes = inspect.signature(fn).parameters

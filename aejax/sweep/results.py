@@ -322,8 +322,13 @@ def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
     from aejax.train.tracking import log_search_results
 
     log_search_results(workdir, rows, best=best, select=select)
-    return {"rows": rows, "best": best, "select": select, "results_csv": csv_path, "results_md": md_path,
-            "figures": figures}
+    out = {"rows": rows, "best": best, "select": select, "results_csv": csv_path, "results_md": md_path,
+           "figures": figures}
+    if "data.fold" in sweep["swept"]:  # cross-validation: each point's fold mean and standard error, ranked by it
+        folded = fold_rows(rows, [k for k in sweep["swept"] if k != "data.fold"])
+        out["folds_csv"], out["folds_md"] = write_fold_tables(folded, workdir)
+        out["fold_rows"], out["best"] = folded, best_run(folded, select)
+    return out
 
 
 def read_decisions(workdir: str) -> dict[int, dict] | None:
@@ -390,3 +395,46 @@ def _number(value: Any) -> bool:
 
 def _short(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(_cell(value))
+
+
+def fold_rows(rows: Sequence[dict], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Cross-validation: one row per point (the swept `keys` but data.fold), with "folds" (finished folds of
+    the point), each val/* and test/* metric's mean over them and its standard error ("<metric>_se":
+    the sample standard deviation / sqrt(folds); NaN for one fold). "run_id" names the point; "status" is
+    "done" when every fold finished. Test metrics are each fold model's score on the one test split."""
+    points: dict[str, list[dict]] = {}
+    for r in rows:
+        points.setdefault(json.dumps({k: r.get(k) for k in keys}, sort_keys=True, default=repr), []).append(r)
+    out = []
+    for members in points.values():
+        done = [r for r in members if r["status"] == "done"]
+        metrics = sorted({k for r in done for k, v in r.items() if k.startswith(("val/", "test/"))
+                          and isinstance(v, (int, float))})
+        label = "_".join(f"{k.rsplit('.', 1)[-1]}={members[0].get(k)}" for k in keys) or "base"
+        row = {"run_id": label, "status": "done" if len(done) == len(members) else "incomplete",
+               "folds": len(done), **{k: members[0].get(k) for k in keys}}
+        for m in metrics:
+            values = np.asarray([r[m] for r in done if isinstance(r.get(m), (int, float))], np.float64)
+            row[m] = float(values.mean())
+            row[f"{m}_se"] = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+        out.append(row)
+    return out
+
+
+def write_fold_tables(rows: Sequence[dict], workdir: str) -> tuple[str, str]:
+    """DIR/results_folds.csv and DIR/results_folds.md: `fold_rows`' table."""
+    lead = ["run_id", "status", "folds"]
+    columns = lead + [k for k in dict.fromkeys(k for r in rows for k in r) if k not in lead]
+    csv_path, md_path = os.path.join(workdir, "results_folds.csv"), os.path.join(workdir, "results_folds.md")
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write("Each point's mean over its folds and the standard error (`_se`) of that mean; test columns average "
+                "the fold models' scores on the one test split (no refit on the whole training split).\n\n")
+        f.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+        for row in rows:
+            f.write("| " + " | ".join(_md(row.get(c, "")) for c in columns) + " |\n")
+    return csv_path, md_path

@@ -34,11 +34,12 @@ from aejax.models.common import as_hp
 from aejax.sweep import results as res
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
 from aejax.sweep.space import explorable_keys, parse_space, sample_points
-from aejax.sweep.spec import expand, run_ids, shard_slice
+from aejax.sweep.spec import expand, point_of, run_ids, shard_slice
 from aejax.train.distributed import agree, barrier, is_primary
 from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
 from aejax.train.metrics import progress_bar
 from aejax.train.optim import INJECTABLE, optimizer_structure
+from aejax.data.subsets import SUBSET_KEYS
 
 PARALLEL = ("vmap", "sequential")
 
@@ -65,7 +66,31 @@ class PlannedRun:
         for key in NOT_IDENTITY:  # how runs are shown and fed does not split a group
             section, name = key.split(".")
             tree[section].pop(name, None)
+        for name in SUBSET_KEYS:  # which examples a run sees is data (index tables), not structure
+            tree["data"].pop(name, None)
         return json.dumps(tree, sort_keys=True, default=str)
+
+
+def program_groups(group: Sequence[PlannedRun], setups: dict) -> list[list[PlannedRun]]:
+    """A group of one structure, split where its built runs cannot share a program: runs that see subsets (index
+    tables) and runs that see every row, other arrays (a standardized dataset restricted to a class), or another
+    model (a duration such as a KL warm-up counted in the run's own steps; the optimizer's schedule lengths of
+    runs that see subsets travel as arrays in the optimizer state instead)."""
+    def key(s):
+        return (id(s.dataset), None) if s.rows is None else (id(s.whole), s.model)
+
+    built = [key(setups[r.run_id]) for r in group if r.run_id in setups]
+    parts: dict[Any, list[PlannedRun]] = {}
+    for r in group:  # a run with nothing left to train counts in the first part's planned size, as before
+        parts.setdefault(key(setups[r.run_id]) if r.run_id in setups else built[0] if built else None, []).append(r)
+    return list(parts.values())
+
+
+def _without_class(data):
+    """config.data with data.normal_class -1: the whole dataset, loaded once for every class."""
+    whole = ml_collections.ConfigDict(data.to_dict())
+    whole.normal_class = -1
+    return whole
 
 
 def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
@@ -74,7 +99,8 @@ def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
 
 
 def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
-               seeds: int | None = None, points: Sequence[dict] | None = None, module=None) -> list[PlannedRun]:
+               seeds: int | None = None, points: Sequence[dict] | None = None, module=None,
+               folds: int | None = None) -> list[PlannedRun]:
     """Every run of the sweep, in group order (runs of one structure together, first appearance first).
 
     `points` (e.g. sampled from a search space) replace the file's `sweep()` as `--grid` does; `module` is the
@@ -83,7 +109,7 @@ def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, 
     module = module or load_experiment(experiment)
     replaced = grid or seeds or points is not None
     file_points = module.sweep() if callable(getattr(module, "sweep", None)) and not replaced else None
-    points = expand(file_points, grid=grid, seeds=seeds, sampled=points)
+    points = expand(file_points, grid=grid, seeds=seeds, sampled=points, folds=folds)
     overrides = dict(overrides or {})
     overrides.pop("train.progress", None)  # the sweep shows one bar over its runs instead
     base, runs = experiment_config(experiment, module), []
@@ -144,7 +170,7 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
               shard: tuple[int, int] = (0, 1), select: str = "val/mse", progress: bool = True,
               space: dict | None = None, sample: int | None = None, sampler: str = "random",
               search: SearchOptions | None = None, figures=None, points: Sequence[dict] | None = None,
-              module=None) -> dict[str, Any]:
+              module=None, folds: int | None = None) -> dict[str, Any]:
     """Runs this process's slice of the sweep (or search) and writes DIR/results.csv, results.md and figures.
 
     Args:
@@ -155,9 +181,12 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
       search: successive halving or population-based training over the populations (`aejax.sweep.search`).
       figures: draws each member's figures (`aejax.viz.training_figures`, passed by `aejax.run_sweep`).
       module: the experiment file already loaded (`aejax.config.load_experiment`): it is executed once.
+      folds: K-fold cross-validation of every point: its K folds train as members of one population
+        (data.folds=K for every run, data.fold crossed like the seeds); the results add each point's fold
+        mean and standard error (results_folds.csv/md) and `select` and a search rank points by their fold mean.
     Returns {"rows": [...], "best": row or None, "ran": count, "skipped": count, "failed": count, ...}.
     """
-    from aejax.train.setup import config_dataset, setup_run
+    from aejax.train.setup import setup_run, source_key, whole_dataset
 
     if parallel not in PARALLEL:
         raise ConfigError(f"--parallel must be one of {list(PARALLEL)}, got {parallel!r}.")
@@ -166,12 +195,22 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     overrides, module = dict(overrides or {}), module or load_experiment(experiment)
     if points is not None and sample is not None:
         raise ConfigError("give explicit points or --sample N, not both.")
+    if folds is not None:
+        if {"data.fold", "data.folds"} & set(overrides):
+            raise ConfigError("--folds K sets data.folds and sweeps data.fold; drop them from --set.")
+        if int(folds) < 2:
+            raise ConfigError(f"--folds must be >= 2 (K-fold cross-validation), got {folds}.")
+        if search is not None and search.scheduler == "pbt":
+            raise ConfigError("population-based training copies states between members, and the folds of a point see "
+                              "other data; cross-validate with --scheduler halving or without a search.")
+        overrides["data.folds"] = int(folds)
     if sample is not None:
         base_seed = overrides.get("seed", experiment_config(experiment, module).get("seed", 0))
         points = sample_points(space or {}, sample, sampler=sampler, seed=int(base_seed))
     elif space and points is None:
         raise ConfigError("a search space needs --sample N (how many points to draw from it).")
-    runs = plan_sweep(experiment, workdir, overrides=overrides, grid=grid, seeds=seeds, points=points, module=module)
+    runs = plan_sweep(experiment, workdir, overrides=overrides, grid=grid, seeds=seeds, points=points, module=module,
+                      folds=folds)
     if search is not None:
         search = dataclasses.replace(search, select=select)
         check_search(search, runs, space or {}, parallel=parallel, shard=shard)
@@ -187,28 +226,34 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     todo = [r for r in mine if r.run_id not in ended and (not finished_status(r.workdir) or (
         search is not None and state.unrecorded_stop(r.workdir)))]  # a stop that was not recorded is undone
     todo_ids = {r.run_id for r in todo}
-    datasets: dict[str, Any] = {}
+    datasets: dict[Any, Any] = {}
 
-    def dataset_of(config):  # each dataset loaded once for the whole sweep
-        key = json.dumps(config.data.to_dict(), sort_keys=True, default=repr)
+    def dataset_of(config):  # each dataset loaded once for the whole sweep; runs index it (aejax.data.subsets)
+        key = source_key(config.data)
         if key not in datasets:
-            datasets[key] = config_dataset(config.data)
-        return datasets[key]
+            datasets[key] = whole_dataset(_without_class(config.data))
+        if datasets[key].scaling is None or config.data.normal_class < 0:
+            return datasets[key]
+        restricted = (key, int(config.data.normal_class))  # a standardized dataset is re-standardized on the class
+        if restricted not in datasets:
+            datasets[restricted] = whole_dataset(config.data, datasets[key])
+        return datasets[restricted]
 
     populations = []  # (setups, planned runs to train, the population's planned size); every config built first
     for group in ([[r] for r in mine] if parallel == "sequential" else groups_of(mine)):
         inject = varying_optimizer_values(group)  # one program for every chunk of the group
-        setups = {r.run_id: setup_run(r.config, dataset=dataset_of(r.config), inject_optim=inject, resolved=True)
+        setups = {r.run_id: setup_run(r.config, whole=dataset_of(r.config), inject_optim=inject, resolved=True)
                   for r in group if r.run_id in todo_ids}
         if any(s.streams for s in setups.values()) and jax.process_count() > 1 and parallel == "vmap":
             raise ConfigError("a population streamed from host memory (data.on_device=False, data.mmap=True, or too "
                               "large for the device) trains in one process; drop --coordinator or keep the data on "
                               "the device.")
         size = max_parallel or agree(max_members(next(iter(setups.values()))) if setups else 1)
-        for chunk in (group[i:i + size] for i in range(0, len(group), size)):
-            train = [r for r in chunk if r.run_id in todo_ids]
-            if train:
-                populations.append(([setups[r.run_id] for r in train], train, len(chunk)))
+        for part in program_groups(group, setups):
+            for chunk in (part[i:i + size] for i in range(0, len(part), size)):
+                train = [r for r in chunk if r.run_id in todo_ids]
+                if train:
+                    populations.append(([setups[r.run_id] for r in train], train, len(chunk)))
     check_select(select, [f"{split}/{term}" for split in ("val", "test", "train") for term in
                           populations[0][0][0].metric_names()] if populations else _reported(mine))
     barrier("aejax sweep: every process read the workdir")  # before any writes to it
@@ -283,8 +328,11 @@ def make_scheduler(search: SearchOptions, state: SearchState, populations, space
     """The search's scheduler over the members of every population, in order."""
     ids = [r.run_id for _, train, _ in populations for r in train]
     epochs = populations[0][1][0].config.train.epochs
-    if search.scheduler == "halving":
-        return Halving(ids, search, state, epochs)
+    if search.scheduler == "halving":  # fold members rank and stop together: by their point's fold mean
+        folds = any("data.fold" in r.point for _, train, _ in populations for r in train)
+        points = [json.dumps(point_of(r.point), sort_keys=True, default=repr)
+                  for _, train, _ in populations for r in train] if folds else None
+        return Halving(ids, search, state, epochs, points=points)
     keys = explorable_keys(space)
     setups = [s for setups, _, _ in populations for s in setups]
     initial = [{k: s.config.hp[k.split(".", 1)[1]] for k in keys} for s in setups]  # as configured, not float32

@@ -173,10 +173,13 @@ class SearchState:
 class Halving:
     """Successive halving over every population of a search: at each rung the members are ranked on `select` and
     the best ceil(n/eta) go on (ties by run id; a member that failed ranks last and never goes on); the others
-    stop with their checkpoint, records and summary."""
+    stop with their checkpoint, records and summary. With `points` (one key per member: the folds of a
+    cross-validated point share it) points are ranked by their members' mean and go on or stop whole."""
 
-    def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int):
+    def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int,
+                 points: Sequence[str] | None = None):
         self.run_ids, self.options, self.state = list(run_ids), options, state
+        self.points = None if points is None else list(points)
         self.rungs = options.boundaries(epochs)
         self.metric, self.lower = parse_select(options.select)
         self._pending: dict[int, dict] = {}
@@ -186,8 +189,18 @@ class Halving:
 
     def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
         ids, scores = [self.run_ids[m] for m in members], val[self.metric]
-        best = ranking(ids, scores, lower=self.lower)[:math.ceil(len(members) / self.options.eta)]
-        keep = [members[i] for i in best if math.isfinite(float(scores[i]))]
+        if self.points is not None:  # whole points by their fold mean (a failed fold: the point ranks last)
+            by_point: dict[str, list[int]] = {}
+            for i, m in enumerate(members):
+                by_point.setdefault(self.points[m], []).append(i)
+            names = list(by_point)
+            means = [float(np.mean([scores[i] for i in by_point[p]])) for p in names]
+            best_points = ranking(names, means, lower=self.lower)[:math.ceil(len(names) / self.options.eta)]
+            keep = [members[i] for p in best_points if math.isfinite(means[p]) for i in by_point[names[p]]]
+            keep = sorted(keep)
+        else:
+            best = ranking(ids, scores, lower=self.lower)[:math.ceil(len(members) / self.options.eta)]
+            keep = [members[i] for i in best if math.isfinite(float(scores[i]))]
         self._pending[end] = {"kept": [self.run_ids[m] for m in keep],
                               "stopped": [self.run_ids[m] for m in members if m not in keep]}
         return Decision(keep=keep)

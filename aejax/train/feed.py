@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax.train.distributed import host
-from aejax.train.step import chunk_body, epoch_batch_indices, epoch_body
+from aejax.train.step import chunk_body, epoch_batch_indices, epoch_body, subset_epoch_body
 
 Program = Callable[..., Callable]  # program(fn, shared_positions) -> the population's fn
 
@@ -105,10 +105,20 @@ class DeviceEpochs:
       capacity: the most epochs one call runs (the validation buffers' length, V).
       program: makes the population's program of a single run's function (`Population.program`).
       batch_sharding: each batch split over a "data" mesh axis (a data-parallel run), or None.
+      rows: members that see subsets of (x, y) (`aejax.data.subsets`): (idx [(slots,) L] padded index tables,
+        count [(slots,)] their lengths, steps: the longest member's steps per epoch); every call then runs
+        one-epoch programs (`subset_epoch_body`) and the loop validates each member after the call.
     """
 
     def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, eval_key, val, split_sums: Callable,
-                 capacity: int, batch_size: int, program: Program, batch_sharding=None):
+                 capacity: int, batch_size: int, program: Program, batch_sharding=None, rows=None):
+        self.rows = rows
+        if rows is not None:
+            single = subset_epoch_body(step, num_rows=len(y), steps=rows[2], batch_size=batch_size,
+                                       batch_sharding=batch_sharding)
+            self._epoch = jax.jit(program(single, (1, 2, 6)), donate_argnums=(0,))
+            self.capacity, self.validates, self._args = capacity, False, (x, y, hp, data_key, loop_key, eval_key)
+            return
         single = epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding)
         one = jax.jit(single)  # jitted inside the long program: its outputs' shapes and its body share one trace
         self.capacity, self.validates = capacity, False  # validates: the long program has run
@@ -139,10 +149,11 @@ class DeviceEpochs:
         self._epoch, self._epochs = jax.jit(single, donate_argnums=(0,)), jax.jit(epochs, donate_argnums=(0,))
         self._args = (x, y, hp, data_key, loop_key, eval_key, *val)
 
-    def update(self, hp, data_key, loop_key, eval_key) -> None:
-        """The population's new hp and keys (a search stopped members or changed hp): a program is
-        compiled once per width, so the same width compiles nothing."""
+    def update(self, hp, data_key, loop_key, eval_key, rows=None) -> None:
+        """The population's new hp and keys (a search stopped members or changed hp), and its members' index
+        tables when they see subsets: a program is compiled once per width, so the same width compiles nothing."""
         self._args = (*self._args[:2], hp, data_key, loop_key, eval_key, *self._args[6:])
+        self.rows = rows if rows is not None else self.rows
 
     def __call__(self, state, epochs: range, validate_after: Sequence[bool]):
         """Runs `epochs`; returns (state, parts, val): `val` None after the one-epoch program, else the validation
@@ -150,6 +161,12 @@ class DeviceEpochs:
         V = `capacity` epochs too, the first ones run)."""
         if not 1 <= len(epochs) <= self.capacity:
             raise ValueError(f"a call of {len(epochs)} epochs; this feed runs 1 to {self.capacity}.")
+        if self.rows is not None:  # members that see subsets: one-epoch programs, validated by the loop
+            parts = []
+            for epoch in epochs:
+                state, out = self._epoch(state, *self._args[:5], np.int32(epoch), *self.rows[:2])
+                parts.append(out)
+            return state, parts, None
         if len(epochs) == 1 and not self.validates:
             state, out = self._epoch(state, *self._args[:5], np.int32(epochs.start))
             return state, [out], None
@@ -229,5 +246,14 @@ def epoch_metrics(fetched: Sequence[Any], num_epochs: int, steps_per_epoch: int
     return metrics, joined(lambda out: out[1])
 
 
-__all__ = ["DeviceEpochs", "HostStream", "chunk_steps_for", "device_budget_bytes", "epoch_metrics",
+def active_steps(fetched: Sequence[Any], num_epochs: int, steps_per_epoch: int) -> np.ndarray | None:
+    """[slots, E, S] True where a member trained (members that see subsets: a step past a member's own count is
+    not its), or None when every step of a call is every member's."""
+    if len(fetched[0]) < 3:
+        return None
+    whole = np.concatenate([np.asarray(out[2]).reshape(len(out[2]), -1) for out in fetched], axis=1)
+    return whole[:, :num_epochs * steps_per_epoch].reshape(whole.shape[0], num_epochs, steps_per_epoch)
+
+
+__all__ = ["DeviceEpochs", "HostStream", "active_steps", "chunk_steps_for", "device_budget_bytes", "epoch_metrics",
            "free_device_bytes", "split_bytes", "streams_from_host"]

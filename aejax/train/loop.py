@@ -34,7 +34,8 @@ from aejax.config import config_from_json, config_to_json, duration, resolve_con
 from aejax.errors import CheckpointError, CheckpointStructureError, ConfigError, NonFiniteError
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import agree, is_primary
-from aejax.train.feed import CHUNK_BYTES, DeviceEpochs, HostStream, chunk_steps_for, epoch_metrics, free_device_bytes
+from aejax.train.feed import (CHUNK_BYTES, DeviceEpochs, HostStream, active_steps, chunk_steps_for, epoch_metrics,
+                              free_device_bytes, split_bytes)
 from aejax.train.metrics import MetricsWriter, NullWriter, progress_bar, read_metrics, write_atomically
 from aejax.train.population import Population
 from aejax.train.setup import MATMUL_PRECISIONS, RunSetup
@@ -109,13 +110,16 @@ class StopRequested(Exception):
 
 def max_members(run: RunSetup) -> int:
     """A rough count of members that fit at once: each one's state (params, optimizer state, gradients) and
-    batch activations against half the device's free memory (the host's on a CPU)."""
+    batch activations against half the device's free memory (the host's on a CPU), less the training split,
+    which the population holds once (members that see subsets index one shared copy of it)."""
     state = jax.eval_shape(run.init_state)
     state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state))
     widest = max((x.size for x in jax.tree_util.tree_leaves(state["params"])), default=1)
     per_member = 4 * state_bytes + 16 * run.train.batch_size * int(np.sqrt(widest)) * 4
     free = free_device_bytes() or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    return max(1, int(0.5 * free // max(per_member, 1)))
+    train = (run.whole or run.dataset).train
+    shared = 0 if run.streams else split_bytes(train.x, train.y)
+    return max(1, int((0.5 * free - shared) // max(per_member, 1)))
 
 
 # -- a workdir: its lock, its identity -------------------------------------------------------------
@@ -276,9 +280,9 @@ class _Team:
     pop: Population
     feed: Any
     evaluate: Callable
-    splits: list  # (x, y) of train, val, test
+    splits: list  # (x, y) of train, val, test (members that see subsets: the shared training split and test split)
     epoch: int
-    step: int  # the global step at `epoch`
+    scan_steps: int  # the steps of an epoch's scan (members that see subsets: the longest member's)
     per_call: int
     offset: int = 0  # the index of its first member among every population's
     calls: int = 0
@@ -292,6 +296,7 @@ class _Team:
     on_record: Any = None  # a scheduler's on_record(member, record): it reads the records (`aejax.train.hooks`)
     figures: Any = None  # FigureHook for the summaries
     wall_start: float = 0.0  # the population's members train together: their wall time is the training's
+    member_eval: Any = None  # members that see subsets: the single run's evaluation, called per member on its rows
 
     def live(self) -> list[tuple[int, _Member]]:
         """(slot, member) of the members still training, each at its first slot."""
@@ -303,19 +308,23 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
                 offset: int) -> _Team:
     lead, opts = members[0].run, members[0].run.train
     keys = [{name: getattr(m.run.keys, name) for name in ("data", "loop", "eval")} for m in members]
+    subsets = lead.rows is not None
+    if any((m.run.rows is not None) != subsets or m.run.whole is not lead.whole for m in members):
+        raise ValueError("the members of a population see subsets of one shared dataset, or all see every row.")
     pop = Population(states, [m.run.hp for m in members], keys, vmapped=vmapped, planned=planned,
-                     data_parallel=opts.data_parallel)
+                     data_parallel=opts.data_parallel, tables=[m.run.rows.train for m in members] if subsets else None)
     precision = MATMUL_PRECISIONS[opts.matmul_precision]
     example_bytes = 4 * int(np.prod(lead.dataset.input_shape))
     evaluate = make_eval_fn(lead.model, batch_size=opts.eval_batch_size, program=pop.program, fetch=pop.fetch,
                             host_chunk_batches=max(1, CHUNK_BYTES // (example_bytes * opts.eval_batch_size))
                             if lead.streams else 0, precision=precision)
-    data = lead.dataset
+    data = lead.whole if subsets else lead.dataset
     splits = [(s.x, s.y) if name == "train" and lead.streams else (pop.shared(s.x), pop.shared(s.y))
               for name, s in (("train", data.train), ("val", data.val), ("test", data.test))]
     (x, y), common = splits[0], dict(data_key=pop.keys["data"], loop_key=pop.keys["loop"],
                                      batch_size=opts.batch_size, program=pop.program)
-    if lead.streams:
+    scan_steps = max(len(m.run.rows.train) for m in members) // opts.batch_size if subsets else lead.steps_per_epoch
+    if lead.streams and not subsets:
         chunk = chunk_steps_for(lead.feed.stream_chunk_steps, example_bytes=example_bytes, batch_size=opts.batch_size,
                                 steps_per_epoch=lead.steps_per_epoch, members=len(members))
         feed = HostStream(lead.train_step(), x, y, pop.hp, chunk_steps=chunk, **common)
@@ -323,13 +332,17 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
         feed = DeviceEpochs(lead.train_step(), x, y, pop.hp, **common, eval_key=pop.keys["eval"], val=splits[1],
                             split_sums=make_split_sums(lead.model, batch_size=opts.eval_batch_size,
                                                        precision=precision),
-                            capacity=opts.epochs_per_call or MAX_EPOCHS_PER_CALL, batch_sharding=pop.batch_sharding)
+                            capacity=opts.epochs_per_call or MAX_EPOCHS_PER_CALL, batch_sharding=pop.batch_sharding,
+                            rows=(*pop.rows, scan_steps) if subsets else None)
     for m in members:
         m.epochs_done = start
-        m.writer = (MetricsWriter(m.workdir, resume_step=start * lead.steps_per_epoch, tensorboard=opts.tensorboard,
+        m.writer = (MetricsWriter(m.workdir, resume_step=start * m.run.steps_per_epoch, tensorboard=opts.tensorboard,
                                   tracker=m.tracker) if is_primary() else NullWriter())
-    return _Team(members, pop, feed, evaluate, splits, start, start * lead.steps_per_epoch,
-                 opts.epochs_per_call or 1, offset)
+    team = _Team(members, pop, feed, evaluate, splits, start, scan_steps, 1 if subsets else opts.epochs_per_call or 1,
+                 offset)
+    if subsets:  # each member's own validation and training rows: the single run's evaluation, one call per member
+        team.member_eval = make_eval_fn(lead.model, batch_size=opts.eval_batch_size, precision=precision)
+    return team
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -409,6 +422,11 @@ def _validation(team: _Team, sums, due: list[bool]) -> Callable[[], dict[int, di
     """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
     sums the call computed inside (`sums`), or a validation dispatched now, after the call (a call that does
     not validate inside ends at its one validation)."""
+    if team.member_eval is not None:
+        if not due[-1]:
+            return dict
+        pending = _member_eval(team, "val", team.pop.fold_eval_key(len(due) - 1 + team.epoch))
+        return lambda: {len(due) - 1: pending()}
     n = len(team.splits[1][1])
     if sums is not None:
         def fetch():
@@ -423,12 +441,31 @@ def _validation(team: _Team, sums, due: list[bool]) -> Callable[[], dict[int, di
     return lambda: {len(due) - 1: means()}
 
 
+def _member_eval(team: _Team, split: str, keys) -> Callable[[], dict[str, np.ndarray]]:
+    """Members that see subsets: each live member's `split` ("train" or "val": its own rows) evaluated by the single
+    run's program with its params, hp and key of `keys`, dispatched now; returns the function that fetches
+    {term: [slots]} (NaN at slots of no live member)."""
+    pop, slot_of = team.pop, lambda tree, s: jax.tree_util.tree_map(lambda a: a[s], tree) if pop.vmapped else tree
+    pending = {s: team.member_eval(slot_of(pop.state["params"], s), getattr(m.run.dataset, split).x,
+                                   getattr(m.run.dataset, split).y, slot_of(pop.hp, s), slot_of(keys, s), fetch=False)
+               for s, m in team.live()}
+
+    def fetch():
+        means = {s: get() for s, get in pending.items()}
+        names = next(iter(means.values())).keys() if means else ()
+        return {k: np.array([means[s][k] if s in means else np.nan for s in range(len(pop.slots))], np.float64)
+                for k in names}
+    return fetch
+
+
 def _record(team: _Team, call: _Call, bar, until: int) -> None:
     """Fetches a call's metrics (and validation), writes every live member's records, stops the members that
     went non-finite; keeps the validation means of the call's last epoch by slot (`team.last_val`)."""
     run, live = team.members[0].run, team.live()
-    steps, opts = run.steps_per_epoch, run.train
-    metrics, finite = epoch_metrics(team.pop.fetch(list(call.parts)), len(call.epochs), steps)
+    steps, opts = team.scan_steps, run.train
+    fetched = team.pop.fetch(list(call.parts))
+    metrics, finite = epoch_metrics(fetched, len(call.epochs), steps)
+    active = active_steps(fetched, len(call.epochs), steps)  # None: every step is every member's
     vals = call.val()
     now, compiled = time.perf_counter(), compile_seconds()
     seconds = (now - team.mark - (compiled - team.compiled)) / len(call.epochs)  # compiles timed apart
@@ -437,14 +474,16 @@ def _record(team: _Team, call: _Call, bar, until: int) -> None:
     rate = len(live) * steps * opts.batch_size / max(seconds, 1e-12)
     for i, epoch in enumerate(call.epochs):
         for s, m in live:
-            m_i = {k: v[s, i] for k, v in metrics.items()}
+            own = slice(None) if active is None else active[s, i]  # the member's own steps of the epoch
+            m_i, finite_i = {k: v[s, i][own] for k, v in metrics.items()}, finite[s, i][own]
             if m.status != "training":
                 continue
-            if not finite[s, i].all() and not opts.skip_nonfinite:
-                m.fail(_nonfinite_error(m_i, finite[s, i], team.step, m.checkpointer))
+            first_step = epoch * m.run.steps_per_epoch  # the member's global step: its own steps per epoch
+            if not finite_i.all() and not opts.skip_nonfinite:
+                m.fail(_nonfinite_error(m_i, finite_i, first_step, m.checkpointer))
                 continue
             val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
-            record = epoch_record(epoch, team.step + steps, m_i, finite[s, i], val_s,
+            record = epoch_record(epoch, first_step + m.run.steps_per_epoch, m_i, finite_i, val_s,
                                   skip_nonfinite=opts.skip_nonfinite)
             m.writer.write(record, extra_scalars={"perf/examples_per_s": rate})
             if team.on_record is not None:
@@ -456,11 +495,10 @@ def _record(team: _Team, call: _Call, bar, until: int) -> None:
                         val_mse=f"{np.mean(vals[i]['mse'][alive]) if i in vals and alive else float('nan'):.4g}",
                         ex_s=f"{rate:,.0f}", refresh=False)
         bar.update(1)
-        team.step += steps
     team.calls += 1
     team.warmup_epochs = team.warmup_epochs or len(call.epochs)
     team.last_val = vals.get(len(call.epochs) - 1, {})
-    if team.calls == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs):
+    if team.calls == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs) and team.feed.rows is None:
         team.per_call = agree(_call_length(seconds, left=until - team.epoch, first_compile=team.first_compile))
 
 
@@ -515,7 +553,8 @@ def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
         if kept:
             team.pop.regroup(kept, {local[a]: local[b] for a, b in decision.copy_from.items() if a in local},
                              {local[r]: h for r, h in decision.hp.items() if r in local})
-            team.feed.update(team.pop.hp, team.pop.keys["data"], team.pop.keys["loop"], team.pop.keys["eval"])
+            team.feed.update(team.pop.hp, team.pop.keys["data"], team.pop.keys["loop"], team.pop.keys["eval"],
+                             *([(*team.pop.rows, team.scan_steps)] if team.pop.rows is not None else []))
         if getattr(scheduler, "save_at_decisions", True):  # a resumed search finds every member at `end`
             _save(team, end)
         team.ranked = []
@@ -619,8 +658,13 @@ def summarize(team: _Team, slots: list[tuple[int, _Member]], *, status: str) -> 
     for _, m in slots:
         m.checkpointer.wait()
     keys, pop = team.pop.final_eval_keys(), team.pop
-    terms = {name: team.evaluate(pop.state["params"], x, y, pop.hp, keys) for name, (x, y) in
-             zip(("train", "val", "test"), team.splits)}
+    if team.member_eval is not None:  # each member's own train and val rows; the shared test split as one program
+        own = {name: _member_eval(team, name, keys) for name in ("train", "val")}
+        terms = {**{name: get() for name, get in own.items()},
+                 "test": team.evaluate(pop.state["params"], *team.splits[2], pop.hp, keys)}
+    else:
+        terms = {name: team.evaluate(pop.state["params"], x, y, pop.hp, keys) for name, (x, y) in
+                 zip(("train", "val", "test"), team.splits)}
     params, steps = pop.fetch(pop.state["params"]), pop.fetch(pop.state["step"])
     times = team.epoch_times[team.warmup_epochs:] or team.epoch_times
     for s, m in slots:

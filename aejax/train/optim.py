@@ -41,6 +41,26 @@ def make_schedule(name: str, *, warmup_steps: int, decay_steps: int, final_fract
                                               end_value=final_fraction)
 
 
+def array_schedule(name: str, *, warmup_steps, decay_steps, final_fraction: float):
+    """`make_schedule`'s multiplier with the warm-up and decay lengths as arrays (members of one program that
+    differ in their own step counts, e.g. training-set sizes: they travel in the optimizer state)."""
+    import jax.numpy as jnp
+
+    def schedule(count):
+        step, decay = jnp.asarray(count, jnp.float32), jnp.maximum(jnp.asarray(decay_steps, jnp.float32), 1.0)
+        if name == "constant":
+            return jnp.ones_like(step)
+        if name == "linear":
+            return (1.0 - final_fraction) * (1.0 - jnp.clip(step, 0.0, decay) / decay) + final_fraction
+        warm = jnp.asarray(warmup_steps, jnp.float32) if name == "warmup_cosine" else jnp.zeros(())
+        span = jnp.maximum(decay - warm, 1.0)
+        cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(step - warm, 0.0, span) / span))
+        decayed = (1.0 - final_fraction) * cosine + final_fraction
+        return jnp.where(step < warm, step / jnp.maximum(warm, 1.0), decayed)
+
+    return schedule
+
+
 # Continuous optimizer values a sweep may vary inside one compiled program (injected as arrays).
 INJECTABLE = ("grad_clip", "weight_decay", "b1", "b2", "eps", "momentum")
 
@@ -66,7 +86,7 @@ def schedule_steps(options: OptimOptions, *, steps_per_epoch: int, total_steps: 
 
 
 def make_optimizer(name: str = OptimOptions.name, *, total_steps: int, steps_per_epoch: int = 1,
-                   inject: tuple[str, ...] = (), **options) -> optax.GradientTransformation:
+                   inject: tuple[str, ...] = (), schedule_arrays: bool = False, **options) -> optax.GradientTransformation:
     """Builds the optax chain: [clip] -> adam/adamw/sgd direction -> schedule multiplier.
 
     Args:
@@ -76,6 +96,9 @@ def make_optimizer(name: str = OptimOptions.name, *, total_steps: int, steps_per
       inject: names in `INJECTABLE` to carry as arrays in the optimizer state
         (`optax.inject_hyperparams`), so that runs differing in them share one compiled step
         and a population can vmap over them; the others stay Python constants.
+      schedule_arrays: the schedule's warm-up and decay lengths in steps carried as arrays in the optimizer
+        state too (`array_schedule`), so that runs of different lengths (members that see training sets of
+        different sizes) share one compiled step.
       **options: any other field of `aejax.config.OptimOptions` (schedule, warmup, decay,
         final_fraction, grad_clip, weight_decay, b1, b2, eps, momentum), defaults from there.
     """
@@ -104,7 +127,7 @@ def make_optimizer(name: str = OptimOptions.name, *, total_steps: int, steps_per
     _, clip_on, decay_on, trace_on = optimizer_structure(name, grad_clip=grad_clip, weight_decay=weight_decay,
                                                          momentum=momentum)
 
-    def chain(grad_clip, weight_decay, b1, b2, eps, momentum):
+    def chain(grad_clip, weight_decay, b1, b2, eps, momentum, warmup_steps=None, decay_steps=None):
         parts = []
         if clip_on:
             parts.append(optax.clip_by_global_norm(grad_clip))
@@ -114,11 +137,15 @@ def make_optimizer(name: str = OptimOptions.name, *, total_steps: int, steps_per
                 parts.append(optax.add_decayed_weights(weight_decay))
         elif trace_on:
             parts.append(optax.trace(decay=momentum))
-        parts.append(optax.scale_by_schedule(schedule_fn))
+        parts.append(optax.scale_by_schedule(schedule_fn if decay_steps is None else array_schedule(
+            schedule, warmup_steps=warmup_steps, decay_steps=decay_steps, final_fraction=final_fraction)))
         return optax.chain(*parts)
 
     values = {"grad_clip": grad_clip, "weight_decay": weight_decay, "b1": b1, "b2": b2, "eps": eps,
               "momentum": momentum}
+    if schedule_arrays:
+        values.update(warmup_steps=float(warmup_steps), decay_steps=float(decay_steps))
+        inject = (*inject, "warmup_steps", "decay_steps")
     if not inject:
         return chain(**values)
     static = tuple(k for k in values if k not in inject)

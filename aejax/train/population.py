@@ -40,10 +40,12 @@ class Population:
       vmapped: carry the run axis (a sweep group); False only for a run alone.
       planned: the population's size as planned (members already finished included): the most slots.
       data_parallel: each member's batches split over the mesh's "data" axis instead of members over "runs".
+      tables: per member, the rows of the shared training split it sees (`aejax.data.subsets`), or None (every
+        member sees every row): held as `rows` = (idx, count), idx padded to the longest table.
     """
 
     def __init__(self, states: Sequence[Any], hps: Sequence[Any], keys: Sequence[dict], *, vmapped: bool,
-                 planned: int | None = None, data_parallel: bool = False):
+                 planned: int | None = None, data_parallel: bool = False, tables: Sequence[np.ndarray] | None = None):
         if not vmapped and len(states) != 1:
             raise ValueError(f"{len(states)} members need the run axis (vmapped=True).")
         self.vmapped, self.planned = vmapped, max(planned or len(states), len(states))
@@ -60,6 +62,14 @@ class Population:
                 for name in keys[0]}
         else:
             self.state, self.hp, self.keys = self.shared(states[0]), self.shared(hps[0]), dict(keys[0])
+        self.rows = None  # (idx [(slots,) L] int32, count [(slots,)] int32): each member's rows of the shared split
+        if tables is not None:
+            longest = max(len(t) for t in tables)
+            idx = [np.concatenate([t, np.full(longest - len(t), t[0], np.int32)]).astype(np.int32) for t in tables]
+            count = [np.int32(len(t)) for t in tables]
+            self.rows = (self.per_member(np.stack([idx[r] for r in self.slots])),
+                         self.per_member(np.asarray([count[r] for r in self.slots], np.int32))) if vmapped else \
+                (self.shared(idx[0]), self.shared(count[0]))
 
     # -- placement --
     def _place(self, tree, spec):
@@ -150,6 +160,8 @@ class Population:
             for name, value in hp.get(r, {}).items():
                 new_hp[name] = new_hp[name].at[i].set(value)
         self.keys = {name: self.per_member(take(k, slots)) for name, k in self.keys.items()}
+        if self.rows is not None:
+            self.rows = tuple(self.per_member(take(a, slots)) for a in self.rows)
         self.state, self.hp, self.slots = self.per_member(state), self.per_member(new_hp), slots
 
     def fold_eval_key(self, epoch: int):

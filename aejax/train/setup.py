@@ -21,6 +21,7 @@ import optax
 
 from aejax.config import DATA_COMMON, FeedOptions, OptimOptions, TrainOptions, duration, resolve_config
 from aejax.data import Dataset, check_images, load_dataset, restrict_to_class
+from aejax.data.subsets import SUBSET_KEYS, Rows, choose_rows, view
 from aejax.errors import ConfigError
 from aejax.models import Autoencoder, kind_durations, model_from_options
 from aejax.models.common import as_hp
@@ -100,6 +101,8 @@ class RunSetup:
     train: TrainOptions
     feed: FeedOptions = FeedOptions()
     warmup_steps: int = 0  # the optimizer's warm-up in steps, after clipping to the run (for the figures)
+    rows: Rows | None = None  # the run's index tables into `whole` when its data options choose a subset
+    whole: Dataset | None = None  # the dataset `rows` index (shared by the members of a population)
 
     @property
     def seed(self) -> int:
@@ -153,12 +156,12 @@ class RunSetup:
 
 
 def optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int, total_steps: int,
-              inject: tuple[str, ...] = ()) -> tuple[optax.GradientTransformation, int]:
+              inject: tuple[str, ...] = (), schedule_arrays: bool = False) -> tuple[optax.GradientTransformation, int]:
     """The optax chain config.optim describes, and its warm-up in steps (as clipped to the run)."""
     warmup, decay = schedule_steps(OptimOptions(**optim.to_dict()), steps_per_epoch=steps_per_epoch,
                                    total_steps=total_steps)
-    return make_optimizer(total_steps=total_steps, inject=inject, **{**optim.to_dict(), "warmup": warmup,
-                                                                     "decay": decay}), warmup
+    return make_optimizer(total_steps=total_steps, inject=inject, schedule_arrays=schedule_arrays,
+                          **{**optim.to_dict(), "warmup": warmup, "decay": decay}), warmup
 
 
 def clipped_warmup(key: str, steps: int, total_steps: int) -> int:
@@ -170,13 +173,38 @@ def clipped_warmup(key: str, steps: int, total_steps: int) -> int:
     return total_steps
 
 
+def source_key(data: ml_collections.ConfigDict) -> str:
+    """What decides the loaded arrays: config.data without the options that only choose rows (a sweep loads
+    each dataset once per key)."""
+    import json
+
+    return json.dumps({k: v for k, v in data.to_dict().items() if k not in SUBSET_KEYS}, sort_keys=True, default=repr)
+
+
+def whole_dataset(data: ml_collections.ConfigDict, loaded: Dataset | None = None) -> Dataset:
+    """The dataset config.data names, whole (`loaded`: the same, loaded already): the one a run's index tables
+    index. A standardized dataset (tabular, sequences) with data.normal_class is restricted here instead
+    (`aejax.data.restrict_to_class` re-standardizes it on the class: its arrays change)."""
+    if loaded is None:
+        not_source = {"name", *DATA_COMMON, *(f.name for f in dataclasses.fields(FeedOptions))}
+        loaded = load_dataset(data.name, **{k: v for k, v in data.to_dict().items() if k not in not_source})
+    if data.normal_class >= 0 and loaded.scaling is not None:
+        return restrict_to_class(loaded, data.normal_class)
+    return loaded
+
+
+def data_rows(data: ml_collections.ConfigDict, whole: Dataset) -> Rows | None:
+    """The run's index tables into `whole` (`aejax.data.subsets.choose_rows`), or None: the whole splits."""
+    normal = data.normal_class if whole.normal_class is None else -1  # a restricted dataset holds the class already
+    return choose_rows(whole.train.y, whole.val.y, whole.num_classes, normal_class=normal, folds=data.folds,
+                       fold=data.fold, train_examples=data.train_examples)
+
+
 def config_dataset(data: ml_collections.ConfigDict) -> Dataset:
-    """The dataset config.data names (with its own options), restricted to one class for the one-class protocol."""
-    not_source = {"name", *DATA_COMMON, *(f.name for f in dataclasses.fields(FeedOptions))}
-    dataset = load_dataset(data.name, **{k: v for k, v in data.to_dict().items() if k not in not_source})
-    if data.normal_class >= 0:  # the one-class protocol (aejax.data.restrict_to_class)
-        dataset = restrict_to_class(dataset, data.normal_class)
-    return dataset
+    """The run's own dataset: the one config.data names, its training and validation splits restricted to the rows
+    the run sees (one class for the one-class protocol, a fold, a nested subset), the test split whole."""
+    whole = whole_dataset(data)
+    return view(whole, data_rows(data, whole), normal_class=data.normal_class)
 
 
 def model_options(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int) -> dict[str, Any]:
@@ -191,7 +219,7 @@ def model_options(config: ml_collections.ConfigDict, steps_per_epoch: int, total
     return options
 
 
-def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None,
+def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = None, whole: Dataset | None = None,
               inject_optim: tuple[str, ...] = (), resolved: bool = False) -> RunSetup:
     """Builds and checks everything a run needs from a config (no compile happens here).
 
@@ -202,10 +230,20 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
         dataset of another run of the same data, as a sweep shares it).
       inject_optim: optimizer values carried as arrays in the optimizer state (a population whose
         members differ in them; see `aejax.train.optim.INJECTABLE`).
+      whole: the dataset config.data names, loaded already (`whole_dataset`; a sweep shares it between runs);
+        the options that choose rows index it (`RunSetup.rows`).
       resolved: `config` came from `resolve_config` (or `get_experiment_config`) already: not resolved again.
     """
     config = config if resolved else resolve_config(config)
-    dataset = dataset if dataset is not None else config_dataset(config.data)
+    rows = None
+    if dataset is None:
+        whole = whole if whole is not None else whole_dataset(config.data)
+        rows = data_rows(config.data, whole)
+        if rows is not None and (not config.data.on_device or _memory_mapped(whole.train.x)):
+            raise ConfigError("data options that choose rows (data.normal_class, data.folds, data.train_examples) "
+                              "train from index tables over the split on the device; set data.on_device=True and "
+                              "data.mmap=False.")
+        dataset = view(whole, rows, normal_class=config.data.normal_class)
     for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
         if not _memory_mapped(getattr(dataset, split_name).x):  # those were checked chunk by chunk when opened
             check_images(getattr(dataset, split_name).x, what=f"{split_name} images")
@@ -229,8 +267,9 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
         raise ConfigError(f"hp.learning_rate must be a positive number, got {hp['learning_rate']}.")
     model.check_hp(hp)
     tx, warmup = optimizer(config.optim, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                           inject=inject_optim)
-    run = RunSetup(config, dataset, model, as_hp(hp), tx, RunKeys.from_seed(config.seed), train, feed, warmup)
+                           inject=inject_optim, schedule_arrays=rows is not None)
+    run = RunSetup(config, dataset, model, as_hp(hp), tx, RunKeys.from_seed(config.seed), train, feed, warmup,
+                   rows, whole if rows is not None else None)
     if run.streams and train.data_parallel and jax.device_count() > 1:
         raise ConfigError("a training split streamed from the host (data.on_device=False, data.mmap=True, or too "
                           "large for the device) cannot be split over devices yet; set train.data_parallel=False.")
@@ -242,4 +281,5 @@ def _memory_mapped(x) -> bool:
     return callable(getattr(x, "chunks", None))
 
 
-__all__ = ["MATMUL_PRECISIONS", "RunKeys", "RunSetup", "config_dataset", "optimizer", "setup_run"]
+__all__ = ["MATMUL_PRECISIONS", "RunKeys", "RunSetup", "config_dataset", "data_rows", "optimizer", "setup_run",
+           "source_key", "whole_dataset"]

@@ -149,6 +149,49 @@ def epoch_body(step: Callable, *, num_examples: int, batch_size: int, batch_shar
     return epoch_fn
 
 
+def subset_batch_indices(data_key, epoch, idx_L, count, *, num_rows: int, steps: int, batch_size: int):
+    """The [steps, batch_size] rows of one epoch of a run that sees the rows `idx_L[:count]` of a split of
+    `num_rows` (the table padded to a population's longest, L): keys `u = bits(fold_in(data_key, epoch))` drawn
+    over the WHOLE split, the run's rows keyed by u[row], the padding by the largest key, a stable argsort.
+    The first `count` entries are a uniformly random order of the run's rows, the same bits alone or padded;
+    batches past the run's own `count // batch_size` hold padding and are not trained on."""
+    u_N = jax.random.bits(jax.random.fold_in(data_key, epoch), (num_rows,))
+    valid_L = jnp.arange(idx_L.shape[0]) < count
+    keys_L = jnp.where(valid_L, u_N[idx_L], jnp.array(jnp.iinfo(u_N.dtype).max, u_N.dtype))
+    order_L = idx_L[jnp.argsort(keys_L, stable=True)]
+    need = steps * batch_size
+    if need > order_L.shape[0]:
+        order_L = jnp.concatenate([order_L, jnp.broadcast_to(order_L[:1], (need - order_L.shape[0],))])
+    return order_L[:need].reshape(steps, batch_size)
+
+
+def subset_epoch_body(step: Callable, *, num_rows: int, steps: int, batch_size: int, batch_sharding=None) -> Callable:
+    """The unjitted epoch(state, x, y, hp, data_key, loop_key, epoch, idx_L, count) -> (state, (metrics, finite,
+    active)) of a run that sees the rows `idx_L[:count]` of the split (x, y) (`aejax.data.subsets`): `steps`
+    (a population's longest epoch) steps of `subset_batch_indices`' batches; a step past the run's own
+    `count // batch_size` leaves the state (params, optimizer state, step counter) as it was and is marked
+    inactive, so its keys `fold_in(loop_key, state["step"])` stay the run's own."""
+
+    def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch, idx_L, count):
+        idx_SxB = subset_batch_indices(data_key, epoch, idx_L, count, num_rows=num_rows, steps=steps,
+                                       batch_size=batch_size)
+        own = count // batch_size
+
+        def body(state, xs):
+            i, idx_B = xs
+            batch = {"x": x_N.at[idx_B].get(mode="promise_in_bounds"), "y": y_N.at[idx_B].get(mode="promise_in_bounds")}
+            if batch_sharding is not None:
+                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+            new, metrics, finite = step(state, batch, jax.random.fold_in(loop_key, state["step"]), hp)
+            active = i < own
+            state = jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, state)
+            return state, (metrics, finite, active)
+
+        return jax.lax.scan(body, state, (jnp.arange(steps), idx_SxB))
+
+    return epoch_fn
+
+
 def chunk_body(step: Callable) -> Callable:
     """The unjitted chunk(state, x_SxB, y_SxB, hp, loop_key) -> (state, (metrics, finite)): the steps of S
     batches that the host gathered (streaming from host memory, see `aejax.train.feed`), with the on-device
