@@ -481,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--collect", action="store_true", help="only rebuild results.csv/md from the runs' outputs")
     sweep.add_argument("--select", action="append", help="metric naming the best run (default val/mse); known "
                        "metrics know their direction (elbo, auroc, psnr higher; mse, loss, nll lower), :min or :max "
-                       "decides for others or overrides; repeat it for a multi-objective Optuna search (a Pareto front)")
+                       "decides for others or overrides; repeat it for a multi-objective Optuna search (a Pareto "
+                       "front)")
     sweep.add_argument("--data-dir", help="directory holding dataset files")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.add_argument("--space", action="append", metavar="KEY=DIST", help="a searched key (repeatable): "

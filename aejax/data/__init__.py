@@ -10,5 +10,6 @@ from aejax.data.sources import SOURCES, load_dataset, source_options
 
 __all__ = ["CORRUPTIONS", "SOURCES", "Dataset", "Split", "arrays_dataset", "check_images", "check_level",
            "corrupt",
-           "download_fashion_mnist", "download_olivetti", "find_olivetti", "load_olivetti_faces", "find_fashion_mnist", "fashion_mnist_search_path", "get_corruption",
+           "download_fashion_mnist", "download_olivetti", "find_olivetti", "load_olivetti_faces",
+           "find_fashion_mnist", "fashion_mnist_search_path", "get_corruption",
            "load_arrays", "load_dataset", "read_idx", "restrict_to_class", "source_options", "write_idx"]

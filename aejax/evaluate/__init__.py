@@ -208,4 +208,5 @@ def _evaluate_sweep(workdir: str, task: str, options: dict[str, Any]) -> dict[st
     return results
 
 
-__all__ = ["LoadedRun", "POPULATION_TASKS", "TASKS", "check_options", "describe_options", "option_help", "evaluate_workdir", "load_run", "task_options"]
+__all__ = ["LoadedRun", "POPULATION_TASKS", "TASKS", "check_options", "describe_options", "option_help", "evaluate_workdir",
+           "load_run", "task_options"]

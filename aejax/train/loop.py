@@ -445,9 +445,9 @@ def _member_eval(team: _Team, split: str, keys) -> Callable[[], dict[str, np.nda
     """Members that see subsets: each live member's `split` ("train" or "val": its own rows) evaluated by the single
     run's program with its params, hp and key of `keys`, dispatched now; returns the function that fetches
     {term: [slots]} (NaN at slots of no live member)."""
-    pop, slot_of = team.pop, lambda tree, s: jax.tree_util.tree_map(lambda a: a[s], tree) if pop.vmapped else tree
-    pending = {s: team.member_eval(slot_of(pop.state["params"], s), getattr(m.run.dataset, split).x,
-                                   getattr(m.run.dataset, split).y, slot_of(pop.hp, s), slot_of(keys, s), fetch=False)
+    pop = team.pop
+    pending = {s: team.member_eval(pop.slot(pop.state["params"], s), getattr(m.run.dataset, split).x,
+                                   getattr(m.run.dataset, split).y, pop.slot(pop.hp, s), pop.slot(keys, s), fetch=False)
                for s, m in team.live()}
 
     def fetch():
@@ -591,9 +591,7 @@ def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]]
     members = [[_Member(run, w) for run, w in zip(runs, workdirs)] for runs, workdirs in groups]
     flat = [m for group in members for m in group]
     lead = flat[0].run
-    runs_axis = len(flat) > 1 if runs_axis is None else runs_axis
-    if not runs_axis and len(flat) != 1:
-        raise ConfigError(f"{len(flat)} runs need a run axis (runs_axis=True).")
+    vmapped = Population.run_axis(runs_axis, len(flat))
     wall_start = time.perf_counter()
     with contextlib.ExitStack() as cleanup:
         for m in flat:
@@ -607,7 +605,7 @@ def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]]
             cleanup.callback(m.close)
         teams, offset = [], 0
         for i, group in enumerate(members):
-            teams.append(_build_team(group, *restore_members(group), vmapped=runs_axis, offset=offset,
+            teams.append(_build_team(group, *restore_members(group), vmapped=vmapped, offset=offset,
                                      planned=planned[i] if planned else len(group)))
             teams[-1].figures, teams[-1].wall_start = figures, wall_start
             teams[-1].on_record = getattr(scheduler, "on_record", None)

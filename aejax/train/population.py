@@ -44,6 +44,15 @@ class Population:
         member sees every row): held as `rows` = (idx, count), idx padded to the longest table.
     """
 
+    @staticmethod
+    def run_axis(runs_axis: bool | None, members: int) -> bool:
+        """Whether populations of `members` runs in all carry the run axis: asked for, or by default with several
+        (a run alone keeps its own programs)."""
+        vmapped = members > 1 if runs_axis is None else bool(runs_axis)
+        if not vmapped and members != 1:
+            raise ValueError(f"{members} runs need a run axis (runs_axis=True).")
+        return vmapped
+
     def __init__(self, states: Sequence[Any], hps: Sequence[Any], keys: Sequence[dict], *, vmapped: bool,
                  planned: int | None = None, data_parallel: bool = False, tables: Sequence[np.ndarray] | None = None):
         if not vmapped and len(states) != 1:
@@ -121,6 +130,10 @@ class Population:
     def member(fetched, slot: int):
         """Slot `slot` of a fetched tree (`fetch`)."""
         return jax.tree_util.tree_map(lambda leaf: leaf[slot], fetched)
+
+    def slot(self, tree, slot: int):
+        """Slot `slot` of a tree on the device (a run alone: the tree itself)."""
+        return jax.tree_util.tree_map(lambda leaf: leaf[slot], tree) if self.vmapped else tree
 
     def first_slots(self) -> dict[int, int]:
         """{member: its first slot}, for every member in the slot table."""
