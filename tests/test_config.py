@@ -115,7 +115,8 @@ def test_setup_run_takes_an_experiment_files_own_config():
     ({"optim.momentum": 0.9}, "optim.momentum is used only with optim.name='sgd'; this run has optim.name='adam'."),
     ({"optim.warmup": 10}, "optim.warmup is used only with optim.schedule='warmup_cosine'"),
     ({"hp.beta": 2.0}, "hp.beta is a hyperparameter of kind vae/cvae; this run's kind is sparse."),
-    ({"data.dir": "/tmp"}, "data.dir is an option of dataset fashion_mnist/olivetti_faces; this run's dataset is digits."),
+    ({"data.dir": "/tmp"},
+     "data.dir is an option of dataset fashion_mnist/olivetti_faces; this run's dataset is digits."),
     ({"train.mlflow_uri": "x"}, "train.mlflow_uri is used only with train.mlflow=True"),
     ({"optim.warmup_steps": 10}, "optim.warmup_steps is now optim.warmup"),
 ])

@@ -139,14 +139,10 @@ def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str, *,
     tested = ["test_at_epoch"] if any("test_at_epoch" in r for r in rows) else []
     columns = ["run_id", "status", "epochs", *searched, *swept, *starts, *metrics, *tested, "wall_time_s"]
     csv_path, md_path = os.path.join(workdir, "results.csv"), os.path.join(workdir, "results.md")
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+    _write_csv(csv_path, rows, columns)
     marked = False
     with open(md_path, "w", encoding="utf-8") as f:
-        f.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+        f.write(_md_header(columns))
         for row in ordered(rows, select):
             cells = []
             for c in columns:
@@ -421,20 +417,28 @@ def fold_rows(rows: Sequence[dict], keys: Sequence[str]) -> list[dict[str, Any]]
     return out
 
 
+def _write_csv(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+
+
+def _md_header(columns: Sequence[str]) -> str:
+    return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+
+
 def write_fold_tables(rows: Sequence[dict], workdir: str) -> tuple[str, str]:
     """DIR/results_folds.csv and DIR/results_folds.md: `fold_rows`' table."""
     lead = ["run_id", "status", "folds"]
     columns = lead + [k for k in dict.fromkeys(k for r in rows for k in r) if k not in lead]
     csv_path, md_path = os.path.join(workdir, "results_folds.csv"), os.path.join(workdir, "results_folds.md")
-    with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+    _write_csv(csv_path, rows, columns)
     with open(md_path, "w", encoding="utf-8") as f:
         f.write("Each point's mean over its folds and the standard error (`_se`) of that mean; test columns average "
                 "the fold models' scores on the one test split (no refit on the whole training split).\n\n")
-        f.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+        f.write(_md_header(columns))
         for row in rows:
             f.write("| " + " | ".join(_md(row.get(c, "")) for c in columns) + " |\n")
     return csv_path, md_path

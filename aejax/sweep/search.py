@@ -117,7 +117,8 @@ class SearchState:
                        if k != "runs" and old.get(k) != self.plan.get(k)]
             if changed or old.get("runs") != self.plan.get("runs"):
                 raise ConfigError(f"{workdir} holds another search ({'; '.join(changed) or 'other points'}); a search "
-                                  "workdir holds one search: use a new --workdir, or the original command to resume it.")
+                                  "workdir holds one search: use a new --workdir, or the original command to resume "
+                                  "it.")
             self.decisions = {int(k): v for k, v in saved["decisions"].items()}
 
     def write(self) -> None:

@@ -159,7 +159,9 @@ def read_run_file(workdir: str) -> dict | None:
 
 def figures_in(workdir: str) -> list[str]:
     folder = os.path.join(workdir, "figures")
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".png")) if os.path.isdir(folder) else []
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".png"))
 
 
 def log_training_end(run: MlflowRun, workdir: str, summary: Mapping[str, Any], *, step: int) -> None:

@@ -87,7 +87,8 @@ def test_a_standardized_dataset_restricted_per_class_still_splits_groups(tmp_pat
     """wine is re-standardized on each class's rows (other arrays): one population per class, each as alone."""
     out = run_sweep("wine_oneclass", str(tmp_path / "sweep"), overrides={**QUIET, "train.epochs": 3}, progress=False)
     assert out["ran"] == 3 and out["groups"] == 3
-    fit(get_experiment_config("wine_oneclass", {**QUIET, "train.epochs": 3, "data.normal_class": 1}), str(tmp_path / "a"))
+    fit(get_experiment_config("wine_oneclass", {**QUIET, "train.epochs": 3, "data.normal_class": 1}),
+        str(tmp_path / "a"))
     a, b = _summary(tmp_path / "sweep" / "runs" / "normal_class=1"), _summary(tmp_path / "a")
     _close(a, b, [k for k in b if k.startswith(("val/", "train/", "test/"))])
 
