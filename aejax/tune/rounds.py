@@ -244,6 +244,13 @@ def open_study(workdir: str, options: TunerOptions, identity: dict, *, sampler=N
     return study
 
 
+def create_study(workdir: str, options: TunerOptions, identity: dict):
+    """`open_study` under the workdir's lock: processes that start together on one new SQLite study would
+    otherwise create its tables and the study at once (IntegrityError, "table already exists")."""
+    with _ask_lock(workdir):
+        return open_study(workdir, options, identity)
+
+
 # -- one batch: ask, train, tell -------------------------------------------------------------------
 
 def _last_values(workdir: str, metrics: Sequence[str]) -> tuple[dict[str, float], dict[int, dict[str, float]]]:
@@ -342,7 +349,7 @@ def run_tuner(experiment: str, workdir: str, options: TunerOptions, *, space: di
                              max_parallel=max_parallel)
 
     me = worker_id()
-    open_study(workdir, options, identity)  # created (or checked) before anything else
+    create_study(workdir, options, identity)  # created (or checked) before anything else
     ran, batches = 0, []
     while True:
         with _ask_lock(workdir):
