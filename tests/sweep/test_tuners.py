@@ -260,12 +260,14 @@ def test_every_optuna_sampler_asks_batches_within_the_space(tmp_path, sampler):
         assert t.values[0] == pytest.approx((math.log10(lr) + 2.5) ** 2 + size / 100)
 
 
-def _create(workdir):
+
+def _create(workdir, barrier, results):
+    barrier.wait()  # every process imported: they create at the same moment
     try:
         tuners.create_study(workdir, tuners.TunerOptions("tpe", 2), {"search": "one"})
-        return "ok"
+        results.put("ok")
     except Exception as error:  # noqa: BLE001 - the test reports which
-        return type(error).__name__
+        results.put(type(error).__name__)
 
 
 def test_processes_that_start_together_create_one_study_without_colliding(tmp_path):
@@ -273,7 +275,13 @@ def test_processes_that_start_together_create_one_study_without_colliding(tmp_pa
     failed with IntegrityError or OperationalError here)."""
     import multiprocessing
 
-    workdirs = [str(tmp_path / "shared")] * 8
-    with multiprocessing.get_context("spawn").Pool(8) as pool:
-        assert pool.map(_create, workdirs) == ["ok"] * 8
-    assert len(load(workdirs[0]).trials) == 0
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results, workdir = ctx.Barrier(8), ctx.Queue(), str(tmp_path / "shared")
+    procs = [ctx.Process(target=_create, args=(workdir, barrier, results)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    outcomes = sorted(results.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert outcomes == ["ok"] * 8
+    assert len(load(workdir).trials) == 0
