@@ -376,25 +376,24 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
                 while team.epoch < boundary and team.live():
                     epochs = range(team.epoch, _call_end(team, boundary, eval_cadence, save_cadence))
                     end, last = epochs.stop, epochs.stop == until
+                    at_decision = decides and end == boundary  # the decision saves there (unless told not to)
                     due = [eval_cadence.due(e + 1, last=e + 1 == until) or (decides and e + 1 == boundary)
                            for e in epochs]
                     team.pop.state, parts, sums = team.feed(team.pop.state, epochs, due)
                     call = _Call(epochs, parts, _validation(team, sums, due))
                     if pending is not None:  # the previous call's host work, while this one runs
                         _record(team, pending, bar, until)
-                    save = agree(not (decides and end == boundary and saves_at_decisions) and save_cadence.due(
+                    save = agree(not (at_decision and saves_at_decisions) and save_cadence.due(
                         end, last=last, seconds_since=time.perf_counter() - last_save))
                     pending = call if opts.async_metrics and not (last or save or end == boundary) else None
                     if pending is None:
                         _record(team, call, bar, until)
                     stopping = stop.requested()  # a signal that came during the records saves here
-                    if pending is None and (save or (stopping and not (decides and end == boundary and
-                                                                       saves_at_decisions))):
+                    if pending is None and (save or (stopping and not (at_decision and saves_at_decisions))):
                         _save(team, end)
                         last_save = time.perf_counter()
                     team.epoch = end
-                    if stopping and team.epoch < until and team.live() and \
-                            not (decides and team.epoch == boundary):  # a due decision is taken first
+                    if stopping and not last and team.live() and not at_decision:  # a due decision is taken first
                         if pending is not None:
                             _record(team, pending, bar, until)
                         _stop(teams, stop.signum)
@@ -421,23 +420,18 @@ def _call_end(team: _Team, boundary: int, eval_cadence: Cadence, save_cadence: C
 def _validation(team: _Team, sums, due: list[bool]) -> Callable[[], dict[int, dict[str, np.ndarray]]]:
     """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
     sums the call computed inside (`sums`), or a validation dispatched now, after the call (a call that does
-    not validate inside ends at its one validation)."""
-    if team.member_eval is not None:
-        if not due[-1]:
-            return dict
-        pending = _member_eval(team, "val", team.pop.fold_eval_key(len(due) - 1 + team.epoch))
-        return lambda: {len(due) - 1: pending()}
-    n = len(team.splits[1][1])
-    if sums is not None:
+    not validate inside ends at its one validation; members that see subsets: each on its own rows)."""
+    if sums is not None and team.member_eval is None:
         def fetch():
-            fetched = team.pop.fetch(sums)
+            fetched, n = team.pop.fetch(sums), len(team.splits[1][1])
             return {i: {k: np.asarray(v[:, i], np.float64) / n for k, v in fetched.items()}
                     for i, d in enumerate(due) if d}
         return fetch
     if not due[-1]:
         return dict
     key = team.pop.fold_eval_key(len(due) - 1 + team.epoch)
-    means = team.evaluate(team.pop.state["params"], *team.splits[1], team.pop.hp, key, fetch=False)
+    means = _member_eval(team, "val", key) if team.member_eval is not None else \
+        team.evaluate(team.pop.state["params"], *team.splits[1], team.pop.hp, key, fetch=False)
     return lambda: {len(due) - 1: means()}
 
 
