@@ -63,22 +63,17 @@ class Population:
         if len(devices) > 1 and (vmapped or data_parallel):
             self.mesh = jax.sharding.Mesh(devices.reshape((1, -1) if data_parallel else (-1, 1)), ("runs", "data"))
         self.slots = self._slot_table(list(range(len(states))))
-        if vmapped:
-            pick = lambda items: stack([items[r] for r in self.slots])
-            self.state, self.hp = self.per_member(pick(states)), self.per_member(pick(hps))
-            self.keys = {name: self.per_member(jax.random.wrap_key_data(
-                np.stack([np.asarray(jax.random.key_data(keys[r][name])) for r in self.slots])))
-                for name in keys[0]}
-        else:
-            self.state, self.hp, self.keys = self.shared(states[0]), self.shared(hps[0]), dict(keys[0])
+        place = self.per_member if vmapped else self.shared
+        pick = (lambda items: stack([items[r] for r in self.slots])) if vmapped else (lambda items: items[0])
+        self.state, self.hp = place(pick(states)), place(pick(hps))
+        self.keys = {name: place(jax.random.wrap_key_data(pick([np.asarray(jax.random.key_data(k[name]))
+                                                                for k in keys]))) for name in keys[0]} \
+            if vmapped else dict(keys[0])
         self.rows = None  # (idx [(slots,) L] int32, count [(slots,)] int32): each member's rows of the shared split
         if tables is not None:
             longest = max(len(t) for t in tables)
-            idx = [np.concatenate([t, np.full(longest - len(t), t[0], np.int32)]).astype(np.int32) for t in tables]
-            count = [np.int32(len(t)) for t in tables]
-            self.rows = (self.per_member(np.stack([idx[r] for r in self.slots])),
-                         self.per_member(np.asarray([count[r] for r in self.slots], np.int32))) if vmapped else \
-                (self.shared(idx[0]), self.shared(count[0]))
+            idx = [np.concatenate([t, np.full(longest - len(t), t[0])]).astype(np.int32) for t in tables]
+            self.rows = (place(pick(idx)), place(pick([np.int32(len(t)) for t in tables])))
 
     # -- placement --
     def _place(self, tree, spec):
@@ -137,10 +132,7 @@ class Population:
 
     def first_slots(self) -> dict[int, int]:
         """{member: its first slot}, for every member in the slot table."""
-        first: dict[int, int] = {}
-        for s, r in enumerate(self.slots):
-            first.setdefault(r, s)
-        return first
+        return {r: self.slots.index(r) for r in dict.fromkeys(self.slots)}
 
     # -- width and gathers --
     def width(self, live: int) -> int:
