@@ -305,7 +305,7 @@ class _Team:
 
 
 def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapped: bool, planned: int,
-                offset: int) -> _Team:
+                **team_options) -> _Team:
     lead, opts = members[0].run, members[0].run.train
     keys = [{name: getattr(m.run.keys, name) for name in ("data", "loop", "eval")} for m in members]
     subsets = lead.rows is not None
@@ -338,11 +338,9 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
         m.epochs_done = start
         m.writer = (MetricsWriter(m.workdir, resume_step=start * m.run.steps_per_epoch, tensorboard=opts.tensorboard,
                                   tracker=m.tracker) if is_primary() else NullWriter())
-    team = _Team(members, pop, feed, evaluate, splits, start, scan_steps, 1 if subsets else opts.epochs_per_call or 1,
-                 offset)
-    if subsets:  # each member's own validation and training rows: the single run's evaluation, one call per member
-        team.member_eval = make_eval_fn(lead.model, batch_size=opts.eval_batch_size, precision=precision)
-    return team
+    return _Team(members, pop, feed, evaluate, splits, start, scan_steps, 1 if subsets else opts.epochs_per_call or 1,
+                 **team_options, member_eval=make_eval_fn(lead.model, batch_size=opts.eval_batch_size,
+                                                          precision=precision) if subsets else None)
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -597,13 +595,10 @@ def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]]
         for m, extension in zip(flat, extensions):
             m.start(extension, parent_tracker)
             cleanup.callback(m.close)
-        teams, offset = [], 0
-        for i, group in enumerate(members):
-            teams.append(_build_team(group, *restore_members(group), vmapped=vmapped, offset=offset,
-                                     planned=planned[i] if planned else len(group)))
-            teams[-1].figures, teams[-1].wall_start = figures, wall_start
-            teams[-1].on_record = getattr(scheduler, "on_record", None)
-            offset += len(group)
+        offsets = np.cumsum([0, *map(len, members)])
+        teams = [_build_team(group, *restore_members(group), vmapped=vmapped, offset=int(offsets[i]),
+                             planned=planned[i] if planned else len(group), figures=figures, wall_start=wall_start,
+                             on_record=getattr(scheduler, "on_record", None)) for i, group in enumerate(members)]
         until = min(until or lead.train.epochs, lead.train.epochs)
         try:
             train(teams, scheduler=scheduler, until=until,
