@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sys
 from typing import Any
 
@@ -86,11 +87,8 @@ MATMUL_PRECISIONS = {"default": None, "bfloat16": "bfloat16", "tf32": "tensorflo
 
 @dataclasses.dataclass(frozen=True)
 class RunSetup:
-    """A run, built: data, model, hp, optimizer, keys and options; it makes the step and the state.
-
-    The programs that train it (one run, or a population of runs of one structure) are made by
-    `aejax.train.population.Population` from one or more RunSetups.
-    """
+    """A run, built: data, model, hp, optimizer, keys and options; it makes the step and the state (the programs
+    that train one or more RunSetups are `aejax.train.population.Population`'s)."""
 
     config: ml_collections.ConfigDict
     dataset: Dataset
@@ -176,8 +174,6 @@ def clipped_warmup(key: str, steps: int, total_steps: int) -> int:
 def source_key(data: ml_collections.ConfigDict) -> str:
     """What decides the loaded arrays: config.data without the options that only choose rows (a sweep loads
     each dataset once per key)."""
-    import json
-
     return json.dumps({k: v for k, v in data.to_dict().items() if k not in SUBSET_KEYS}, sort_keys=True, default=repr)
 
 
@@ -244,21 +240,18 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
                               "train from index tables over the split on the device; set data.on_device=True and "
                               "data.mmap=False.")
         dataset = view(whole, rows, normal_class=config.data.normal_class)
-    for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
-        if not _memory_mapped(getattr(dataset, split_name).x):  # those were checked chunk by chunk when opened
-            check_images(getattr(dataset, split_name).x, what=f"{split_name} images")
+    splits = {"train": dataset.train, "val": dataset.val, "test": dataset.test}
+    for name, split in splits.items():  # shapes first: the model is built from them
+        if not _memory_mapped(split.x):  # those were checked chunk by chunk when opened
+            check_images(split.x, what=f"{name} images")
     train = TrainOptions(**config.train.to_dict())
     steps_per_epoch = max(1, len(dataset.train) // max(train.batch_size, 1))  # checked below, after the data
     total_steps = steps_per_epoch * max(train.epochs, 1)
     model = model_from_options(config.model.kind, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                                **model_options(config, steps_per_epoch, total_steps))
-    for split_name in ("train", "val", "test"):
-        split = getattr(dataset, split_name)
-        if _memory_mapped(split.x):  # values were checked when opened (finite, in [0, 1]); shapes and labels here
-            n = min(len(split), 1024)
-            model.check_data(split.x[:n], split.y[:n])
-        else:
-            model.check_data(split.x, split.y)
+    for split in splits.values():  # a memory-mapped split's values were checked when opened: its first rows here
+        head = slice(1024) if _memory_mapped(split.x) else slice(None)
+        model.check_data(split.x[head], split.y[head])
     check_train_options(train, len(dataset.train))
     feed = FeedOptions(**{f.name: config.data[f.name] for f in dataclasses.fields(FeedOptions)})
     check_feed_options(feed)
