@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from typing import Any
 
 
@@ -29,8 +30,6 @@ def write_atomically(path: str | os.PathLike, text: str, *, durable: bool = Fals
 
 def progress_bar(enabled: bool, *, total: int, initial: int = 0, unit: str):
     """A tqdm bar on stderr (a no-op object when not `enabled`): the loop's over epochs, a sweep's over runs."""
-    import sys
-
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, file=sys.stderr, disable=not enabled)
@@ -99,7 +98,6 @@ class MetricsWriter:
             self._tb.close()
 
 
-
 class NullWriter:
     """Stands in for MetricsWriter on processes that do not write (all but process 0 of a multi-host run)."""
 
@@ -109,5 +107,4 @@ class NullWriter:
     def sync(self) -> None:
         pass
 
-    def close(self) -> None:
-        pass
+    close = sync
