@@ -3,21 +3,11 @@
 A population of R >= 1 runs trains from one of two feeds with one interface,
 `feed(state, epochs, validate_after) -> (state, parts, val)` (`parts`: device arrays of the
 steps' metrics and finite flags, fetched later with `epoch_metrics`; `val`: the validation sums of a
-feed that validates inside its call, else None). Every program is the single run's, made a population's
-by `program` (`aejax.train.population.Population.program`: vmapped over the slots, or as it is for a run
-alone), so the state, hp and keys carry a leading slot axis exactly when the population has one.
-
-- `DeviceEpochs`: the training split lives on the device; a call scans its epochs (`epoch_body`,
-  gathering the batches there; `train.epochs_per_call`) and validates after the epochs the loop marks.
-- `HostStream`: the split stays in host memory (or in a memory-mapped file, `aejax.data.lazy`).
-  Each epoch's batch order is the device's permutation (`epoch_batch_indices`, one per member,
-  fetched once per epoch); the host gathers `chunk_steps` batches of every member in that order,
-  `jax.device_put`s them and runs the same step scanned over them (`chunk_body`). Double buffering
-  comes from JAX's asynchronous dispatch, not a thread: the host gathers and transfers chunk k+1
-  while the device computes chunk k, and waits for chunk k-1 first: at most two chunks on the device.
-  Same batches, same keys, same step: the parameters equal the on-device run's bitwise (on CPU).
-
-`streams_from_host` decides between the two.
+feed that validates inside its call, else None). Both take the single run's `step(state, batch, key, hp)`
+and make its programs a population's with `program` (`aejax.train.population.Population.program`: vmapped
+over the slots, or as it is for a run alone), so the state, hp and keys carry a leading slot axis exactly
+when the population has one. `DeviceEpochs` keeps the training split on the device, `HostStream` in host
+memory; `streams_from_host` decides between the two.
 """
 
 from __future__ import annotations
@@ -93,12 +83,10 @@ class DeviceEpochs:
     the loop's validation: the host looks at the device once per call, whatever the cadence.
 
     Args:
-      step: the single run's step(state, batch, key, hp).
       x, y: the split on the device (replicated over a mesh when there is one).
       hp, data_key, loop_key, eval_key: the population's (`program` says whether they carry a slot axis).
       val: the validation split (x, y) on the device, and `split_sums` the single run's sums over it.
       capacity: the most epochs one call runs (the validation buffers' length, V).
-      program: makes the population's program of a single run's function (`Population.program`).
       batch_sharding: each batch split over a "data" mesh axis (a data-parallel run), or None.
       rows: members that see subsets of (x, y) (`aejax.data.subsets`): (idx [(slots,) L] padded index tables,
         count [(slots,)] their lengths, steps: the longest member's steps per epoch); every call then runs
@@ -172,14 +160,14 @@ class DeviceEpochs:
 
 
 class HostStream:
-    """The feed of a training split in host memory: chunks of `chunk_steps` batches of every member.
+    """The feed of a training split in host memory (ndarrays, or `aejax.data.lazy.Rows` of a memory-mapped file):
+    chunks of `chunk_steps` batches of every member (an epoch's last chunk may be shorter: one more compile).
 
-    Args:
-      step: the single run's step(state, batch, key, hp).
-      x, y: the split on the host (ndarrays, or `aejax.data.lazy.Rows` with a `take` method).
-      data_key, loop_key: the population's (a key per slot when `program` vmaps).
-      chunk_steps: batches per chunk; the last chunk of an epoch may be shorter (one more compile).
-      program: makes the population's program of a single run's function (`Population.program`).
+    Each epoch's batch order is the device's permutation (`epoch_batch_indices`, fetched once per epoch); the
+    host gathers a chunk's batches in that order, `jax.device_put`s them and runs the same step scanned over
+    them (`chunk_body`): the parameters equal the on-device run's bitwise (on CPU). Double buffering comes from
+    JAX's asynchronous dispatch, not a thread: the host gathers and transfers chunk k+1 while the device
+    computes chunk k, and waits for chunk k-1 first: at most two chunks on the device.
     """
 
     def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, batch_size: int, chunk_steps: int,
