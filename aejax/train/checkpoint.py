@@ -80,14 +80,11 @@ def _causes(err: BaseException):
         err = err.__cause__ or err.__context__
 
 
-def is_write_failure(err: BaseException) -> bool:
-    """Whether `err` says that storage refused a checkpoint's write (an OSError, or TensorStore's status)."""
-    return any(isinstance(e, OSError) or _STORAGE.search(str(e)) for e in _causes(err))
-
-
-def _out_of_space(err: BaseException) -> bool:
-    return any((isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or _NO_SPACE.search(str(e))
-               for e in _causes(err))
+def is_write_failure(err: BaseException, *, out_of_space: bool = False) -> bool:
+    """Whether `err` says that storage refused a checkpoint's write (an OSError, or TensorStore's status); with
+    `out_of_space`, because it was full."""
+    return any((isinstance(e, OSError) and (not out_of_space or e.errno in (errno.ENOSPC, errno.EDQUOT)))
+               or (_NO_SPACE if out_of_space else _STORAGE).search(str(e)) for e in _causes(err))
 
 
 _ORBAX_DIR = os.path.dirname(os.path.abspath(ocp.__file__))
@@ -95,15 +92,13 @@ _reading = threading.Event()  # set by the process's first restore: late reads c
 _READ_ERROR = re.compile(r'Error opening "zarr" driver|OCDBT database|See full TensorStore details')
 
 
-class _ReportedWriteFailures(logging.Filter):
-    """Drops orbax's log records of a failed checkpoint write (a full disk printed 600 lines of them)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        err = record.exc_info[1] if record.exc_info else None
-        return err is None or not os.path.abspath(record.pathname).startswith(_ORBAX_DIR) or not is_write_failure(err)
+def _not_a_reported_write_failure(record: logging.LogRecord) -> bool:
+    """A logging filter: drops orbax's records of a failed checkpoint write (a full disk printed 600 lines)."""
+    err = record.exc_info[1] if record.exc_info else None
+    return err is None or not os.path.abspath(record.pathname).startswith(_ORBAX_DIR) or not is_write_failure(err)
 
 
-logging.getLogger("absl").addFilter(_ReportedWriteFailures())  # orbax logs through absl's logger
+logging.getLogger("absl").addFilter(_not_a_reported_write_failure)  # orbax logs through absl's logger
 
 
 # asyncio's words for the exception of a Task or a Future that nobody awaited: when it is collected, or when
@@ -111,16 +106,14 @@ logging.getLogger("absl").addFilter(_ReportedWriteFailures())  # orbax logs thro
 _UNCLAIMED = re.compile(r"exception was never retrieved|unhandled exception during asyncio\.run\(\) shutdown")
 
 
-class _DamagedCheckpointReads(logging.Filter):
-    """Drops asyncio's reports of the TensorStore reads of a damaged checkpoint that a failed restore left running."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        err = record.exc_info[1] if record.exc_info else None
-        return not (err is not None and _UNCLAIMED.search(record.getMessage())
-                    and any(_READ_ERROR.search(str(e)) for e in _causes(err)))
+def _not_a_damaged_read(record: logging.LogRecord) -> bool:
+    """A logging filter: drops asyncio's reports of the reads of a damaged checkpoint a failed restore left running."""
+    err = record.exc_info[1] if record.exc_info else None
+    return not (err is not None and _UNCLAIMED.search(record.getMessage())
+                and any(_READ_ERROR.search(str(e)) for e in _causes(err)))
 
 
-logging.getLogger("asyncio").addFilter(_DamagedCheckpointReads())
+logging.getLogger("asyncio").addFilter(_not_a_damaged_read)
 
 
 def _late_read(unraisable) -> bool:
@@ -201,7 +194,7 @@ class Checkpointer:
             if not is_write_failure(err):
                 raise
             what = f"checkpoint {step}" if step is not None else "a checkpoint"
-            todo = ("free space on that disk" if _out_of_space(err)
+            todo = ("free space on that disk" if is_write_failure(err, out_of_space=True)
                     else "make sure the directory is writable and has free space")
             raise CheckpointError(f"could not write {what} to {self.directory} ({damage_reason(err)}); {todo} "
                                   "and run the same command to resume from the last checkpoint written.") from err
