@@ -51,8 +51,8 @@ class RunKeys:
         return cls(*jax.random.split(jax.random.key(seed), 4))
 
 
-def check_train_options(train: TrainOptions, num_train: int) -> None:
-    """Values config.train may not take for a training split of `num_train` examples (types were checked)."""
+def check_options(train: TrainOptions, feed: FeedOptions, num_train: int) -> None:
+    """Values config.train and the feed options may not take, `num_train` the training split's size (types checked)."""
     if train.epochs < 1:
         raise ConfigError(f"train.epochs must be >= 1, got {train.epochs}.")
     if not 1 <= train.batch_size <= num_train:
@@ -73,9 +73,6 @@ def check_train_options(train: TrainOptions, num_train: int) -> None:
     if train.data_parallel and train.batch_size % devices:
         raise ConfigError(f"train.data_parallel splits each batch over the {devices} devices, so "
                           f"train.batch_size must be a multiple of {devices}, got {train.batch_size}.")
-
-
-def check_feed_options(feed: FeedOptions) -> None:
     if feed.device_bytes_limit < 0 or feed.stream_chunk_steps < 0:
         raise ConfigError(f"data.device_bytes_limit and data.stream_chunk_steps must be >= 0 (0: automatic), "
                           f"got {feed.device_bytes_limit} and {feed.stream_chunk_steps}.")
@@ -162,15 +159,6 @@ def optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int, total_s
                           **{**optim.to_dict(), "warmup": warmup, "decay": decay}), warmup
 
 
-def clipped_warmup(key: str, steps: int, total_steps: int) -> int:
-    """A warm-up of `steps` steps, at most the run's `total_steps`; one line on stderr when it had to be shortened."""
-    if steps <= total_steps:
-        return steps
-    print(f"aejax: {key} ({steps} steps) is longer than the run's {total_steps} steps; clipped to {total_steps} "
-          "steps.", file=sys.stderr, flush=True)
-    return total_steps
-
-
 def source_key(data: ml_collections.ConfigDict) -> str:
     """What decides the loaded arrays: config.data without the options that only choose rows (a sweep loads
     each dataset once per key)."""
@@ -211,7 +199,11 @@ def model_options(config: ml_collections.ConfigDict, steps_per_epoch: int, total
         if name in options:
             steps = duration(f"model.{name}", options[name], kind).steps(steps_per_epoch=steps_per_epoch,
                                                                          total_steps=total_steps)
-            options[name] = clipped_warmup(f"model.{name}", steps, total_steps) if name.endswith("warmup") else steps
+            if name.endswith("warmup") and steps > total_steps:  # one line on stderr when it has to be shortened
+                print(f"aejax: model.{name} ({steps} steps) is longer than the run's {total_steps} steps; clipped to "
+                      f"{total_steps} steps.", file=sys.stderr, flush=True)
+                steps = total_steps
+            options[name] = steps
     return options
 
 
@@ -252,9 +244,8 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     for split in splits.values():  # a memory-mapped split's values were checked when opened: its first rows here
         head = slice(1024) if _memory_mapped(split.x) else slice(None)
         model.check_data(split.x[head], split.y[head])
-    check_train_options(train, len(dataset.train))
     feed = FeedOptions(**{f.name: config.data[f.name] for f in dataclasses.fields(FeedOptions)})
-    check_feed_options(feed)
+    check_options(train, feed, len(dataset.train))
     hp = config.hp.to_dict()
     if not np.isfinite(hp["learning_rate"]) or hp["learning_rate"] <= 0:
         raise ConfigError(f"hp.learning_rate must be a positive number, got {hp['learning_rate']}.")
