@@ -143,15 +143,12 @@ class DeviceEpochs:
         V = `capacity` epochs too, the first ones run)."""
         if not 1 <= len(epochs) <= self.capacity:
             raise ValueError(f"a call of {len(epochs)} epochs; this feed runs 1 to {self.capacity}.")
-        if self.rows is not None:  # members that see subsets: one-epoch programs, validated by the loop
-            parts = []
+        if self.rows is not None or (len(epochs) == 1 and not self.validates):  # one-epoch programs
+            rows, parts = () if self.rows is None else self.rows[:2], []
             for epoch in epochs:
-                state, out = self._epoch(state, *self._args[:5], np.int32(epoch), *self.rows[:2])
+                state, out = self._epoch(state, *self._args[:5], np.int32(epoch), *rows)
                 parts.append(out)
             return state, parts, None
-        if len(epochs) == 1 and not self.validates:
-            state, out = self._epoch(state, *self._args[:5], np.int32(epochs.start))
-            return state, [out], None
         self.validates = True
         validate_V = np.zeros(self.capacity, bool)
         validate_V[:len(epochs)] = validate_after
