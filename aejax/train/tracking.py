@@ -89,9 +89,8 @@ class MlflowRun:
         client = _client(uri)
         known = read_run_file(workdir)
         if known is not None and known["uri"] == uri:
-            run = cls(client, known["run_id"], uri)
-            client.update_run(run.run_id, status="RUNNING")
-            return run
+            client.update_run(known["run_id"], status="RUNNING")
+            return cls(client, known["run_id"], uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
         tags = {"aejax.workdir": os.path.abspath(workdir)}
@@ -208,7 +207,6 @@ def log_search_results(workdir: str, rows: Iterable[Mapping[str, Any]], *, best:
     parent = MlflowRun.reopen(workdir)
     if parent is None:
         return False
-    rows = list(rows)
     counts: dict[str, float] = {}
     for row in rows:
         counts[f"runs/{row['status']}"] = counts.get(f"runs/{row['status']}", 0) + 1
