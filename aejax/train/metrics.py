@@ -54,9 +54,8 @@ class MetricsWriter:
     process loses none), and fsynced to disk by `sync` (the loop calls it beside every checkpoint, so the
     records up to a checkpoint survive a machine crash too, without a disk flush every epoch).
 
-    On construction with `resume_step`, records with a step beyond it (and a torn final
-    line) are dropped by an atomic rewrite, so a resumed run never duplicates lines. A `tracker`
-    (`aejax.train.tracking.MlflowRun`) receives every record too (`log_record`).
+    Records past `resume_step` (and a torn last line) are dropped by an atomic rewrite: a resumed run never
+    duplicates lines. A `tracker` (`aejax.train.tracking.MlflowRun`) receives every record too.
     """
 
     def __init__(self, workdir: str | os.PathLike, *, resume_step: int = 0, tensorboard: bool = True,

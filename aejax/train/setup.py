@@ -214,10 +214,8 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     Args:
       config: an experiment's `get_config()`, or a config from `aejax.config.get_experiment_config` /
         `resolve_config` (resolved here if it is not: resolving is idempotent).
-      dataset: use this dataset as it is instead of loading config.data (your own arrays, or the
-        dataset of another run of the same data, as a sweep shares it).
-      inject_optim: optimizer values carried as arrays in the optimizer state (a population whose
-        members differ in them; see `aejax.train.optim.INJECTABLE`).
+      dataset: use this dataset as it is instead of loading config.data (your own arrays, or another run's).
+      inject_optim: optimizer values carried as arrays in the optimizer state (`aejax.train.optim.INJECTABLE`).
       whole: the dataset config.data names, loaded already (`whole_dataset`; a sweep shares it between runs);
         the options that choose rows index it (`RunSetup.rows`).
       resolved: `config` came from `resolve_config` (or `get_experiment_config`) already: not resolved again.

@@ -29,13 +29,9 @@ def init_train_state(model, tx, params) -> TrainState:
 
 
 def make_train_step(model, tx, *, skip_nonfinite: bool) -> Callable:
-    """Returns step(state, batch, key, hp) -> (state, metrics, finite): the one update path.
-
-    The global step goes to the loss (`loss(..., step=state["step"])`, for KL warm-up and any
-    other schedule) or to a CustomUpdate kind's `update`. `finite` is False when the loss or
-    the gradient norm is NaN or infinite; with `skip_nonfinite` such an update is dropped
-    (params and optimizer state kept, the step still advances).
-    """
+    """Returns step(state, batch, key, hp) -> (state, metrics, finite): the one update path. The global step goes
+    to the loss (for KL warm-up and other schedules) or a CustomUpdate's `update`; `finite` is False when the loss
+    or the gradient norm is not finite, and with `skip_nonfinite` such an update is dropped (the step advances)."""
 
     def step(state, batch, key, hp):
         if isinstance(model, CustomUpdate):
