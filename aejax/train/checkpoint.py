@@ -207,41 +207,37 @@ class Checkpointer:
                 shutil.rmtree(os.fspath(path), ignore_errors=True)
         self._manager.reload()
 
-    def _finish(self) -> None:
-        """Waits for the save orbax is writing; a failure to write it raises here."""
+    def wait(self) -> None:
+        """Blocks until every save is on disk; a failure to write the last one raises here."""
         step, self._writing = self._writing, None
         with self._writes(step):
             self._manager.wait_until_finished()
 
     def steps(self) -> list[int]:
-        self._finish()
+        self.wait()
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, tree: Any) -> None:
         """Saves `tree` as checkpoint `step` (asynchronously: see the module's docstring)."""
-        self._finish()
+        self.wait()
         with self._writes(step):
             self._manager.save(step, args=ocp.args.StandardSave(tree))
         self._writing = step
 
     def delete(self, step: int) -> None:
         """Removes checkpoint `step` (a sweep member ahead of its group after a kill)."""
-        self._finish()
+        self.wait()
         self._manager.delete(step)
-
-    def wait(self) -> None:
-        """Blocks until every save is on disk."""
-        self._finish()
 
     def close(self) -> None:
         try:
-            self._finish()
+            self.wait()
         finally:
             self._manager.close()
 
     def restore(self, step: int, target: Any) -> Any:
         """Restores checkpoint `step` against the shapes and dtypes of `target`."""
-        self._finish()
+        self.wait()
         _reading.set()
         try:
             stored = self._manager.item_metadata(step)
@@ -259,12 +255,9 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged ({damage_reason(err)})") from err
 
     def restore_latest(self, target: Any, *, steps=None, warn=None) -> tuple[int, Any] | None:
-        """Restores the newest readable checkpoint (among `steps`, default all); damaged newer ones are
-        reported (one line each) and skipped.
-
-        Returns (step, tree), or None when there is no checkpoint. A CheckpointStructureError is raised, not
-        skipped: an older checkpoint of the same run would mismatch too.
-        """
+        """(step, tree) of the newest readable checkpoint (among `steps`, default all), or None when there is none;
+        damaged newer ones are reported (one line each through `warn`) and skipped. A CheckpointStructureError is
+        raised, not skipped: an older checkpoint of the same run would mismatch too."""
         warn = warn or (lambda message: print(f"aejax: warning: {message}", file=sys.stderr, flush=True))
         steps = self.steps() if steps is None else sorted(steps)
         for step in reversed(steps):
