@@ -170,11 +170,9 @@ def figure_times(workdir: str) -> dict[str, float]:
 
 
 def log_evaluation(workdir: str, task: str, results: Mapping[str, Any], figures_before: Mapping[str, float]) -> bool:
-    """Logs an evaluation into the workdir's MLflow run, if training was tracked; returns whether it was.
-
-    Metrics go under `eval/TASK/...` at the run's last training step; eval_TASK.json, report.md and
-    the figures the evaluation wrote (new or rewritten since `figures_before`) become artifacts.
-    """
+    """Logs an evaluation into the workdir's MLflow run, if training was tracked; returns whether it was. Metrics
+    go under `eval/TASK/...` at the last training step; eval_TASK.json, report.md and the figures it wrote (new or
+    rewritten since `figures_before`) become artifacts."""
     run = MlflowRun.reopen(workdir)
     if run is None:
         return False
