@@ -54,15 +54,10 @@ def bare_scan_steps_per_s(run: RunSetup, *, epochs: int, bare=None) -> float:
 
 def benchmark_loop(config: ml_collections.ConfigDict, *, epochs: int | None = None,
                    min_seconds: float = 2.0) -> dict[str, Any]:
-    """Trains `config` for `epochs` with fit() and with a bare scan; returns both throughputs.
-
-    fit's figure is its steady rate (compiles timed apart), and it includes everything fit does per
-    epoch: the host transfer of metrics, validation, metrics.jsonl and TensorBoard writes and
-    checkpoint saves. Without `epochs`, enough epochs for about `min_seconds` of the bare scan (at
-    least 6): a short epoch (digits: 12 ms on a 2-core CPU) timed six times would measure noise.
-    The bare scan is timed before and after fit and its figure is the mean of the two, so that a machine
-    whose speed drifts over the seconds of the run moves both sides alike.
-    """
+    """Trains `config` for `epochs` with fit() (its steady rate, compiles timed apart) and with a bare scan; returns
+    both throughputs. Without `epochs`, enough epochs for about `min_seconds` of the bare scan (at least 6): a
+    short epoch (digits: 12 ms on a 2-core CPU) timed six times would measure noise. The bare scan is timed before
+    and after fit and its figure is the mean of the two, so that a machine whose speed drifts moves both alike."""
     config = resolve_config(config, {"train.progress": False, "train.figures": False})
     if epochs is None:
         per_epoch = setup_run(config).steps_per_epoch / bare_scan_steps_per_s(setup_run(config), epochs=2)

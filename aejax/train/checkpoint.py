@@ -1,21 +1,18 @@
 """Checkpoints through orbax's asynchronous `CheckpointManager`: atomic saves that do not hold up training,
 keep-N, fallback past damaged ones. Only orbax's public API is used.
 
-`Checkpointer.save` is orbax's `CheckpointManager.save` with `enable_async_checkpointing`: it returns once the
-tree is copied off the device (the next training call may donate its buffers) and orbax writes it in its own
-background thread; `wait()` blocks until it is on disk. A manager runs one save at a time (a save first waits
-for the previous one of its directory). A population has one Checkpointer per member, each with its own
-directory: the loop starts the members' saves one after another and their writes run side by side. With
-several processes (jax.distributed) each call is orbax's collective, made by every process.
+`Checkpointer.save` returns once the tree is copied off the device (the next training call may donate its
+buffers) and orbax writes it in its own background thread; `wait()` blocks until it is on disk. A save first
+waits for the previous one of its directory; a population's members (a Checkpointer and a directory each) write
+side by side. With several processes (jax.distributed) each call is orbax's collective, made by every process.
 
 A save that cannot be written (a full disk, a read-only directory) is one `CheckpointError` where it surfaces
 (the next save, `wait`, `steps`, `delete`, `restore` or `close`): which checkpoint, where, what to do. Its
 half-written temporary directory is removed at once, and orbax's own log records of the failure (a traceback
 from each of its worker threads) are dropped: the error carries the cause.
 
-Restores go against an abstract target (shapes and dtypes only). Before restoring, the stored tree is compared
-with the target, so that a checkpoint written by a structurally different configuration is a
-`CheckpointStructureError` listing the mismatching entries rather than an error from deep inside orbax.
+Restores go against an abstract target (shapes and dtypes only), compared with the stored tree first: a checkpoint
+of a structurally different configuration is a `CheckpointStructureError` listing the mismatching entries.
 
 A damaged checkpoint is reported in one line (`damage_reason`: the error's first line without TensorStore's
 spec dump). Orbax runs a restore's reads on an asyncio event loop of its own and closes that loop as soon as
@@ -83,14 +80,11 @@ def _causes(err: BaseException):
         err = err.__cause__ or err.__context__
 
 
-def is_write_failure(err: BaseException) -> bool:
-    """Whether `err` says that storage refused a checkpoint's write (an OSError, or TensorStore's status)."""
-    return any(isinstance(e, OSError) or _STORAGE.search(str(e)) for e in _causes(err))
-
-
-def _out_of_space(err: BaseException) -> bool:
-    return any((isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or _NO_SPACE.search(str(e))
-               for e in _causes(err))
+def is_write_failure(err: BaseException, *, out_of_space: bool = False) -> bool:
+    """Whether `err` says that storage refused a checkpoint's write (an OSError, or TensorStore's status); with
+    `out_of_space`, because it was full."""
+    return any((isinstance(e, OSError) and (not out_of_space or e.errno in (errno.ENOSPC, errno.EDQUOT)))
+               or (_NO_SPACE if out_of_space else _STORAGE).search(str(e)) for e in _causes(err))
 
 
 _ORBAX_DIR = os.path.dirname(os.path.abspath(ocp.__file__))
@@ -98,20 +92,13 @@ _reading = threading.Event()  # set by the process's first restore: late reads c
 _READ_ERROR = re.compile(r'Error opening "zarr" driver|OCDBT database|See full TensorStore details')
 
 
-class _ReportedWriteFailures(logging.Filter):
-    """Drops orbax's log records of a failed checkpoint write: each of its worker threads logs the failure with a
-    traceback (a full disk printed 600 lines), and the caller gets it as one CheckpointError. Records from
-    outside orbax, without an exception, or with another exception pass."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.exc_info or record.exc_info[1] is None:
-            return True
-        if not os.path.abspath(record.pathname).startswith(_ORBAX_DIR):
-            return True
-        return not is_write_failure(record.exc_info[1])
+def _not_a_reported_write_failure(record: logging.LogRecord) -> bool:
+    """A logging filter: drops orbax's records of a failed checkpoint write (a full disk printed 600 lines)."""
+    err = record.exc_info[1] if record.exc_info else None
+    return err is None or not os.path.abspath(record.pathname).startswith(_ORBAX_DIR) or not is_write_failure(err)
 
 
-logging.getLogger("absl").addFilter(_ReportedWriteFailures())  # orbax logs through absl's logger
+logging.getLogger("absl").addFilter(_not_a_reported_write_failure)  # orbax logs through absl's logger
 
 
 # asyncio's words for the exception of a Task or a Future that nobody awaited: when it is collected, or when
@@ -119,33 +106,27 @@ logging.getLogger("absl").addFilter(_ReportedWriteFailures())  # orbax logs thro
 _UNCLAIMED = re.compile(r"exception was never retrieved|unhandled exception during asyncio\.run\(\) shutdown")
 
 
-class _DamagedCheckpointReads(logging.Filter):
-    """Drops asyncio's reports of the TensorStore reads of a damaged checkpoint that a failed restore left running
-    (the restore's error already says why). Nothing else is dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not _UNCLAIMED.search(record.getMessage()):
-            return True
-        err = record.exc_info[1] if record.exc_info else None
-        return not (err is not None and any(_READ_ERROR.search(str(e)) for e in _causes(err)))
+def _not_a_damaged_read(record: logging.LogRecord) -> bool:
+    """A logging filter: drops asyncio's reports of the reads of a damaged checkpoint a failed restore left running."""
+    err = record.exc_info[1] if record.exc_info else None
+    return not (err is not None and _UNCLAIMED.search(record.getMessage())
+                and any(_READ_ERROR.search(str(e)) for e in _causes(err)))
 
 
-logging.getLogger("asyncio").addFilter(_DamagedCheckpointReads())
+logging.getLogger("asyncio").addFilter(_not_a_damaged_read)
 
 
 def _late_read(unraisable) -> bool:
-    """Whether an unraisable exception is the aftermath of a failed restore: a TensorStore read completing into
-    the closed event loop (a RuntimeError raised in asyncio's `call_soon_threadsafe` called from native code, once
-    a restore has started), or one of orbax's read coroutines, closed at garbage collection, turning the GeneratorExit
-    into its read error."""
+    """Whether an unraisable exception is the aftermath of a failed restore: a RuntimeError raised in asyncio's
+    `call_soon_threadsafe` from native code, or one of orbax's read coroutines turning its GeneratorExit (closed
+    at garbage collection) into its read error."""
     exc, obj = unraisable.exc_value, unraisable.object
     if inspect.iscoroutine(obj):
-        where = os.path.abspath(obj.cr_code.co_filename)
-        return where.startswith(_ORBAX_DIR) and isinstance(exc.__cause__, GeneratorExit)
-    if not (_reading.is_set() and obj is None and isinstance(exc, RuntimeError)
-            and str(exc) == "Event loop is closed" and unraisable.exc_traceback is not None):
-        return False
-    return traceback.extract_tb(unraisable.exc_traceback)[0].name == "call_soon_threadsafe"
+        return (os.path.abspath(obj.cr_code.co_filename).startswith(_ORBAX_DIR)
+                and isinstance(exc.__cause__, GeneratorExit))
+    return (_reading.is_set() and obj is None and isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+            and unraisable.exc_traceback is not None
+            and traceback.extract_tb(unraisable.exc_traceback)[0].name == "call_soon_threadsafe")
 
 
 def _quiet_unraisable(unraisable) -> None:
@@ -161,20 +142,16 @@ warnings.filterwarnings("ignore", message=r"coroutine '_read_array_index_and_dev
                         category=RuntimeWarning)
 
 
-def _path_str(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
-
-
-def _leaf_signature(leaf) -> tuple:
-    return tuple(getattr(leaf, "shape", np.shape(leaf)))
+def _shapes(tree) -> dict[str, tuple]:
+    """{"a/b": shape} of the leaves of `tree` (None entries left out)."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is None)[0]
+    return {"/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path):
+            tuple(getattr(v, "shape", np.shape(v))) for path, v in leaves if v is not None}
 
 
 def structure_mismatches(stored_tree, target_tree, limit: int = 8) -> list[str]:
     """Entries whose presence or shape differ between a stored metadata tree and a target."""
-    stored = {_path_str(p): _leaf_signature(v) for p, v in
-              jax.tree_util.tree_flatten_with_path(stored_tree, is_leaf=lambda x: x is None)[0] if v is not None}
-    target = {_path_str(p): _leaf_signature(v) for p, v in jax.tree_util.tree_flatten_with_path(target_tree)[0]}
-    problems = []
+    stored, target, problems = _shapes(stored_tree), _shapes(target_tree), []
     # parameters first: they are what a reader recognises (optimizer entries mirror them)
     for key in sorted(set(stored) | set(target), key=lambda k: (not k.startswith("params"), k)):
         if key not in target:
@@ -189,13 +166,8 @@ def structure_mismatches(stored_tree, target_tree, limit: int = 8) -> list[str]:
 
 
 class Checkpointer:
-    """Saves and restores the training tree under `directory`, one orbax step per epoch.
-
-    Args:
-      directory: where checkpoints live (created if missing).
-      keep: how many recent checkpoints to keep.
-      async_save: `save` returns once the tree is off the device (orbax writes it in its background thread);
-        `wait()` blocks until written. Without it, `save` returns once written.
+    """Saves and restores the training tree under `directory` (created if missing), one orbax step per epoch,
+    keeping the `keep` most recent; without `async_save`, `save` returns once written.
     """
 
     def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
@@ -222,7 +194,7 @@ class Checkpointer:
             if not is_write_failure(err):
                 raise
             what = f"checkpoint {step}" if step is not None else "a checkpoint"
-            todo = ("free space on that disk" if _out_of_space(err)
+            todo = ("free space on that disk" if is_write_failure(err, out_of_space=True)
                     else "make sure the directory is writable and has free space")
             raise CheckpointError(f"could not write {what} to {self.directory} ({damage_reason(err)}); {todo} "
                                   "and run the same command to resume from the last checkpoint written.") from err
@@ -235,49 +207,43 @@ class Checkpointer:
                 shutil.rmtree(os.fspath(path), ignore_errors=True)
         self._manager.reload()
 
-    def _finish(self) -> None:
-        """Waits for the save orbax is writing; a failure to write it raises here."""
+    def wait(self) -> None:
+        """Blocks until every save is on disk; a failure to write the last one raises here."""
         step, self._writing = self._writing, None
         with self._writes(step):
             self._manager.wait_until_finished()
 
     def steps(self) -> list[int]:
-        self._finish()
+        self.wait()
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, tree: Any) -> None:
-        """Saves `tree` as checkpoint `step`; returns once the tree is copied off the device (the next training
-        call may donate its buffers), while orbax writes it in its background thread."""
-        self._finish()
+        """Saves `tree` as checkpoint `step` (asynchronously: see the module's docstring)."""
+        self.wait()
         with self._writes(step):
             self._manager.save(step, args=ocp.args.StandardSave(tree))
         self._writing = step
 
     def delete(self, step: int) -> None:
         """Removes checkpoint `step` (a sweep member ahead of its group after a kill)."""
-        self._finish()
+        self.wait()
         self._manager.delete(step)
-
-    def wait(self) -> None:
-        """Blocks until every save is on disk."""
-        self._finish()
 
     def close(self) -> None:
         try:
-            self._finish()
+            self.wait()
         finally:
             self._manager.close()
 
     def restore(self, step: int, target: Any) -> Any:
         """Restores checkpoint `step` against the shapes and dtypes of `target`."""
-        self._finish()
+        self.wait()
         _reading.set()
         try:
             stored = self._manager.item_metadata(step)
-            stored_tree = getattr(stored, "tree", stored)
         except Exception as err:  # unreadable metadata: treat as damage
             raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged ({damage_reason(err)})") from err
-        problems = structure_mismatches(stored_tree, target)
+        problems = structure_mismatches(getattr(stored, "tree", stored), target)
         if problems:
             raise CheckpointStructureError(
                 f"checkpoint {step} in {self.directory} was written by a structurally different configuration ("
@@ -289,12 +255,9 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {step} in {self.directory} is damaged ({damage_reason(err)})") from err
 
     def restore_latest(self, target: Any, *, steps=None, warn=None) -> tuple[int, Any] | None:
-        """Restores the newest readable checkpoint (among `steps`, default all); damaged newer ones are
-        reported (one line each) and skipped.
-
-        Returns (step, tree), or None when there is no checkpoint. A CheckpointStructureError is raised, not
-        skipped: an older checkpoint of the same run would mismatch too.
-        """
+        """(step, tree) of the newest readable checkpoint (among `steps`, default all), or None when there is none;
+        damaged newer ones are reported (one line each through `warn`) and skipped. A CheckpointStructureError is
+        raised, not skipped: an older checkpoint of the same run would mismatch too."""
         warn = warn or (lambda message: print(f"aejax: warning: {message}", file=sys.stderr, flush=True))
         steps = self.steps() if steps is None else sorted(steps)
         for step in reversed(steps):

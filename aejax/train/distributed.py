@@ -19,11 +19,9 @@ import numpy as np
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
                process_id: int | None = None) -> bool:
-    """Joins the processes when a coordinator is given (flag or JAX_COORDINATOR_ADDRESS); else does nothing.
-
-    The process count and id come from the flags or from JAX_NUM_PROCESSES / JAX_PROCESS_ID
-    (or a cluster JAX detects, such as Slurm). Returns True when the processes were joined.
-    """
+    """Joins the processes when a coordinator is given (flag or JAX_COORDINATOR_ADDRESS), their count and this
+    one's id from the flags, JAX_NUM_PROCESSES / JAX_PROCESS_ID or a cluster JAX detects (Slurm); returns whether
+    it joined them."""
     coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
     if not coordinator:
         return False

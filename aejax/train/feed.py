@@ -3,23 +3,11 @@
 A population of R >= 1 runs trains from one of two feeds with one interface,
 `feed(state, epochs, validate_after) -> (state, parts, val)` (`parts`: device arrays of the
 steps' metrics and finite flags, fetched later with `epoch_metrics`; `val`: the validation sums of a
-feed that validates inside its call, else None). Every program is the single run's, made a population's
-by `program` (`aejax.train.population.Population.program`: vmapped over the slots, or as it is for a run
-alone), so the state, hp and keys carry a leading slot axis exactly when the population has one.
-
-- `DeviceEpochs`: the training split lives on the device; a call scans its epochs (`epoch_body`,
-  gathering the batches there; `train.epochs_per_call`) and validates after the epochs the loop marks.
-- `HostStream`: the split stays in host memory (or in a memory-mapped file, `aejax.data.lazy`).
-  Each epoch's batch order is the device's permutation (`epoch_batch_indices`, one per member,
-  fetched once per epoch); the host gathers `chunk_steps` batches of every member in that order,
-  `jax.device_put`s them and runs the same step scanned over them (`chunk_body`). Double buffering
-  comes from JAX's asynchronous dispatch, not a thread: the call that runs chunk k returns at once,
-  so the host gathers and transfers chunk k+1 while the device computes chunk k; before a third
-  chunk is transferred the host waits for chunk k-1, so at most two chunks occupy the device.
-
-The training loop keeps compile time out of a call's wall time (`aejax.train.step.compile_seconds`),
-whatever the options. Same batches, same keys, same step: the
-parameters equal the on-device run's bitwise (on CPU). `streams_from_host` decides between the two.
+feed that validates inside its call, else None). Both take the single run's `step(state, batch, key, hp)`
+and make its programs a population's with `program` (`aejax.train.population.Population.program`: vmapped
+over the slots, or as it is for a run alone), so the state, hp and keys carry a leading slot axis exactly
+when the population has one. `DeviceEpochs` keeps the training split on the device, `HostStream` in host
+memory; `streams_from_host` decides between the two.
 """
 
 from __future__ import annotations
@@ -42,8 +30,7 @@ CHUNK_BYTES = 64 << 20  # a streamed chunk's size when data.stream_chunk_steps i
 
 def split_bytes(x, y) -> int:
     """Bytes a split takes on the device: its examples as float32 and its int32 labels."""
-    examples = int(np.prod(x.shape, dtype=np.int64)) * 4
-    return examples + int(np.prod(np.shape(y), dtype=np.int64)) * 4
+    return 4 * (int(np.prod(x.shape, dtype=np.int64)) + int(np.prod(np.shape(y), dtype=np.int64)))
 
 
 def free_device_bytes() -> int | None:
@@ -89,21 +76,17 @@ class DeviceEpochs:
     """The feed of a training split on the device: one epoch per call, or several epochs in one call that
     validates inside.
 
-    A run's calls of one epoch run the one-epoch program (the loop validates after it, when due). Once
-    a call of several epochs comes, every call runs the long program: its epochs in a `lax.fori_loop`
-    whose trip count is an argument, up to `capacity` epochs (the loop's longest call), so every call,
-    whatever its length, runs one compiled program; after each epoch that `validate_after` marks, it
-    sums the validation split's terms (`split_sums`, `aejax.train.step.make_split_sums`) with the key
-    `fold_in(eval_key, epoch)`, the same numbers as the loop's validation: the host looks at the device
-    once per call, whatever the cadence. (A short run never compiles the long program.)
+    Calls of one epoch run the one-epoch program (the loop validates after it). Once a call of several epochs
+    comes, every call runs the long program: its epochs in a `lax.fori_loop` whose trip count is an argument,
+    up to `capacity`, so calls of any length share one compiled program; after each epoch `validate_after`
+    marks, it sums the validation split's terms with the key `fold_in(eval_key, epoch)`, the same numbers as
+    the loop's validation: the host looks at the device once per call, whatever the cadence.
 
     Args:
-      step: the single run's step(state, batch, key, hp).
       x, y: the split on the device (replicated over a mesh when there is one).
       hp, data_key, loop_key, eval_key: the population's (`program` says whether they carry a slot axis).
       val: the validation split (x, y) on the device, and `split_sums` the single run's sums over it.
       capacity: the most epochs one call runs (the validation buffers' length, V).
-      program: makes the population's program of a single run's function (`Population.program`).
       batch_sharding: each batch split over a "data" mesh axis (a data-parallel run), or None.
       rows: members that see subsets of (x, y) (`aejax.data.subsets`): (idx [(slots,) L] padded index tables,
         count [(slots,)] their lengths, steps: the longest member's steps per epoch); every call then runs
@@ -112,16 +95,15 @@ class DeviceEpochs:
 
     def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, eval_key, val, split_sums: Callable,
                  capacity: int, batch_size: int, program: Program, batch_sharding=None, rows=None):
-        self.rows = rows
+        self.rows, self.capacity, self.validates = rows, capacity, False  # validates: the long program has run
+        self._args = (x, y, hp, data_key, loop_key, eval_key)
         if rows is not None:
             single = subset_epoch_body(step, num_rows=len(y), steps=rows[2], batch_size=batch_size,
                                        batch_sharding=batch_sharding)
             self._epoch = jax.jit(program(single, (1, 2, 6)), donate_argnums=(0,))
-            self.capacity, self.validates, self._args = capacity, False, (x, y, hp, data_key, loop_key, eval_key)
             return
         single = epoch_body(step, num_examples=len(y), batch_size=batch_size, batch_sharding=batch_sharding)
         one = jax.jit(single)  # jitted inside the long program: its outputs' shapes and its body share one trace
-        self.capacity, self.validates = capacity, False  # validates: the long program has run
 
         def epochs(state, x_N, y_N, hp, data_key, loop_key, eval_key, vx, vy, first, count, validate_V):
             def validate(params, e):
@@ -147,7 +129,7 @@ class DeviceEpochs:
 
         single, epochs = program(single, (1, 2, 6)), program(epochs, (1, 2, 7, 8, 9, 10, 11))
         self._epoch, self._epochs = jax.jit(single, donate_argnums=(0,)), jax.jit(epochs, donate_argnums=(0,))
-        self._args = (x, y, hp, data_key, loop_key, eval_key, *val)
+        self._args += tuple(val)
 
     def update(self, hp, data_key, loop_key, eval_key, rows=None) -> None:
         """The population's new hp and keys (a search stopped members or changed hp), and its members' index
@@ -161,15 +143,12 @@ class DeviceEpochs:
         V = `capacity` epochs too, the first ones run)."""
         if not 1 <= len(epochs) <= self.capacity:
             raise ValueError(f"a call of {len(epochs)} epochs; this feed runs 1 to {self.capacity}.")
-        if self.rows is not None:  # members that see subsets: one-epoch programs, validated by the loop
-            parts = []
+        if self.rows is not None or (len(epochs) == 1 and not self.validates):  # one-epoch programs
+            rows, parts = () if self.rows is None else self.rows[:2], []
             for epoch in epochs:
-                state, out = self._epoch(state, *self._args[:5], np.int32(epoch), *self.rows[:2])
+                state, out = self._epoch(state, *self._args[:5], np.int32(epoch), *rows)
                 parts.append(out)
             return state, parts, None
-        if len(epochs) == 1 and not self.validates:
-            state, out = self._epoch(state, *self._args[:5], np.int32(epochs.start))
-            return state, [out], None
         self.validates = True
         validate_V = np.zeros(self.capacity, bool)
         validate_V[:len(epochs)] = validate_after
@@ -178,24 +157,22 @@ class DeviceEpochs:
 
 
 class HostStream:
-    """The feed of a training split in host memory: chunks of `chunk_steps` batches of every member.
+    """The feed of a training split in host memory (ndarrays, or `aejax.data.lazy.Rows` of a memory-mapped file):
+    chunks of `chunk_steps` batches of every member (an epoch's last chunk may be shorter: one more compile).
 
-    Args:
-      step: the single run's step(state, batch, key, hp).
-      x, y: the split on the host (ndarrays, or `aejax.data.lazy.Rows` with a `take` method).
-      data_key, loop_key: the population's (a key per slot when `program` vmaps).
-      chunk_steps: batches per chunk; the last chunk of an epoch may be shorter (one more compile).
-      program: makes the population's program of a single run's function (`Population.program`).
+    Each epoch's batch order is the device's permutation (`epoch_batch_indices`, fetched once per epoch); the
+    host gathers a chunk's batches in that order, `jax.device_put`s them and runs the same step scanned over
+    them (`chunk_body`): the parameters equal the on-device run's bitwise (on CPU). Double buffering comes from
+    JAX's asynchronous dispatch, not a thread: the host gathers and transfers chunk k+1 while the device
+    computes chunk k, and waits for chunk k-1 first: at most two chunks on the device.
     """
 
     def __init__(self, step: Callable, x, y, hp, *, data_key, loop_key, batch_size: int, chunk_steps: int,
                  program: Program):
-        chunk = program(chunk_body(step))
         order = program(functools.partial(epoch_batch_indices, num_examples=len(y), batch_size=batch_size), (1,))
-        self._chunk, self._order = jax.jit(chunk, donate_argnums=(0,)), jax.jit(order)
-        self._x, self._y, self._hp = x, np.asarray(y), hp
-        self._data_key, self._loop_key = data_key, loop_key
-        self.chunk_steps = chunk_steps
+        self._chunk, self._order = jax.jit(program(chunk_body(step)), donate_argnums=(0,)), jax.jit(order)
+        self._x, self._y, self.chunk_steps = x, np.asarray(y), chunk_steps
+        self.update(hp, data_key, loop_key)
 
     def update(self, hp, data_key, loop_key, eval_key=None) -> None:
         self._hp, self._data_key, self._loop_key = hp, data_key, loop_key
@@ -204,7 +181,7 @@ class HostStream:
         """[(slots,) S, B] example indices of each chunk, in training order; the next epoch's permutation
         is dispatched before this epoch's chunks are gathered, so it is ready when needed."""
         pending = self._order(self._data_key, epochs[0])
-        for i, _ in enumerate(epochs):
+        for i in range(len(epochs)):
             idx = np.asarray(host(pending))
             if i + 1 < len(epochs):
                 pending = self._order(self._data_key, epochs[i + 1])
@@ -233,26 +210,24 @@ class HostStream:
             ready = jax.device_put(gathered)
 
 
+def _joined(parts: Sequence[Any], num_epochs: int, steps_per_epoch: int) -> np.ndarray:
+    """[slots, E, S]: the first `num_epochs` epochs of a call's `parts` (each [slots, ...]), joined."""
+    whole = np.concatenate([np.asarray(p).reshape(len(p), -1) for p in parts], axis=1)
+    return whole[:, :num_epochs * steps_per_epoch].reshape(whole.shape[0], num_epochs, steps_per_epoch)
+
+
 def epoch_metrics(fetched: Sequence[Any], num_epochs: int, steps_per_epoch: int
                   ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """(metrics {term: [slots, E, S]}, finite [slots, E, S]) of a call's first `num_epochs` epochs (a padded call
     has more) from a feed's `parts` fetched to the host with their slot axis (`Population.fetch`)."""
-    def joined(pick):
-        whole = np.concatenate([np.asarray(pick(out)).reshape(len(pick(out)), -1) for out in fetched], axis=1)
-        whole = whole[:, :num_epochs * steps_per_epoch]
-        return whole.reshape(whole.shape[0], num_epochs, steps_per_epoch)
-
-    metrics = {k: joined(lambda out: out[0][k]) for k in fetched[0][0]}
-    return metrics, joined(lambda out: out[1])
+    metrics = {k: _joined([out[0][k] for out in fetched], num_epochs, steps_per_epoch) for k in fetched[0][0]}
+    return metrics, _joined([out[1] for out in fetched], num_epochs, steps_per_epoch)
 
 
 def active_steps(fetched: Sequence[Any], num_epochs: int, steps_per_epoch: int) -> np.ndarray | None:
     """[slots, E, S] True where a member trained (members that see subsets: a step past a member's own count is
     not its), or None when every step of a call is every member's."""
-    if len(fetched[0]) < 3:
-        return None
-    whole = np.concatenate([np.asarray(out[2]).reshape(len(out[2]), -1) for out in fetched], axis=1)
-    return whole[:, :num_epochs * steps_per_epoch].reshape(whole.shape[0], num_epochs, steps_per_epoch)
+    return _joined([out[2] for out in fetched], num_epochs, steps_per_epoch) if len(fetched[0]) > 2 else None
 
 
 __all__ = ["DeviceEpochs", "HostStream", "active_steps", "chunk_steps_for", "device_budget_bytes", "epoch_metrics",

@@ -37,9 +37,7 @@ class EpochHook:
         self.records: dict[int, dict[str, Any]] = {}
         self.stopped_at: int | None = None
 
-    # The run's checkpoints follow train.checkpoint_every, not the hook's decisions (a stopped run still
-    # saves its checkpoint at the epoch it stopped): the loop reads this flag (aejax.train.loop).
-    save_at_decisions = False
+    save_at_decisions = False  # checkpoints follow train.checkpoint_every (see the module's docstring)
 
     def next_decision(self, epoch: int) -> int | None:
         end = min((epoch // self.every + 1) * self.every, self.epochs)

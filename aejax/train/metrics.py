@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from typing import Any
 
 
@@ -29,8 +30,6 @@ def write_atomically(path: str | os.PathLike, text: str, *, durable: bool = Fals
 
 def progress_bar(enabled: bool, *, total: int, initial: int = 0, unit: str):
     """A tqdm bar on stderr (a no-op object when not `enabled`): the loop's over epochs, a sweep's over runs."""
-    import sys
-
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True, file=sys.stderr, disable=not enabled)
@@ -55,9 +54,8 @@ class MetricsWriter:
     process loses none), and fsynced to disk by `sync` (the loop calls it beside every checkpoint, so the
     records up to a checkpoint survive a machine crash too, without a disk flush every epoch).
 
-    On construction with `resume_step`, records with a step beyond it (and a torn final
-    line) are dropped by an atomic rewrite, so a resumed run never duplicates lines. A `tracker`
-    (`aejax.train.tracking.MlflowRun`) receives every record too (`log_record`).
+    Records past `resume_step` (and a torn last line) are dropped by an atomic rewrite: a resumed run never
+    duplicates lines. A `tracker` (`aejax.train.tracking.MlflowRun`) receives every record too.
     """
 
     def __init__(self, workdir: str | os.PathLike, *, resume_step: int = 0, tensorboard: bool = True,
@@ -99,7 +97,6 @@ class MetricsWriter:
             self._tb.close()
 
 
-
 class NullWriter:
     """Stands in for MetricsWriter on processes that do not write (all but process 0 of a multi-host run)."""
 
@@ -109,5 +106,4 @@ class NullWriter:
     def sync(self) -> None:
         pass
 
-    def close(self) -> None:
-        pass
+    close = sync

@@ -1,9 +1,9 @@
 """Optimizers from optax, with the learning rate kept out of the trace.
 
-The transformation built here returns the update *direction* times the schedule's
-multiplier; the step (`aejax.models.updates.gradient_step`) scales it by `-hp["learning_rate"]`. The learning rate therefore
-travels in the `hp` pytree, so one compiled step serves every value and a sweep can vmap
-over learning rates (optax's own `scale_by_learning_rate` would bake it in as a constant).
+The transformation built here returns the update *direction* times the schedule's multiplier; the step
+(`aejax.models.updates.gradient_step`) scales it by `-hp["learning_rate"]`. The learning rate therefore travels
+in the `hp` pytree, so one compiled step serves every value and a sweep can vmap over learning rates (optax's
+own `scale_by_learning_rate` would bake it in as a constant).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import jax.numpy as jnp
 import optax
 
 from aejax.config import OptimOptions, duration
@@ -44,8 +45,6 @@ def make_schedule(name: str, *, warmup_steps: int, decay_steps: int, final_fract
 def array_schedule(name: str, *, warmup_steps, decay_steps, final_fraction: float):
     """`make_schedule`'s multiplier with the warm-up and decay lengths as arrays (members of one program that
     differ in their own step counts, e.g. training-set sizes: they travel in the optimizer state)."""
-    import jax.numpy as jnp
-
     def schedule(count):
         step, decay = jnp.asarray(count, jnp.float32), jnp.maximum(jnp.asarray(decay_steps, jnp.float32), 1.0)
         if name == "constant":
@@ -107,8 +106,7 @@ def make_optimizer(name: str = OptimOptions.name, *, total_steps: int, steps_per
         raise ConfigError(f"make_optimizer got unknown option(s) {unknown}; see aejax.config.OptimOptions.")
     o = OptimOptions(name=name, **options)
     warmup_steps, decay_steps = schedule_steps(o, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
-    schedule, final_fraction = o.schedule, o.final_fraction
-    grad_clip, weight_decay, momentum, b1, b2, eps = o.grad_clip, o.weight_decay, o.momentum, o.b1, o.b2, o.eps
+    grad_clip, weight_decay, momentum = o.grad_clip, o.weight_decay, o.momentum
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}.")
     if grad_clip < 0 or weight_decay < 0 or momentum < 0:
@@ -122,8 +120,8 @@ def make_optimizer(name: str = OptimOptions.name, *, total_steps: int, steps_per
     unknown = sorted(set(inject) - set(INJECTABLE))
     if unknown:
         raise ConfigError(f"cannot inject optimizer values {unknown}; injectable: {list(INJECTABLE)}.")
-    schedule_fn = make_schedule(schedule, warmup_steps=warmup_steps, decay_steps=decay_steps,
-                                final_fraction=final_fraction)
+    schedule_fn = make_schedule(o.schedule, warmup_steps=warmup_steps, decay_steps=decay_steps,
+                                final_fraction=o.final_fraction)
     _, clip_on, decay_on, trace_on = optimizer_structure(name, grad_clip=grad_clip, weight_decay=weight_decay,
                                                          momentum=momentum)
 
@@ -138,11 +136,10 @@ def make_optimizer(name: str = OptimOptions.name, *, total_steps: int, steps_per
         elif trace_on:
             parts.append(optax.trace(decay=momentum))
         parts.append(optax.scale_by_schedule(schedule_fn if decay_steps is None else array_schedule(
-            schedule, warmup_steps=warmup_steps, decay_steps=decay_steps, final_fraction=final_fraction)))
+            o.schedule, warmup_steps=warmup_steps, decay_steps=decay_steps, final_fraction=o.final_fraction)))
         return optax.chain(*parts)
 
-    values = {"grad_clip": grad_clip, "weight_decay": weight_decay, "b1": b1, "b2": b2, "eps": eps,
-              "momentum": momentum}
+    values = {k: getattr(o, k) for k in INJECTABLE}
     if schedule_arrays:
         values.update(warmup_steps=float(warmup_steps), decay_steps=float(decay_steps))
         inject = (*inject, "warmup_steps", "decay_steps")

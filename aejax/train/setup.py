@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sys
 from typing import Any
 
@@ -50,8 +51,8 @@ class RunKeys:
         return cls(*jax.random.split(jax.random.key(seed), 4))
 
 
-def check_train_options(train: TrainOptions, num_train: int) -> None:
-    """Values config.train may not take for a training split of `num_train` examples (types were checked)."""
+def check_options(train: TrainOptions, feed: FeedOptions, num_train: int) -> None:
+    """Values config.train and the feed options may not take, `num_train` the training split's size (types checked)."""
     if train.epochs < 1:
         raise ConfigError(f"train.epochs must be >= 1, got {train.epochs}.")
     if not 1 <= train.batch_size <= num_train:
@@ -72,9 +73,6 @@ def check_train_options(train: TrainOptions, num_train: int) -> None:
     if train.data_parallel and train.batch_size % devices:
         raise ConfigError(f"train.data_parallel splits each batch over the {devices} devices, so "
                           f"train.batch_size must be a multiple of {devices}, got {train.batch_size}.")
-
-
-def check_feed_options(feed: FeedOptions) -> None:
     if feed.device_bytes_limit < 0 or feed.stream_chunk_steps < 0:
         raise ConfigError(f"data.device_bytes_limit and data.stream_chunk_steps must be >= 0 (0: automatic), "
                           f"got {feed.device_bytes_limit} and {feed.stream_chunk_steps}.")
@@ -86,11 +84,8 @@ MATMUL_PRECISIONS = {"default": None, "bfloat16": "bfloat16", "tf32": "tensorflo
 
 @dataclasses.dataclass(frozen=True)
 class RunSetup:
-    """A run, built: data, model, hp, optimizer, keys and options; it makes the step and the state.
-
-    The programs that train it (one run, or a population of runs of one structure) are made by
-    `aejax.train.population.Population` from one or more RunSetups.
-    """
+    """A run, built: data, model, hp, optimizer, keys and options; it makes the step and the state (the programs
+    that train one or more RunSetups are `aejax.train.population.Population`'s)."""
 
     config: ml_collections.ConfigDict
     dataset: Dataset
@@ -164,20 +159,9 @@ def optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int, total_s
                           **{**optim.to_dict(), "warmup": warmup, "decay": decay}), warmup
 
 
-def clipped_warmup(key: str, steps: int, total_steps: int) -> int:
-    """A warm-up of `steps` steps, at most the run's `total_steps`; one line on stderr when it had to be shortened."""
-    if steps <= total_steps:
-        return steps
-    print(f"aejax: {key} ({steps} steps) is longer than the run's {total_steps} steps; clipped to {total_steps} "
-          "steps.", file=sys.stderr, flush=True)
-    return total_steps
-
-
 def source_key(data: ml_collections.ConfigDict) -> str:
     """What decides the loaded arrays: config.data without the options that only choose rows (a sweep loads
     each dataset once per key)."""
-    import json
-
     return json.dumps({k: v for k, v in data.to_dict().items() if k not in SUBSET_KEYS}, sort_keys=True, default=repr)
 
 
@@ -215,7 +199,11 @@ def model_options(config: ml_collections.ConfigDict, steps_per_epoch: int, total
         if name in options:
             steps = duration(f"model.{name}", options[name], kind).steps(steps_per_epoch=steps_per_epoch,
                                                                          total_steps=total_steps)
-            options[name] = clipped_warmup(f"model.{name}", steps, total_steps) if name.endswith("warmup") else steps
+            if name.endswith("warmup") and steps > total_steps:  # one line on stderr when it has to be shortened
+                print(f"aejax: model.{name} ({steps} steps) is longer than the run's {total_steps} steps; clipped to "
+                      f"{total_steps} steps.", file=sys.stderr, flush=True)
+                steps = total_steps
+            options[name] = steps
     return options
 
 
@@ -226,10 +214,8 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     Args:
       config: an experiment's `get_config()`, or a config from `aejax.config.get_experiment_config` /
         `resolve_config` (resolved here if it is not: resolving is idempotent).
-      dataset: use this dataset as it is instead of loading config.data (your own arrays, or the
-        dataset of another run of the same data, as a sweep shares it).
-      inject_optim: optimizer values carried as arrays in the optimizer state (a population whose
-        members differ in them; see `aejax.train.optim.INJECTABLE`).
+      dataset: use this dataset as it is instead of loading config.data (your own arrays, or another run's).
+      inject_optim: optimizer values carried as arrays in the optimizer state (`aejax.train.optim.INJECTABLE`).
       whole: the dataset config.data names, loaded already (`whole_dataset`; a sweep shares it between runs);
         the options that choose rows index it (`RunSetup.rows`).
       resolved: `config` came from `resolve_config` (or `get_experiment_config`) already: not resolved again.
@@ -244,24 +230,20 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
                               "train from index tables over the split on the device; set data.on_device=True and "
                               "data.mmap=False.")
         dataset = view(whole, rows, normal_class=config.data.normal_class)
-    for split_name in ("train", "val", "test"):  # shapes first: the model is built from them
-        if not _memory_mapped(getattr(dataset, split_name).x):  # those were checked chunk by chunk when opened
-            check_images(getattr(dataset, split_name).x, what=f"{split_name} images")
+    splits = {"train": dataset.train, "val": dataset.val, "test": dataset.test}
+    for name, split in splits.items():  # shapes first: the model is built from them
+        if not _memory_mapped(split.x):  # those were checked chunk by chunk when opened
+            check_images(split.x, what=f"{name} images")
     train = TrainOptions(**config.train.to_dict())
     steps_per_epoch = max(1, len(dataset.train) // max(train.batch_size, 1))  # checked below, after the data
     total_steps = steps_per_epoch * max(train.epochs, 1)
     model = model_from_options(config.model.kind, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
                                **model_options(config, steps_per_epoch, total_steps))
-    for split_name in ("train", "val", "test"):
-        split = getattr(dataset, split_name)
-        if _memory_mapped(split.x):  # values were checked when opened (finite, in [0, 1]); shapes and labels here
-            n = min(len(split), 1024)
-            model.check_data(split.x[:n], split.y[:n])
-        else:
-            model.check_data(split.x, split.y)
-    check_train_options(train, len(dataset.train))
+    for split in splits.values():  # a memory-mapped split's values were checked when opened: its first rows here
+        head = slice(1024) if _memory_mapped(split.x) else slice(None)
+        model.check_data(split.x[head], split.y[head])
     feed = FeedOptions(**{f.name: config.data[f.name] for f in dataclasses.fields(FeedOptions)})
-    check_feed_options(feed)
+    check_options(train, feed, len(dataset.train))
     hp = config.hp.to_dict()
     if not np.isfinite(hp["learning_rate"]) or hp["learning_rate"] <= 0:
         raise ConfigError(f"hp.learning_rate must be a positive number, got {hp['learning_rate']}.")

@@ -29,13 +29,9 @@ def init_train_state(model, tx, params) -> TrainState:
 
 
 def make_train_step(model, tx, *, skip_nonfinite: bool) -> Callable:
-    """Returns step(state, batch, key, hp) -> (state, metrics, finite): the one update path.
-
-    The global step goes to the loss (`loss(..., step=state["step"])`, for KL warm-up and any
-    other schedule) or to a CustomUpdate kind's `update`. `finite` is False when the loss or
-    the gradient norm is NaN or infinite; with `skip_nonfinite` such an update is dropped
-    (params and optimizer state kept, the step still advances).
-    """
+    """Returns step(state, batch, key, hp) -> (state, metrics, finite): the one update path. The global step goes
+    to the loss (for KL warm-up and other schedules) or a CustomUpdate's `update`; `finite` is False when the loss
+    or the gradient norm is not finite, and with `skip_nonfinite` such an update is dropped (the step advances)."""
 
     def step(state, batch, key, hp):
         if isinstance(model, CustomUpdate):
@@ -48,12 +44,10 @@ def make_train_step(model, tx, *, skip_nonfinite: bool) -> Callable:
             grad_norm = gradient_norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         if skip_nonfinite:
-            keep = lambda new, old: jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new, old)
-            params = keep(params, state["params"])
-            opt_state = keep(opt_state, state["opt_state"])
-        new_state = {"step": state["step"] + 1, "params": params, "opt_state": opt_state}
-        metrics = {"loss": loss, **aux, "grad_norm": grad_norm}
-        return new_state, metrics, finite
+            params, opt_state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), (params, opt_state),
+                                                       (state["params"], state["opt_state"]))
+        return ({"step": state["step"] + 1, "params": params, "opt_state": opt_state},
+                {"loss": loss, **aux, "grad_norm": grad_norm}, finite)
 
     return step
 
@@ -73,10 +67,9 @@ def at_precision(fn: Callable, precision: str | None) -> Callable:
 
 
 def over_runs(fn: Callable, shared: tuple[int, ...] = (), *, spmd_axis_name: str | None = None) -> Callable:
-    """`fn` vmapped over a leading run axis R of every positional argument but those at `shared` (the data,
-    the epoch numbers), which all runs see whole: the one way a population's programs are made (the
-    training loop, the benchmark and the scripts). `spmd_axis_name` names the mesh axis the run axis is
-    sharded over, so that sharding constraints inside `fn` (a "data" axis) keep it."""
+    """`fn` vmapped over a leading run axis R of every positional argument but those at `shared` (the data, the
+    epoch numbers): the one way a population's programs are made. `spmd_axis_name` names the mesh axis the run
+    axis is sharded over, so that sharding constraints inside `fn` (a "data" axis) keep it."""
 
     def vmapped(*args):
         in_axes = tuple(None if i in shared else 0 for i in range(len(args)))
@@ -117,8 +110,7 @@ def batch_at(x_N, y_N, idx_B) -> dict:
 
 
 def _scan_steps(step: Callable, state, xs, batch_of: Callable, hp, loop_key):
-    """`step` scanned over the leading axis of `xs` (each element made a batch by `batch_of`); the step's key is
-    `fold_in(loop_key, step)`."""
+    """`step` scanned over the leading axis of `xs`, each element made a batch by `batch_of`."""
     def body(state, x):
         state, metrics, finite = step(state, batch_of(x), jax.random.fold_in(loop_key, state["step"]), hp)
         return state, (metrics, finite)
@@ -127,15 +119,10 @@ def _scan_steps(step: Callable, state, xs, batch_of: Callable, hp, loop_key):
 
 
 def epoch_body(step: Callable, *, num_examples: int, batch_size: int, batch_sharding=None) -> Callable:
-    """The unjitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)).
-
-    One `lax.scan` of `step` over the batches of `permutation(fold_in(data_key, epoch))`, gathered on the
-    device; the step's key is `fold_in(loop_key, step)`. `metrics` holds one value per step for every term
-    ([S] arrays) and `finite` is [S] bool. The training loop jits it for one run, or vmaps it over a leading
-    slot axis of state, hp and keys for a population (`aejax.train.population`). With `batch_sharding` (a
-    NamedSharding over a "data" mesh axis) each batch is split across devices and XLA all-reduces the
-    gradients: data-parallel training of a run.
-    """
+    """The unjitted epoch(state, x, y, hp, data_key, loop_key, epoch) -> (state, (metrics, finite)): one `lax.scan`
+    of `step` over the batches of the epoch's permutation, gathered on the device (`metrics`: [S] per term,
+    `finite`: [S] bool). With `batch_sharding` (a NamedSharding over a "data" mesh axis) each batch is split
+    across devices and XLA all-reduces the gradients: data-parallel training of a run."""
 
     def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch):
         idx_SxB = epoch_batch_indices(data_key, epoch, num_examples=num_examples, batch_size=batch_size)
@@ -167,10 +154,9 @@ def subset_batch_indices(data_key, epoch, idx_L, count, *, num_rows: int, steps:
 
 def subset_epoch_body(step: Callable, *, num_rows: int, steps: int, batch_size: int, batch_sharding=None) -> Callable:
     """The unjitted epoch(state, x, y, hp, data_key, loop_key, epoch, idx_L, count) -> (state, (metrics, finite,
-    active)) of a run that sees the rows `idx_L[:count]` of the split (x, y) (`aejax.data.subsets`): `steps`
-    (a population's longest epoch) steps of `subset_batch_indices`' batches; a step past the run's own
-    `count // batch_size` leaves the state (params, optimizer state, step counter) as it was and is marked
-    inactive, so its keys `fold_in(loop_key, state["step"])` stay the run's own."""
+    active)) of a run that sees the rows `idx_L[:count]` of the split (`aejax.data.subsets`): `steps` (a
+    population's longest epoch) steps of `subset_batch_indices`' batches; a step past the run's own
+    `count // batch_size` leaves the state as it was (so the run's keys stay its own) and is marked inactive."""
 
     def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch, idx_L, count):
         idx_SxB = subset_batch_indices(data_key, epoch, idx_L, count, num_rows=num_rows, steps=steps,
@@ -194,8 +180,7 @@ def subset_epoch_body(step: Callable, *, num_rows: int, steps: int, batch_size: 
 
 def chunk_body(step: Callable) -> Callable:
     """The unjitted chunk(state, x_SxB, y_SxB, hp, loop_key) -> (state, (metrics, finite)): the steps of S
-    batches that the host gathered (streaming from host memory, see `aejax.train.feed`), with the on-device
-    epoch's step and keys."""
+    batches the host gathered (`aejax.train.feed.HostStream`), with the on-device epoch's step and keys."""
 
     def chunk_fn(state, x_SxB, y_SxB, hp, loop_key):
         return _scan_steps(step, state, (x_SxB, y_SxB), lambda b: {"x": b[0], "y": b[1]}, hp, loop_key)
@@ -208,9 +193,7 @@ def make_split_sums(model, *, batch_size: int, precision: str | None = None) -> 
     the model's loss and aux terms (`step=None`: every term at its full weight) and "mse", the mean squared
     error per pixel of `model.reconstruct`, summed over the full batches of `x` (one `lax.map`; batch i's key
     is `fold_in(key, first_batch + i)`) and over a last partial batch (its own key, `fold_in(key, 2**31 - 1)`).
-    Divide by the row count for means. It is the one evaluation program: `make_eval_fn` runs it over a split
-    on the device, or chunk by chunk over a split in host memory; the training loop's long calls validate
-    inside with it (`aejax.train.feed.DeviceEpochs`)."""
+    The one evaluation program: `make_eval_fn` and the loop's long calls (`aejax.train.feed.DeviceEpochs`) run it."""
 
     @functools.partial(at_precision, precision=precision)
     def batch_terms(params, batch, key, hp):
@@ -243,20 +226,14 @@ def make_eval_fn(model, *, batch_size: int, program: Callable | None = None, fet
 
     The terms and keys of `make_split_sums`; means are exact (weighted). A split on the device is one
     program, one dispatch. With `host_chunk_batches` > 0, a split given as host arrays (numpy, or rows of
-    a memory-mapped file) is read `host_chunk_batches` batches at a time, at most two chunks on the
-    device: the same per-batch terms and keys, summed chunk by chunk (so the means may differ from a
-    one-call evaluation in the last bits). `program` makes a population's program of the single run's
-    sums (`aejax.train.population.Population.program`: params, hp and key per slot, the split shared) and
-    `fetch` brings its sums to the host (default: `jax.device_get`; each mean is then [slots]). With
-    `fetch=False` the evaluation is only dispatched: it returns a function that fetches the means when
-    called (the training loop fetches them after its next call was dispatched).
+    a memory-mapped file) is summed `host_chunk_batches` batches at a time, at most two chunks on the
+    device (the means may differ from a one-call evaluation in the last bits). `program` makes a population's
+    program (`Population.program`: params, hp and key per slot, the split shared), `fetch` brings its sums to
+    the host (default: `jax.device_get`). With `fetch=False` it returns a function that fetches the means.
     """
     program = program or (lambda fn, shared=(): fn)
     split_sums = jax.jit(program(make_split_sums(model, batch_size=batch_size, precision=precision), (1, 2, 5)))
     to_host = fetch or to_host_default
-
-    def add(a, b):
-        return b if a is None else jax.tree_util.tree_map(jnp.add, a, b)
 
     def streamed_sums(params, x, y, hp, key):
         n, sums, in_flight = int(x.shape[0]), None, None
@@ -267,7 +244,7 @@ def make_eval_fn(model, *, batch_size: int, program: Callable | None = None, fet
             if in_flight is not None:
                 jax.block_until_ready(in_flight)  # at most two chunks on the device
             in_flight = split_sums(params, x_c, y_c, hp, key, start // batch_size)
-            sums = add(sums, in_flight)
+            sums = in_flight if sums is None else jax.tree_util.tree_map(jnp.add, sums, in_flight)
             if stop == n:
                 break
         return sums

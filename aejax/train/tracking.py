@@ -52,28 +52,21 @@ def _client(uri: str):
     return mlflow.MlflowClient(tracking_uri=uri)
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
-        name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(flatten(value, name + "."))
+            flat.update(flatten(value, f"{prefix}{key}{sep}", sep))
         else:
-            flat[name] = value
+            flat[f"{prefix}{key}"] = value
     return flat
 
 
-def numeric_leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+def numeric_leaves(tree: Mapping[str, Any]) -> dict[str, float]:
     """The finite numbers of a (nested) results dict, keyed by their '/'-joined paths (lists skipped)."""
-    out: dict[str, float] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(numeric_leaves(value, name + "/"))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value)):
-            out[name] = float(value)
-    return out
+    return {k: float(v) for k, v in flatten(tree, sep="/").items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
 
 
 def _metric_key(name: str) -> str:
@@ -96,9 +89,8 @@ class MlflowRun:
         client = _client(uri)
         known = read_run_file(workdir)
         if known is not None and known["uri"] == uri:
-            run = cls(client, known["run_id"], uri)
-            client.update_run(run.run_id, status="RUNNING")
-            return run
+            client.update_run(known["run_id"], status="RUNNING")
+            return cls(client, known["run_id"], uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
         tags = {"aejax.workdir": os.path.abspath(workdir)}
@@ -116,9 +108,7 @@ class MlflowRun:
     def reopen(cls, workdir: str) -> MlflowRun | None:
         """The run a tracked training left in `workdir`, or None when it was not tracked."""
         known = read_run_file(workdir)
-        if known is None:
-            return None
-        return cls(_client(known["uri"]), known["run_id"], known["uri"])
+        return None if known is None else cls(_client(known["uri"]), known["run_id"], known["uri"])
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -137,8 +127,7 @@ class MlflowRun:
 
     def log_record(self, record: Mapping[str, Any]) -> None:
         """One metrics.jsonl record: its numbers at its step ("step" itself not logged)."""
-        values = {k: v for k, v in numeric_leaves(record).items() if k not in ("step",)}
-        self.log_metrics(values, step=int(record["step"]))
+        self.log_metrics({k: v for k, v in numeric_leaves(record).items() if k != "step"}, step=int(record["step"]))
 
     def log_files(self, paths: Iterable[str], artifact_path: str | None = None) -> None:
         for path in paths:
@@ -149,19 +138,21 @@ class MlflowRun:
         self.client.set_terminated(self.run_id, status=status)
 
 
-def read_run_file(workdir: str) -> dict | None:
-    path = os.path.join(workdir, RUN_FILE)
+def _read_json(path: str) -> dict | None:
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
+def read_run_file(workdir: str) -> dict | None:
+    return _read_json(os.path.join(workdir, RUN_FILE))
+
+
 def figures_in(workdir: str) -> list[str]:
     folder = os.path.join(workdir, "figures")
-    if not os.path.isdir(folder):
-        return []
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".png"))
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted(os.path.join(folder, n) for n in names if n.endswith(".png"))
 
 
 def log_training_end(run: MlflowRun, workdir: str, summary: Mapping[str, Any], *, step: int) -> None:
@@ -179,19 +170,13 @@ def figure_times(workdir: str) -> dict[str, float]:
 
 
 def log_evaluation(workdir: str, task: str, results: Mapping[str, Any], figures_before: Mapping[str, float]) -> bool:
-    """Logs an evaluation into the workdir's MLflow run, if training was tracked; returns whether it was.
-
-    Metrics go under `eval/TASK/...` at the run's last training step; eval_TASK.json, report.md and
-    the figures the evaluation wrote (new or rewritten since `figures_before`) become artifacts.
-    """
+    """Logs an evaluation into the workdir's MLflow run, if training was tracked; returns whether it was. Metrics
+    go under `eval/TASK/...` at the last training step; eval_TASK.json, report.md and the figures it wrote (new or
+    rewritten since `figures_before`) become artifacts."""
     run = MlflowRun.reopen(workdir)
     if run is None:
         return False
-    summary_path = os.path.join(workdir, "summary.json")
-    step = 0
-    if os.path.exists(summary_path):
-        with open(summary_path, encoding="utf-8") as f:
-            step = int(json.load(f).get("steps", 0))
+    step = int((_read_json(os.path.join(workdir, "summary.json")) or {}).get("steps", 0))
     run.log_metrics({f"eval/{task}/{k}": v for k, v in numeric_leaves(results).items()}, step=step)
     run.log_files([os.path.join(workdir, f"eval_{task}.json"), os.path.join(workdir, "report.md")])
     run.log_files([p for p, t in figure_times(workdir).items() if figures_before.get(p) != t], "figures")
@@ -220,7 +205,6 @@ def log_search_results(workdir: str, rows: Iterable[Mapping[str, Any]], *, best:
     parent = MlflowRun.reopen(workdir)
     if parent is None:
         return False
-    rows = list(rows)
     counts: dict[str, float] = {}
     for row in rows:
         counts[f"runs/{row['status']}"] = counts.get(f"runs/{row['status']}", 0) + 1
@@ -229,9 +213,7 @@ def log_search_results(workdir: str, rows: Iterable[Mapping[str, Any]], *, best:
             child.client.set_tag(child.run_id, "aejax.status", row["status"])
             if isinstance(row.get("epochs"), int):
                 child.client.set_tag(child.run_id, "aejax.epochs", str(row["epochs"]))
-    best_metrics = {} if best is None else {f"best/{k}": v for k, v in best.items()
-                                           if k.startswith(("val/", "test/")) and isinstance(v, (int, float))
-                                           and not isinstance(v, bool) and math.isfinite(float(v))}
+    best_metrics = {f"best/{k}": v for k, v in numeric_leaves(best or {}).items() if k.startswith(("val/", "test/"))}
     parent.log_metrics({**counts, **best_metrics}, step=0)
     parent.client.set_tag(parent.run_id, "aejax.select", select)
     if best is not None:
