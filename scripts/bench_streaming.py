@@ -27,8 +27,10 @@ import jax
 import numpy as np
 
 from aejax.config import get_experiment_config
-from aejax.train.feed import epoch_metrics
-from aejax.train.setup import setup_run
+from aejax.train.feed import DeviceEpochs, HostStream, chunk_steps_for, epoch_metrics
+from aejax.train.population import Population
+from aejax.train.setup import RunSetup, setup_run
+from aejax.train.step import make_split_sums
 
 
 def cpu_name() -> str:
@@ -44,6 +46,22 @@ def cpu_name() -> str:
 
 def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def make_feed(run: RunSetup, pop: Population):
+    """The feed the loop gives a run alone: the split on the device, or streamed from host memory."""
+    train, opts = run.dataset.train, run.train
+    common = dict(data_key=pop.keys["data"], loop_key=pop.keys["loop"], batch_size=opts.batch_size,
+                  program=pop.program)
+    if run.streams:
+        example_bytes = 4 * int(np.prod(run.dataset.input_shape))
+        chunk = chunk_steps_for(run.feed.stream_chunk_steps, example_bytes=example_bytes,
+                                batch_size=opts.batch_size, steps_per_epoch=run.steps_per_epoch, members=1)
+        return HostStream(run.train_step(), train.x, train.y, pop.hp, chunk_steps=chunk, **common)
+    val = (pop.shared(run.dataset.val.x), pop.shared(run.dataset.val.y))
+    return DeviceEpochs(run.train_step(), pop.shared(train.x), pop.shared(train.y), pop.hp, **common,
+                        eval_key=pop.keys["eval"], val=val, capacity=1,
+                        split_sums=make_split_sums(run.model, batch_size=opts.eval_batch_size))
 
 
 def main() -> None:
@@ -62,15 +80,17 @@ def main() -> None:
                          dataset=device_run.dataset)
     assert not device_run.streams and host_run.streams
     sides = {"device": device_run, "host": host_run}
-    feeds = {name: run.feed_fn() for name, run in sides.items()}
-    states = {name: run.init_state() for name, run in sides.items()}
+    keys = lambda run: {k: getattr(run.keys, k) for k in ("data", "loop", "eval")}
+    pops = {name: Population([run.init_state()], [run.hp], [keys(run)], vmapped=False) for name, run in sides.items()}
+    feeds = {name: make_feed(run, pops[name]) for name, run in sides.items()}
+    states = {name: pop.state for name, pop in pops.items()}
     steps = device_run.steps_per_epoch
 
     def epoch(name: str, e: int) -> tuple[float, float]:
         """(wall seconds, process CPU seconds) of one epoch."""
         start, cpu = time.perf_counter(), time.process_time()
-        states[name], parts = feeds[name](states[name], range(e, e + 1))
-        epoch_metrics(parts, 1)  # the epoch's metrics on the host, as fit fetches them
+        states[name], parts, _ = feeds[name](states[name], range(e, e + 1), [False])
+        epoch_metrics(pops[name].fetch(list(parts)), 1, steps)  # the epoch's metrics on the host, as the loop does
         return time.perf_counter() - start, time.process_time() - cpu
 
     load_before = load()
