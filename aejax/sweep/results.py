@@ -12,9 +12,11 @@ epoch it stopped, `test_at_epoch` in the csv).
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import math
 import os
+import shutil
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -24,27 +26,14 @@ from aejax.errors import ConfigError
 
 def read_run(workdir: str) -> dict[str, Any]:
     """{"status": "done" | "stopped" | "paused" | "failed" | "pending", and the run's summary metrics}."""
-    summary_path = os.path.join(workdir, "summary.json")
-    failed_path = os.path.join(workdir, "failed.json")
-    if os.path.isfile(summary_path):
-        with open(summary_path, encoding="utf-8") as f:
+    if os.path.isfile(os.path.join(workdir, "summary.json")):
+        with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
             summary = json.load(f)
-        return {"status": summary.get("status", "done"),
-                **{k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}}
-    if os.path.isfile(failed_path):
-        with open(failed_path, encoding="utf-8") as f:
+        return {"status": summary.get("status", "done"), **{k: v for k, v in summary.items() if _number(v)}}
+    if os.path.isfile(os.path.join(workdir, "failed.json")):
+        with open(os.path.join(workdir, "failed.json"), encoding="utf-8") as f:
             return {"status": "failed", "error": json.load(f)["error"]}
     return {"status": "pending"}
-
-
-def set_status(workdir: str, status: str) -> None:
-    """Rewrites the status in a run's summary.json (a search stopping a paused member)."""
-    path = os.path.join(workdir, "summary.json")
-    with open(path, encoding="utf-8") as f:
-        summary = json.load(f)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump({**summary, "status": status}, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
 
 
 def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str,
@@ -91,8 +80,6 @@ def parse_select(select: str) -> tuple[str, bool]:
         return metric, suffix == "min"
     lower = direction(metric)
     if lower is None:
-        import difflib
-
         term = metric.rsplit("/", 1)[-1].lower()
         close = difflib.get_close_matches(term, sorted(HIGHER | LOWER), n=1, cutoff=0.75)
         if not close:
@@ -110,9 +97,7 @@ def best_run(rows: Sequence[dict], select: str) -> dict | None:
     metric, lower = parse_select(select)
     scored = [r for r in rows if r["status"] == "done" and isinstance(r.get(metric), (int, float))
               and math.isfinite(r[metric])]
-    if not scored:
-        return None
-    return (min if lower else max)(scored, key=lambda r: r[metric])
+    return (min if lower else max)(scored, key=lambda r: r[metric], default=None)
 
 
 def ordered(rows: Sequence[dict], select: str | None) -> list[dict]:
@@ -122,7 +107,7 @@ def ordered(rows: Sequence[dict], select: str | None) -> list[dict]:
 
     def key(row):
         value = row.get(metric) if metric else None
-        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        finite = _number(value) and math.isfinite(value)
         return (_STATUS_ORDER.get(row["status"], 5), not finite, (value if lower else -value) if finite else 0.0,
                 row["run_id"])
 
@@ -138,23 +123,15 @@ def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str, *,
     starts = sorted({k for r in rows for k in r if k.startswith("start:")})
     tested = ["test_at_epoch"] if any("test_at_epoch" in r for r in rows) else []
     columns = ["run_id", "status", "epochs", *searched, *swept, *starts, *metrics, *tested, "wall_time_s"]
-    csv_path, md_path = os.path.join(workdir, "results.csv"), os.path.join(workdir, "results.md")
-    _write_csv(csv_path, rows, columns)
-    marked = False
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write(_md_header(columns))
-        for row in ordered(rows, select):
-            cells = []
-            for c in columns:
-                cell = _md(row.get(c, ""))
-                if c.startswith("test/") and row["status"] != "done" and cell:
-                    cell, marked = cell + "*", True
-                cells.append(cell)
-            f.write("| " + " | ".join(cells) + " |\n")
-        if marked:
-            f.write("\n\\* measured when the search stopped the member, at the epoch in `epochs`, not after "
-                    "train.epochs.\n")
-    return csv_path, md_path
+
+    def cell(row, c):  # a test metric measured when the search stopped the member gets a "*"
+        text = _md(row.get(c, ""))
+        return text + "*" if text and c.startswith("test/") and row["status"] != "done" else text
+
+    table = [[cell(row, c) for c in columns] for row in ordered(rows, select)]
+    foot = "\n\\* measured when the search stopped the member, at the epoch in `epochs`, not after train.epochs.\n"
+    marked = any(cell(row, c) != _md(row.get(c, "")) for row in rows for c in metrics)
+    return _write_table(workdir, "results", rows, columns, table, foot=foot if marked else "")
 
 
 def _cell(value: Any) -> Any:
@@ -162,9 +139,7 @@ def _cell(value: Any) -> Any:
 
 
 def _md(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(_cell(value))
+    return f"{value:.6g}" if isinstance(value, float) else str(_cell(value))
 
 
 def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> list[str]:
@@ -256,8 +231,7 @@ def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict]
         ax.legend(fontsize=6)
     for ax, key in zip(axes[0, 1:], hp_keys):
         for i, row in enumerate(rows):
-            value, xs, ys = row.get(f"start:{key}", row.get(key)), [0], []  # PBT: hp.* columns hold the last
-            ys.append(value)
+            xs, ys = [0], [row.get(f"start:{key}", row.get(key))]  # PBT: hp.* columns hold the last
             for end in sorted(decisions):
                 new = decisions[end].get("hp", {}).get(row["run_id"], {}).get(key)
                 if new is not None:
@@ -282,8 +256,6 @@ def write_hparams(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> N
     def plain(v):
         return v if isinstance(v, (int, float, str, bool)) else repr(v)
 
-    import shutil
-
     shutil.rmtree(os.path.join(workdir, "tensorboard"), ignore_errors=True)  # rebuilt whole, like the tables
     starts = sorted({k for r in rows for k in r if k.startswith("start:")})  # PBT: the swept keys hold the last hp
     with SummaryWriter(os.path.join(workdir, "tensorboard")) as writer:
@@ -305,8 +277,7 @@ def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         sweep = json.load(f)
     ids = [r["run_id"] for r in sweep["runs"]]
-    points = [r["point"] for r in sweep["runs"]]
-    points = [{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()} for p in points]
+    points = [{k: tuple(v) if isinstance(v, list) else v for k, v in r["point"].items()} for r in sweep["runs"]]
     decisions = read_decisions(workdir)
     rows = collect(ids, points, workdir, search=search_columns(decisions, ids, points))
     csv_path, md_path = write_tables(rows, sweep["swept"], workdir, select=select)
@@ -379,7 +350,7 @@ def pbt_history(decisions: Mapping[int, dict], ids: Sequence[str],
                 factors = {k: v / before[parent][k] for k, v in new.items()
                            if _number(v) and _number(before.get(parent, {}).get(k)) and before[parent][k] != 0}
             hp.setdefault(member, {}).update(new)
-            steps = [f"x{factors[k]:.4g}" if factors.get(k) is not None else f"={_short(new[k])}" for k in sorted(new)]
+            steps = [f"x{factors[k]:.4g}" if factors.get(k) is not None else f"={_md(new[k])}" for k in sorted(new)]
             lineage.setdefault(member, []).append(f"e{end}:{parent}" + ",".join(steps))
     return {i: {**hp[i], **{f"start:{k}": v for k, v in start.get(i, {}).items()}, "lineage": ";".join(lineage[i])}
             for i in ids}
@@ -387,10 +358,6 @@ def pbt_history(decisions: Mapping[int, dict], ids: Sequence[str],
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(_cell(value))
 
 
 def fold_rows(rows: Sequence[dict], keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -417,28 +384,26 @@ def fold_rows(rows: Sequence[dict], keys: Sequence[str]) -> list[dict[str, Any]]
     return out
 
 
-def _write_csv(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+def _write_table(workdir: str, name: str, rows: Sequence[dict], columns: Sequence[str], table: Sequence[list[str]],
+                 *, head: str = "", foot: str = "") -> tuple[str, str]:
+    """DIR/<name>.csv (`rows`) and DIR/<name>.md: `head`, the markdown cells `table`, `foot`."""
+    csv_path, md_path = os.path.join(workdir, f"{name}.csv"), os.path.join(workdir, f"{name}.md")
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
-
-
-def _md_header(columns: Sequence[str]) -> str:
-    return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+        writer.writerows({c: _cell(row.get(c, "")) for c in columns} for row in rows)
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write(head + "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+        f.writelines("| " + " | ".join(cells) + " |\n" for cells in table)
+        f.write(foot)
+    return csv_path, md_path
 
 
 def write_fold_tables(rows: Sequence[dict], workdir: str) -> tuple[str, str]:
     """DIR/results_folds.csv and DIR/results_folds.md: `fold_rows`' table."""
     lead = ["run_id", "status", "folds"]
     columns = lead + [k for k in dict.fromkeys(k for r in rows for k in r) if k not in lead]
-    csv_path, md_path = os.path.join(workdir, "results_folds.csv"), os.path.join(workdir, "results_folds.md")
-    _write_csv(csv_path, rows, columns)
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write("Each point's mean over its folds and the standard error (`_se`) of that mean; test columns average "
-                "the fold models' scores on the one test split (no refit on the whole training split).\n\n")
-        f.write(_md_header(columns))
-        for row in rows:
-            f.write("| " + " | ".join(_md(row.get(c, "")) for c in columns) + " |\n")
-    return csv_path, md_path
+    return _write_table(workdir, "results_folds", rows, columns, [[_md(r.get(c, "")) for c in columns] for r in rows],
+                        head="Each point's mean over its folds and the standard error (`_se`) of that mean; test "
+                        "columns average the fold models' scores on the one test split (no refit on the whole "
+                        "training split).\n\n")
