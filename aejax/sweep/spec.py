@@ -135,10 +135,8 @@ def run_ids(points: Sequence[Point]) -> list[str]:
 def parse_shard(text: str | None, environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
     """(K, N) from "K/N" (0 <= K < N), else from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else (0, 1)."""
     if text is None and "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
-        text = f"{environ['SLURM_ARRAY_TASK_ID']}/{environ['SLURM_ARRAY_TASK_COUNT']}"
         base = int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-        k, n = (int(v) for v in text.split("/"))
-        text = f"{k - base}/{n}"
+        text = f"{int(environ['SLURM_ARRAY_TASK_ID']) - base}/{int(environ['SLURM_ARRAY_TASK_COUNT'])}"
     if text is None:
         return 0, 1
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
