@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from aejax.errors import ConfigError
-from aejax.sweep.results import parse_select
+from aejax.sweep.results import parse_select, read_run
 from aejax.sweep.space import as_distribution, explore_step
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import is_primary
@@ -142,12 +142,8 @@ class SearchState:
 
     def unrecorded_stop(self, workdir: str) -> bool:
         """`workdir` holds a "stopped" summary newer than the last recorded decision (its decision is taken again)."""
-        path = os.path.join(workdir, "summary.json")
-        if not os.path.isfile(path):
-            return False
-        with open(path, encoding="utf-8") as f:
-            s = json.load(f)
-        return s.get("status") == "stopped" and s.get("epochs", 0) > self.last
+        run = read_run(workdir)
+        return run["status"] == "stopped" and run.get("epochs", 0) > self.last
 
     def hp_of(self, run_id: str, initial: dict[str, float]) -> dict[str, float]:
         """PBT: a member's hp after the recorded decisions."""
@@ -163,9 +159,8 @@ class SearchState:
             ckpt_dir = os.path.join(workdir, "checkpoints")
             if next_boundary is not None and os.path.isdir(ckpt_dir):
                 ckpt = Checkpointer(ckpt_dir)
-                for step in ckpt.steps():
-                    if step >= next_boundary:
-                        ckpt.delete(step)
+                for step in [s for s in ckpt.steps() if s >= next_boundary]:
+                    ckpt.delete(step)
                 ckpt.close()
             if self.unrecorded_stop(workdir) and is_primary():
                 os.remove(os.path.join(workdir, "summary.json"))
@@ -197,8 +192,7 @@ class Halving:
             names = list(by_point)
             means = [float(np.mean([scores[i] for i in by_point[p]])) for p in names]
             best_points = ranking(names, means, lower=self.lower)[:math.ceil(len(names) / self.options.eta)]
-            keep = [members[i] for p in best_points if math.isfinite(means[p]) for i in by_point[names[p]]]
-            keep = sorted(keep)
+            keep = sorted(members[i] for p in best_points if math.isfinite(means[p]) for i in by_point[names[p]])
         else:
             best = ranking(ids, scores, lower=self.lower)[:math.ceil(len(members) / self.options.eta)]
             keep = [members[i] for i in best if math.isfinite(float(scores[i]))]
