@@ -147,10 +147,7 @@ def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> 
     against the key's value. Finished runs: the mean and the spread (standard deviation) over the runs that
     share the value (seeds and the other swept keys); runs a search stopped: each one alone, as a hollow grey
     marker at the value it reached when it stopped (the epoch it reached)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     shown = [r for r in rows if r["status"] in ("done", "stopped")]
     done = [r for r in shown if r["status"] == "done"]
@@ -161,13 +158,13 @@ def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> 
     out = os.path.join(workdir, "figures")
     for key in swept:
         values = [r.get(key) for r in shown]
-        if key == "seed" or not values or not metrics or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        if key == "seed" or not values or not metrics or not all(map(_number, values)):
             continue
         xs = sorted({r.get(key) for r in done})
         cols = min(4, len(metrics))
         nrows = -(-len(metrics) // cols)
-        fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.8 * nrows), squeeze=False)
+        fig = Figure(figsize=(3.6 * cols, 2.8 * nrows))
+        axes = fig.subplots(nrows, cols, squeeze=False)
         for ax, metric in zip(axes.flat, metrics):
             by_x = [[r[metric] for r in done if r.get(key) == x and isinstance(r.get(metric), (int, float))]
                     for x in xs]
@@ -194,7 +191,6 @@ def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> 
         os.makedirs(out, exist_ok=True)
         path = os.path.join(out, f"vs_{key.replace('.', '_')}.png")
         fig.savefig(path, dpi=90)
-        plt.close(fig)
         paths.append(path)
     return paths
 
@@ -202,16 +198,14 @@ def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> 
 def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict], *, metric: str) -> str:
     """DIR/figures/search.png: every member's validation `metric` against epochs (stopped members grey, PBT's
     exploits drawn as the jump to the parent's curve) and, for PBT, each searched hp against epochs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from aejax.train.metrics import read_metrics
 
     pbt = any("parents" in d for d in decisions.values())
     hp_keys = sorted({k for d in decisions.values() for h in d.get("hp", {}).values() for k in h})
-    fig, axes = plt.subplots(1, 1 + len(hp_keys), figsize=(5 * (1 + len(hp_keys)), 3.6), squeeze=False)
+    fig = Figure(figsize=(5 * (1 + len(hp_keys)), 3.6))
+    axes = fig.subplots(1, 1 + len(hp_keys), squeeze=False)
     ax = axes[0, 0]
     for i, row in enumerate(rows):
         records = [r for r in read_metrics(os.path.join(workdir, "runs", row["run_id"], "metrics.jsonl"))
@@ -243,7 +237,6 @@ def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict]
     os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
     path = os.path.join(workdir, "figures", "search.png")
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
@@ -315,28 +308,21 @@ def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str],
     if not decisions:
         return {}
     if any("parents" in d for d in decisions.values()):
-        parents = {i: "" for i in ids}
-        for end in sorted(decisions):
-            parents.update(decisions[end]["parents"])
+        parents = {i: "" for i in ids} | {member: parent for end in sorted(decisions)
+                                          for member, parent in decisions[end]["parents"].items()}
         history = pbt_history(decisions, ids, points) if points is not None else {}
         return {i: {"parent": p, **history.get(i, {})} for i, p in parents.items()}
-    rungs = {}
-    for end in sorted(decisions):
-        rungs.update({i: end for i in decisions[end]["kept"] + decisions[end]["stopped"]})
+    rungs = {i: end for end in sorted(decisions) for i in decisions[end]["kept"] + decisions[end]["stopped"]}
     return {i: {"rung": rungs.get(i, "")} for i in ids}
 
 
 def pbt_history(decisions: Mapping[int, dict], ids: Sequence[str],
                 points: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
-    """Each PBT member's hp at its last epoch, its starting point and its lineage, from search.json's decisions
-    ({end: {"parents": {member: parent}, "hp": {member: {"hp.KEY": value}}, "factors": {member: {"hp.KEY":
-    factor}}}}, "factors" only where the explore step multiplied).
-
-    Returns {run id: {"hp.KEY": last value, "start:hp.KEY": first value, "lineage": "e4:PARENTx1.2;e8:..."}}:
-    a lineage entry is the decision's epoch, the parent and per explored key (sorted) its factor "x1.2" or,
-    where it was resampled or stepped, "=VALUE"; without any "factors" in the record (before they were
-    recorded, every explore multiplied) the factor is the ratio to the parent's value at that decision.
-    """
+    """Each PBT member's hp at its last epoch, its starting point and its lineage, from search.json's decisions:
+    {run id: {"hp.KEY": last value, "start:hp.KEY": first value, "lineage": "e4:PARENTx1.2;e8:..."}}. A lineage
+    entry is the decision's epoch, the parent and per explored key (sorted) its factor "x1.2" or, where it was
+    resampled or stepped, "=VALUE"; without any "factors" in the record (before they were recorded, every explore
+    multiplied) the factor is the ratio to the parent's value at that decision."""
     hp = {i: {k: v for k, v in p.items() if k.startswith("hp.")} for i, p in zip(ids, points)}
     start = {i: dict(h) for i, h in hp.items()}
     lineage: dict[str, list[str]] = {i: [] for i in ids}

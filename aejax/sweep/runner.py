@@ -53,21 +53,18 @@ class PlannedRun:
 
     @property
     def structure(self) -> str:
-        """The config without hp, seed and the injectable optimizer values (only whether the optional
-        parts of the optimizer are present counts): equal for runs that can share one program."""
+        """The config without hp, seed, the injectable optimizer values (only whether the optional parts of the
+        optimizer are present counts), how runs are shown and fed (NOT_IDENTITY) and which examples they see (index
+        tables, SUBSET_KEYS): equal for runs that can share one program."""
         tree = self.config.to_dict()
         tree.pop("hp"), tree.pop("seed")
         optim = tree["optim"]
         tree["optim_structure"] = optimizer_structure(optim["name"], grad_clip=optim["grad_clip"],
                                                       weight_decay=optim.get("weight_decay", 0.0),
                                                       momentum=optim.get("momentum", 0.0))
-        for key in INJECTABLE:
-            optim.pop(key, None)
-        for key in NOT_IDENTITY:  # how runs are shown and fed does not split a group
+        for key in [*(f"optim.{k}" for k in INJECTABLE), *NOT_IDENTITY, *(f"data.{k}" for k in SUBSET_KEYS)]:
             section, name = key.split(".")
             tree[section].pop(name, None)
-        for name in SUBSET_KEYS:  # which examples a run sees is data (index tables), not structure
-            tree["data"].pop(name, None)
         return json.dumps(tree, sort_keys=True, default=str)
 
 
@@ -94,11 +91,8 @@ def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
 def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
                seeds: int | None = None, points: Sequence[dict] | None = None, module=None,
                folds: int | None = None) -> list[PlannedRun]:
-    """Every run of the sweep, in group order (runs of one structure together, first appearance first).
-
-    `points` (e.g. sampled from a search space) replace the file's `sweep()` as `--grid` does; `module` is the
-    experiment file already loaded (it is executed once per sweep).
-    """
+    """Every run of the sweep, in group order (runs of one structure together, first appearance first); `points`
+    (e.g. sampled) replace the file's `sweep()` as `--grid` does; `module`: the experiment file already loaded."""
     module = module or load_experiment(experiment)
     replaced = grid or seeds or points is not None
     file_points = module.sweep() if callable(getattr(module, "sweep", None)) and not replaced else None
@@ -125,12 +119,9 @@ def groups_of(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
 
 def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[PlannedRun], *,
                  write: bool = True) -> list[dict]:
-    """Checks `runs` against the sweep already in `workdir` (same experiment and shared settings) and, with
-    `write`, writes sweep.json with every run ever planned there (the old ones first). Returns that list.
-
-    Raises ConfigError, writing nothing, for another experiment or other shared settings, or a run id that
-    an earlier point of the sweep already has.
-    """
+    """Checks `runs` against the sweep already in `workdir` and, with `write`, writes sweep.json with every run
+    ever planned there (the old ones first); returns that list. Another experiment or other shared settings, or a
+    run id an earlier point already has, raise a ConfigError before anything is written."""
     path = os.path.join(workdir, "sweep.json")
     shared = json.loads(json.dumps({k: v for k, v in sorted(overrides.items()) if k not in NOT_IDENTITY}, default=repr))
     entries = [{"run_id": r.run_id, "point": r.point} for r in runs]

@@ -21,8 +21,7 @@ Point = dict[str, Any]
 
 def product(**axes: Sequence[Any]) -> list[Point]:
     """Every combination: product(**{"hp.beta": [1, 4], "seed": [0, 1]}) -> 4 points (last key fastest)."""
-    keys = list(axes)
-    return [dict(zip(keys, values)) for values in itertools.product(*(list(axes[k]) for k in keys))]
+    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
 def zip_points(**axes: Sequence[Any]) -> list[Point]:
@@ -30,8 +29,7 @@ def zip_points(**axes: Sequence[Any]) -> list[Point]:
     lengths = {k: len(v) for k, v in axes.items()}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"zipped sweep axes need equal lengths, got {lengths}.")
-    keys = list(axes)
-    return [dict(zip(keys, values)) for values in zip(*(axes[k] for k in keys))]
+    return [dict(zip(axes, values)) for values in zip(*axes.values())]
 
 
 def cross(*sweeps: Iterable[Point]) -> list[Point]:
@@ -43,10 +41,8 @@ def cross(*sweeps: Iterable[Point]) -> list[Point]:
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
-    """["hp.beta=1,4", "model.hidden=(64,32);(128,64)"] -> {"hp.beta": [1, 4], ...}.
-
-    Values are separated by commas, or by semicolons when any value holds a comma (tuples).
-    """
+    """["hp.beta=1,4", "model.hidden=(64,32);(128,64)"] -> {"hp.beta": [1, 4], ...}: values separated by commas,
+    or by semicolons when any value holds a comma (tuples)."""
     axes: dict[str, list[Any]] = {}
     for item in items:
         if "=" not in item:
