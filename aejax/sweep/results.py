@@ -36,18 +36,16 @@ def read_run(workdir: str) -> dict[str, Any]:
     return {"status": "pending"}
 
 
-def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str,
-            search: dict[str, dict] | None = None) -> list[dict[str, Any]]:
-    """One row per run: run id, status, epochs trained, each swept key, val/* and test/* metrics, wall time,
-    and a search's columns (`search`: {run id: {"rung": ...} or {"parent": ..., "lineage": ..., "start:hp.KEY":
-    ..., "hp.KEY": the value it trained with at its last epoch}}, which replace the point's own values)."""
+def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str, search: dict[str, dict]) -> list[dict]:
+    """One row per run: run id, status, epochs trained, each swept key, val/* and test/* metrics, wall time, and
+    the run's `search` columns ({run id: {column: value}}, `search_columns`: they replace the point's values)."""
     rows = []
     for run_id, point in zip(run_ids, points):
         result = read_run(os.path.join(workdir, "runs", run_id))
         metrics = {k: v for k, v in result.items() if k.startswith(("val/", "test/")) or k in ("wall_time_s", "epochs")}
         if any(k.startswith("test/") for k in metrics) and isinstance(metrics.get("epochs"), int):
             metrics["test_at_epoch"] = metrics["epochs"]
-        rows.append({"run_id": run_id, "status": result["status"], **point, **metrics, **(search or {}).get(run_id, {})})
+        rows.append({"run_id": run_id, "status": result["status"], **point, **metrics, **search.get(run_id, {})})
     return rows
 
 
@@ -114,8 +112,7 @@ def ordered(rows: Sequence[dict], select: str | None) -> list[dict]:
     return sorted(rows, key=key)
 
 
-def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str, *,
-                 select: str | None = None) -> tuple[str, str]:
+def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str, *, select: str) -> tuple[str, str]:
     """DIR/results.csv (sweep order) and DIR/results.md (sorted: `ordered`; a stopped member's test metrics
     marked with a footnote)."""
     metrics = sorted({k for r in rows for k in r if k.startswith(("val/", "test/"))})
@@ -241,9 +238,8 @@ def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict]
 
 
 def write_hparams(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> None:
-    """TensorBoard's HParams summaries in DIR/tensorboard/: one entry per finished or stopped run, its swept
-    values (after PBT: those it trained with at its last epoch, and its start:hp.* point) and its val/* and test/*
-    metrics (the HParams dashboard's table and parallel coordinates)."""
+    """TensorBoard's HParams summaries in DIR/tensorboard/ (the dashboard's table and parallel coordinates): per
+    finished or stopped run its swept values, after PBT also its start:hp.* point, and its val/* and test/* metrics."""
     from tensorboardX import SummaryWriter
 
     def plain(v):
@@ -300,17 +296,16 @@ def read_decisions(workdir: str) -> dict[int, dict] | None:
         return {int(k): v for k, v in json.load(f)["decisions"].items()}
 
 
-def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str],
-                   points: Sequence[Mapping[str, Any]] | None = None) -> dict[str, dict]:
+def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str], points: Sequence[Mapping]) -> dict[str, dict]:
     """A search's results columns: halving's `rung` (the last rung a member was ranked at); PBT's `parent` (the
-    member it last took its state from; "" when it never did), and with `points` (the members' starting points)
+    member it last took its state from; "" when it never did) and, from the members' starting `points`,
     `pbt_history`'s last hp (as the hp.* columns), `start:hp.*` and `lineage`."""
     if not decisions:
         return {}
     if any("parents" in d for d in decisions.values()):
         parents = {i: "" for i in ids} | {member: parent for end in sorted(decisions)
                                           for member, parent in decisions[end]["parents"].items()}
-        history = pbt_history(decisions, ids, points) if points is not None else {}
+        history = pbt_history(decisions, ids, points)
         return {i: {"parent": p, **history.get(i, {})} for i, p in parents.items()}
     rungs = {i: end for end in sorted(decisions) for i in decisions[end]["kept"] + decisions[end]["stopped"]}
     return {i: {"rung": rungs.get(i, "")} for i in ids}

@@ -97,8 +97,7 @@ def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, 
     replaced = grid or seeds or points is not None
     file_points = module.sweep() if callable(getattr(module, "sweep", None)) and not replaced else None
     points = expand(file_points, grid=grid, seeds=seeds, sampled=points, folds=folds)
-    overrides = dict(overrides or {})
-    overrides.pop("train.progress", None)  # the sweep shows one bar over its runs instead
+    overrides = {k: v for k, v in (overrides or {}).items() if k != "train.progress"}  # the sweep shows one bar
     base, runs = experiment_config(experiment, module), []
     for run_id, point in zip(run_ids(points), points):
         clash = sorted(set(point) & set(overrides))
@@ -239,11 +238,10 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     check_select(select, [f"{split}/{term}" for split in ("val", "test", "train") for term in
                           populations[0][0][0].metric_names()] if populations else _reported(mine))
     barrier("aejax sweep: every process read the workdir")  # before any writes to it
+    record_sweep(workdir, experiment, overrides, runs, write=is_primary())
     if search is not None:  # what a decision that was not recorded did is undone; it will be taken again
         state.undo_after_last([r.workdir for r in runs], next_after(search.boundaries(runs[0].config.train.epochs),
                                                                      state.last))
-    record_sweep(workdir, experiment, overrides, runs, write=is_primary())
-    if search is not None:
         state.write()
     barrier("aejax sweep: the workdir is ready")
     parent, train_config = None, runs[0].config.train

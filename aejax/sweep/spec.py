@@ -73,8 +73,7 @@ def expand(file_points: Sequence[Mapping[str, Any]] | None, *, grid: Sequence[st
         if seeds and ("seed" in axes or any("seed" in p for p in points)):
             raise ConfigError("the seed is both swept (--grid seed=... or the space) and crossed with --seeds N; "
                               "give one of them.")
-        if axes:
-            points = cross(points, product(**axes))
+        points = cross(points, product(**axes))  # no axes: product() is [{}]
         if seeds:
             points = cross(points, [{"seed": s} for s in range(int(seeds))])
     else:
