@@ -141,9 +141,8 @@ def _md(value: Any) -> str:
 
 def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> list[str]:
     """For each numeric swept key other than the seed, DIR/figures/vs_<key>.png: every val/* and test/* metric
-    against the key's value. Finished runs: the mean and the spread (standard deviation) over the runs that
-    share the value (seeds and the other swept keys); runs a search stopped: each one alone, as a hollow grey
-    marker at the value it reached when it stopped (the epoch it reached)."""
+    against the key's value. Finished runs: the mean and the spread (standard deviation) over the runs that share
+    the value (seeds and the other swept keys); stopped runs: each alone, hollow grey (value when stopped)."""
     from matplotlib.figure import Figure
 
     shown = [r for r in rows if r["status"] in ("done", "stopped")]

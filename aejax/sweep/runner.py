@@ -53,9 +53,8 @@ class PlannedRun:
 
     @property
     def structure(self) -> str:
-        """The config without hp, seed, the injectable optimizer values (only whether the optional parts of the
-        optimizer are present counts), how runs are shown and fed (NOT_IDENTITY) and which examples they see (index
-        tables, SUBSET_KEYS): equal for runs that can share one program."""
+        """The config without hp, seed, the injectable optimizer values (only which optional optimizer parts are
+        present counts), how runs are shown and fed and which rows they see: equal for runs that share a program."""
         tree = self.config.to_dict()
         tree.pop("hp"), tree.pop("seed")
         optim = tree["optim"]
