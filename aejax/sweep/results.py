@@ -12,9 +12,11 @@ epoch it stopped, `test_at_epoch` in the csv).
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import math
 import os
+import shutil
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -24,41 +26,26 @@ from aejax.errors import ConfigError
 
 def read_run(workdir: str) -> dict[str, Any]:
     """{"status": "done" | "stopped" | "paused" | "failed" | "pending", and the run's summary metrics}."""
-    summary_path = os.path.join(workdir, "summary.json")
-    failed_path = os.path.join(workdir, "failed.json")
-    if os.path.isfile(summary_path):
-        with open(summary_path, encoding="utf-8") as f:
+    if os.path.isfile(os.path.join(workdir, "summary.json")):
+        with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
             summary = json.load(f)
-        return {"status": summary.get("status", "done"),
-                **{k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}}
-    if os.path.isfile(failed_path):
-        with open(failed_path, encoding="utf-8") as f:
+        return {"status": summary.get("status", "done"), **{k: v for k, v in summary.items() if _number(v)}}
+    if os.path.isfile(os.path.join(workdir, "failed.json")):
+        with open(os.path.join(workdir, "failed.json"), encoding="utf-8") as f:
             return {"status": "failed", "error": json.load(f)["error"]}
     return {"status": "pending"}
 
 
-def set_status(workdir: str, status: str) -> None:
-    """Rewrites the status in a run's summary.json (a search stopping a paused member)."""
-    path = os.path.join(workdir, "summary.json")
-    with open(path, encoding="utf-8") as f:
-        summary = json.load(f)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump({**summary, "status": status}, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
-
-
-def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str,
-            search: dict[str, dict] | None = None) -> list[dict[str, Any]]:
-    """One row per run: run id, status, epochs trained, each swept key, val/* and test/* metrics, wall time,
-    and a search's columns (`search`: {run id: {"rung": ...} or {"parent": ..., "lineage": ..., "start:hp.KEY":
-    ..., "hp.KEY": the value it trained with at its last epoch}}, which replace the point's own values)."""
+def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str, search: dict[str, dict]) -> list[dict]:
+    """One row per run: run id, status, epochs trained, each swept key, val/* and test/* metrics, wall time, and
+    the run's `search` columns ({run id: {column: value}}, `search_columns`: they replace the point's values)."""
     rows = []
     for run_id, point in zip(run_ids, points):
         result = read_run(os.path.join(workdir, "runs", run_id))
         metrics = {k: v for k, v in result.items() if k.startswith(("val/", "test/")) or k in ("wall_time_s", "epochs")}
         if any(k.startswith("test/") for k in metrics) and isinstance(metrics.get("epochs"), int):
             metrics["test_at_epoch"] = metrics["epochs"]
-        rows.append({"run_id": run_id, "status": result["status"], **point, **metrics, **(search or {}).get(run_id, {})})
+        rows.append({"run_id": run_id, "status": result["status"], **point, **metrics, **search.get(run_id, {})})
     return rows
 
 
@@ -91,8 +78,6 @@ def parse_select(select: str) -> tuple[str, bool]:
         return metric, suffix == "min"
     lower = direction(metric)
     if lower is None:
-        import difflib
-
         term = metric.rsplit("/", 1)[-1].lower()
         close = difflib.get_close_matches(term, sorted(HIGHER | LOWER), n=1, cutoff=0.75)
         if not close:
@@ -110,9 +95,7 @@ def best_run(rows: Sequence[dict], select: str) -> dict | None:
     metric, lower = parse_select(select)
     scored = [r for r in rows if r["status"] == "done" and isinstance(r.get(metric), (int, float))
               and math.isfinite(r[metric])]
-    if not scored:
-        return None
-    return (min if lower else max)(scored, key=lambda r: r[metric])
+    return (min if lower else max)(scored, key=lambda r: r[metric], default=None)
 
 
 def ordered(rows: Sequence[dict], select: str | None) -> list[dict]:
@@ -122,15 +105,14 @@ def ordered(rows: Sequence[dict], select: str | None) -> list[dict]:
 
     def key(row):
         value = row.get(metric) if metric else None
-        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        finite = _number(value) and math.isfinite(value)
         return (_STATUS_ORDER.get(row["status"], 5), not finite, (value if lower else -value) if finite else 0.0,
                 row["run_id"])
 
     return sorted(rows, key=key)
 
 
-def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str, *,
-                 select: str | None = None) -> tuple[str, str]:
+def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str, *, select: str) -> tuple[str, str]:
     """DIR/results.csv (sweep order) and DIR/results.md (sorted: `ordered`; a stopped member's test metrics
     marked with a footnote)."""
     metrics = sorted({k for r in rows for k in r if k.startswith(("val/", "test/"))})
@@ -138,23 +120,15 @@ def write_tables(rows: Sequence[dict], swept: Sequence[str], workdir: str, *,
     starts = sorted({k for r in rows for k in r if k.startswith("start:")})
     tested = ["test_at_epoch"] if any("test_at_epoch" in r for r in rows) else []
     columns = ["run_id", "status", "epochs", *searched, *swept, *starts, *metrics, *tested, "wall_time_s"]
-    csv_path, md_path = os.path.join(workdir, "results.csv"), os.path.join(workdir, "results.md")
-    _write_csv(csv_path, rows, columns)
-    marked = False
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write(_md_header(columns))
-        for row in ordered(rows, select):
-            cells = []
-            for c in columns:
-                cell = _md(row.get(c, ""))
-                if c.startswith("test/") and row["status"] != "done" and cell:
-                    cell, marked = cell + "*", True
-                cells.append(cell)
-            f.write("| " + " | ".join(cells) + " |\n")
-        if marked:
-            f.write("\n\\* measured when the search stopped the member, at the epoch in `epochs`, not after "
-                    "train.epochs.\n")
-    return csv_path, md_path
+
+    def cell(row, c):  # a test metric measured when the search stopped the member gets a "*"
+        text = _md(row.get(c, ""))
+        return text + "*" if text and c.startswith("test/") and row["status"] != "done" else text
+
+    table = [[cell(row, c) for c in columns] for row in ordered(rows, select)]
+    foot = "\n\\* measured when the search stopped the member, at the epoch in `epochs`, not after train.epochs.\n"
+    marked = any(cell(row, c) != _md(row.get(c, "")) for row in rows for c in metrics)
+    return _write_table(workdir, "results", rows, columns, table, foot=foot if marked else "")
 
 
 def _cell(value: Any) -> Any:
@@ -162,20 +136,14 @@ def _cell(value: Any) -> Any:
 
 
 def _md(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(_cell(value))
+    return f"{value:.6g}" if isinstance(value, float) else str(_cell(value))
 
 
 def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> list[str]:
     """For each numeric swept key other than the seed, DIR/figures/vs_<key>.png: every val/* and test/* metric
-    against the key's value. Finished runs: the mean and the spread (standard deviation) over the runs that
-    share the value (seeds and the other swept keys); runs a search stopped: each one alone, as a hollow grey
-    marker at the value it reached when it stopped (the epoch it reached)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    against the key's value. Finished runs: the mean and the spread (standard deviation) over the runs that share
+    the value (seeds and the other swept keys); stopped runs: each alone, hollow grey (value when stopped)."""
+    from matplotlib.figure import Figure
 
     shown = [r for r in rows if r["status"] in ("done", "stopped")]
     done = [r for r in shown if r["status"] == "done"]
@@ -186,13 +154,13 @@ def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> 
     out = os.path.join(workdir, "figures")
     for key in swept:
         values = [r.get(key) for r in shown]
-        if key == "seed" or not values or not metrics or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        if key == "seed" or not values or not metrics or not all(map(_number, values)):
             continue
         xs = sorted({r.get(key) for r in done})
         cols = min(4, len(metrics))
         nrows = -(-len(metrics) // cols)
-        fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.8 * nrows), squeeze=False)
+        fig = Figure(figsize=(3.6 * cols, 2.8 * nrows))
+        axes = fig.subplots(nrows, cols, squeeze=False)
         for ax, metric in zip(axes.flat, metrics):
             by_x = [[r[metric] for r in done if r.get(key) == x and isinstance(r.get(metric), (int, float))]
                     for x in xs]
@@ -219,7 +187,6 @@ def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> 
         os.makedirs(out, exist_ok=True)
         path = os.path.join(out, f"vs_{key.replace('.', '_')}.png")
         fig.savefig(path, dpi=90)
-        plt.close(fig)
         paths.append(path)
     return paths
 
@@ -227,16 +194,14 @@ def metric_figures(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> 
 def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict], *, metric: str) -> str:
     """DIR/figures/search.png: every member's validation `metric` against epochs (stopped members grey, PBT's
     exploits drawn as the jump to the parent's curve) and, for PBT, each searched hp against epochs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from aejax.train.metrics import read_metrics
 
     pbt = any("parents" in d for d in decisions.values())
     hp_keys = sorted({k for d in decisions.values() for h in d.get("hp", {}).values() for k in h})
-    fig, axes = plt.subplots(1, 1 + len(hp_keys), figsize=(5 * (1 + len(hp_keys)), 3.6), squeeze=False)
+    fig = Figure(figsize=(5 * (1 + len(hp_keys)), 3.6))
+    axes = fig.subplots(1, 1 + len(hp_keys), squeeze=False)
     ax = axes[0, 0]
     for i, row in enumerate(rows):
         records = [r for r in read_metrics(os.path.join(workdir, "runs", row["run_id"], "metrics.jsonl"))
@@ -256,8 +221,7 @@ def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict]
         ax.legend(fontsize=6)
     for ax, key in zip(axes[0, 1:], hp_keys):
         for i, row in enumerate(rows):
-            value, xs, ys = row.get(f"start:{key}", row.get(key)), [0], []  # PBT: hp.* columns hold the last
-            ys.append(value)
+            xs, ys = [0], [row.get(f"start:{key}", row.get(key))]  # PBT: hp.* columns hold the last
             for end in sorted(decisions):
                 new = decisions[end].get("hp", {}).get(row["run_id"], {}).get(key)
                 if new is not None:
@@ -269,20 +233,16 @@ def search_figure(rows: Sequence[dict], workdir: str, decisions: dict[int, dict]
     os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
     path = os.path.join(workdir, "figures", "search.png")
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
 def write_hparams(rows: Sequence[dict], swept: Sequence[str], workdir: str) -> None:
-    """TensorBoard's HParams summaries in DIR/tensorboard/: one entry per finished or stopped run, its swept
-    values (after PBT: those it trained with at its last epoch, and its start:hp.* point) and its val/* and test/*
-    metrics (the HParams dashboard's table and parallel coordinates)."""
+    """TensorBoard's HParams summaries in DIR/tensorboard/ (the dashboard's table and parallel coordinates): per
+    finished or stopped run its swept values, after PBT also its start:hp.* point, and its val/* and test/* metrics."""
     from tensorboardX import SummaryWriter
 
     def plain(v):
         return v if isinstance(v, (int, float, str, bool)) else repr(v)
-
-    import shutil
 
     shutil.rmtree(os.path.join(workdir, "tensorboard"), ignore_errors=True)  # rebuilt whole, like the tables
     starts = sorted({k for r in rows for k in r if k.startswith("start:")})  # PBT: the swept keys hold the last hp
@@ -305,8 +265,7 @@ def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         sweep = json.load(f)
     ids = [r["run_id"] for r in sweep["runs"]]
-    points = [r["point"] for r in sweep["runs"]]
-    points = [{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()} for p in points]
+    points = [{k: tuple(v) if isinstance(v, list) else v for k, v in r["point"].items()} for r in sweep["runs"]]
     decisions = read_decisions(workdir)
     rows = collect(ids, points, workdir, search=search_columns(decisions, ids, points))
     csv_path, md_path = write_tables(rows, sweep["swept"], workdir, select=select)
@@ -336,36 +295,28 @@ def read_decisions(workdir: str) -> dict[int, dict] | None:
         return {int(k): v for k, v in json.load(f)["decisions"].items()}
 
 
-def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str],
-                   points: Sequence[Mapping[str, Any]] | None = None) -> dict[str, dict]:
+def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str], points: Sequence[Mapping]) -> dict[str, dict]:
     """A search's results columns: halving's `rung` (the last rung a member was ranked at); PBT's `parent` (the
-    member it last took its state from; "" when it never did), and with `points` (the members' starting points)
+    member it last took its state from; "" when it never did) and, from the members' starting `points`,
     `pbt_history`'s last hp (as the hp.* columns), `start:hp.*` and `lineage`."""
     if not decisions:
         return {}
     if any("parents" in d for d in decisions.values()):
-        parents = {i: "" for i in ids}
-        for end in sorted(decisions):
-            parents.update(decisions[end]["parents"])
-        history = pbt_history(decisions, ids, points) if points is not None else {}
+        parents = {i: "" for i in ids} | {member: parent for end in sorted(decisions)
+                                          for member, parent in decisions[end]["parents"].items()}
+        history = pbt_history(decisions, ids, points)
         return {i: {"parent": p, **history.get(i, {})} for i, p in parents.items()}
-    rungs = {}
-    for end in sorted(decisions):
-        rungs.update({i: end for i in decisions[end]["kept"] + decisions[end]["stopped"]})
+    rungs = {i: end for end in sorted(decisions) for i in decisions[end]["kept"] + decisions[end]["stopped"]}
     return {i: {"rung": rungs.get(i, "")} for i in ids}
 
 
 def pbt_history(decisions: Mapping[int, dict], ids: Sequence[str],
                 points: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
-    """Each PBT member's hp at its last epoch, its starting point and its lineage, from search.json's decisions
-    ({end: {"parents": {member: parent}, "hp": {member: {"hp.KEY": value}}, "factors": {member: {"hp.KEY":
-    factor}}}}, "factors" only where the explore step multiplied).
-
-    Returns {run id: {"hp.KEY": last value, "start:hp.KEY": first value, "lineage": "e4:PARENTx1.2;e8:..."}}:
-    a lineage entry is the decision's epoch, the parent and per explored key (sorted) its factor "x1.2" or,
-    where it was resampled or stepped, "=VALUE"; without any "factors" in the record (before they were
-    recorded, every explore multiplied) the factor is the ratio to the parent's value at that decision.
-    """
+    """Each PBT member's hp at its last epoch, its starting point and its lineage, from search.json's decisions:
+    {run id: {"hp.KEY": last value, "start:hp.KEY": first value, "lineage": "e4:PARENTx1.2;e8:..."}}. A lineage
+    entry is the decision's epoch, the parent and per explored key (sorted) its factor "x1.2" or, where it was
+    resampled or stepped, "=VALUE"; without any "factors" in the record (before they were recorded, every explore
+    multiplied) the factor is the ratio to the parent's value at that decision."""
     hp = {i: {k: v for k, v in p.items() if k.startswith("hp.")} for i, p in zip(ids, points)}
     start = {i: dict(h) for i, h in hp.items()}
     lineage: dict[str, list[str]] = {i: [] for i in ids}
@@ -379,7 +330,7 @@ def pbt_history(decisions: Mapping[int, dict], ids: Sequence[str],
                 factors = {k: v / before[parent][k] for k, v in new.items()
                            if _number(v) and _number(before.get(parent, {}).get(k)) and before[parent][k] != 0}
             hp.setdefault(member, {}).update(new)
-            steps = [f"x{factors[k]:.4g}" if factors.get(k) is not None else f"={_short(new[k])}" for k in sorted(new)]
+            steps = [f"x{factors[k]:.4g}" if factors.get(k) is not None else f"={_md(new[k])}" for k in sorted(new)]
             lineage.setdefault(member, []).append(f"e{end}:{parent}" + ",".join(steps))
     return {i: {**hp[i], **{f"start:{k}": v for k, v in start.get(i, {}).items()}, "lineage": ";".join(lineage[i])}
             for i in ids}
@@ -387,10 +338,6 @@ def pbt_history(decisions: Mapping[int, dict], ids: Sequence[str],
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(_cell(value))
 
 
 def fold_rows(rows: Sequence[dict], keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -417,28 +364,26 @@ def fold_rows(rows: Sequence[dict], keys: Sequence[str]) -> list[dict[str, Any]]
     return out
 
 
-def _write_csv(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+def _write_table(workdir: str, name: str, rows: Sequence[dict], columns: Sequence[str], table: Sequence[list[str]],
+                 *, head: str = "", foot: str = "") -> tuple[str, str]:
+    """DIR/<name>.csv (`rows`) and DIR/<name>.md: `head`, the markdown cells `table`, `foot`."""
+    csv_path, md_path = os.path.join(workdir, f"{name}.csv"), os.path.join(workdir, f"{name}.md")
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({c: _cell(row.get(c, "")) for c in columns})
-
-
-def _md_header(columns: Sequence[str]) -> str:
-    return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+        writer.writerows({c: _cell(row.get(c, "")) for c in columns} for row in rows)
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write(head + "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+        f.writelines("| " + " | ".join(cells) + " |\n" for cells in table)
+        f.write(foot)
+    return csv_path, md_path
 
 
 def write_fold_tables(rows: Sequence[dict], workdir: str) -> tuple[str, str]:
     """DIR/results_folds.csv and DIR/results_folds.md: `fold_rows`' table."""
     lead = ["run_id", "status", "folds"]
     columns = lead + [k for k in dict.fromkeys(k for r in rows for k in r) if k not in lead]
-    csv_path, md_path = os.path.join(workdir, "results_folds.csv"), os.path.join(workdir, "results_folds.md")
-    _write_csv(csv_path, rows, columns)
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write("Each point's mean over its folds and the standard error (`_se`) of that mean; test columns average "
-                "the fold models' scores on the one test split (no refit on the whole training split).\n\n")
-        f.write(_md_header(columns))
-        for row in rows:
-            f.write("| " + " | ".join(_md(row.get(c, "")) for c in columns) + " |\n")
-    return csv_path, md_path
+    return _write_table(workdir, "results_folds", rows, columns, [[_md(r.get(c, "")) for c in columns] for r in rows],
+                        head="Each point's mean over its folds and the standard error (`_se`) of that mean; test "
+                        "columns average the fold models' scores on the one test split (no refit on the whole "
+                        "training split).\n\n")

@@ -20,6 +20,7 @@ checkpoints. The experiment file is executed once, each run's identity checked o
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 from typing import Any, Sequence
@@ -29,9 +30,8 @@ import ml_collections
 
 from aejax.config import experiment_config, load_experiment, resolve_config
 from aejax.errors import ConfigError
-from aejax.sweep.results import collect_results
 from aejax.models.common import as_hp
-from aejax.sweep import results as res
+from aejax.sweep.results import collect_results, parse_select
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
 from aejax.sweep.space import explorable_keys, parse_space, sample_points
 from aejax.sweep.spec import expand, point_of, run_ids, shard_slice
@@ -53,21 +53,17 @@ class PlannedRun:
 
     @property
     def structure(self) -> str:
-        """The config without hp, seed and the injectable optimizer values (only whether the optional
-        parts of the optimizer are present counts): equal for runs that can share one program."""
+        """The config without hp, seed, the injectable optimizer values (only which optional optimizer parts are
+        present counts), how runs are shown and fed and which rows they see: equal for runs that share a program."""
         tree = self.config.to_dict()
         tree.pop("hp"), tree.pop("seed")
         optim = tree["optim"]
         tree["optim_structure"] = optimizer_structure(optim["name"], grad_clip=optim["grad_clip"],
                                                       weight_decay=optim.get("weight_decay", 0.0),
                                                       momentum=optim.get("momentum", 0.0))
-        for key in INJECTABLE:
-            optim.pop(key, None)
-        for key in NOT_IDENTITY:  # how runs are shown and fed does not split a group
+        for key in [*(f"optim.{k}" for k in INJECTABLE), *NOT_IDENTITY, *(f"data.{k}" for k in SUBSET_KEYS)]:
             section, name = key.split(".")
             tree[section].pop(name, None)
-        for name in SUBSET_KEYS:  # which examples a run sees is data (index tables), not structure
-            tree["data"].pop(name, None)
         return json.dumps(tree, sort_keys=True, default=str)
 
 
@@ -86,13 +82,6 @@ def program_groups(group: Sequence[PlannedRun], setups: dict) -> list[list[Plann
     return list(parts.values())
 
 
-def _without_class(data):
-    """config.data with data.normal_class -1: the whole dataset, loaded once for every class."""
-    whole = ml_collections.ConfigDict(data.to_dict())
-    whole.normal_class = -1
-    return whole
-
-
 def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
     """The injectable optimizer values that differ between the runs of a group."""
     return tuple(k for k in INJECTABLE if len({r.config.optim.get(k) for r in runs}) > 1)
@@ -101,17 +90,13 @@ def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
 def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
                seeds: int | None = None, points: Sequence[dict] | None = None, module=None,
                folds: int | None = None) -> list[PlannedRun]:
-    """Every run of the sweep, in group order (runs of one structure together, first appearance first).
-
-    `points` (e.g. sampled from a search space) replace the file's `sweep()` as `--grid` does; `module` is the
-    experiment file already loaded (it is executed once per sweep).
-    """
+    """Every run of the sweep, in group order (runs of one structure together, first appearance first); `points`
+    (e.g. sampled) replace the file's `sweep()` as `--grid` does; `module`: the experiment file already loaded."""
     module = module or load_experiment(experiment)
     replaced = grid or seeds or points is not None
     file_points = module.sweep() if callable(getattr(module, "sweep", None)) and not replaced else None
     points = expand(file_points, grid=grid, seeds=seeds, sampled=points, folds=folds)
-    overrides = dict(overrides or {})
-    overrides.pop("train.progress", None)  # the sweep shows one bar over its runs instead
+    overrides = {k: v for k, v in (overrides or {}).items() if k != "train.progress"}  # the sweep shows one bar
     base, runs = experiment_config(experiment, module), []
     for run_id, point in zip(run_ids(points), points):
         clash = sorted(set(point) & set(overrides))
@@ -119,8 +104,7 @@ def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, 
             raise ConfigError(f"{clash} are both swept and set with --set; keep each key in one place.")
         config = resolve_config(base, {**overrides, **point, "train.progress": False})
         runs.append(PlannedRun(run_id, point, config, os.path.join(workdir, "runs", run_id)))
-    order = list(dict.fromkeys(r.structure for r in runs))
-    return sorted(runs, key=lambda r: order.index(r.structure))
+    return [run for group in groups_of(runs) for run in group]
 
 
 def groups_of(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
@@ -133,12 +117,9 @@ def groups_of(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
 
 def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[PlannedRun], *,
                  write: bool = True) -> list[dict]:
-    """Checks `runs` against the sweep already in `workdir` (same experiment and shared settings) and, with
-    `write`, writes sweep.json with every run ever planned there (the old ones first). Returns that list.
-
-    Raises ConfigError, writing nothing, for another experiment or other shared settings, or a run id that
-    an earlier point of the sweep already has.
-    """
+    """Checks `runs` against the sweep already in `workdir` and, with `write`, writes sweep.json with every run
+    ever planned there (the old ones first); returns that list. Another experiment or other shared settings, or a
+    run id an earlier point already has, raise a ConfigError before anything is written."""
     path = os.path.join(workdir, "sweep.json")
     shared = json.loads(json.dumps({k: v for k, v in sorted(overrides.items()) if k not in NOT_IDENTITY}, default=repr))
     entries = [{"run_id": r.run_id, "point": r.point} for r in runs]
@@ -150,9 +131,8 @@ def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[
                               f"{old.get('overrides', {})}, not of {experiment} with {shared}; a re-run may only add "
                               "points: use a new --workdir for other settings.")
         known = {e["run_id"]: e["point"] for e in old["runs"]}
-        for e in entries:
-            if e["run_id"] in known and json.dumps(known[e["run_id"]], default=repr) != json.dumps(e["point"],
-                                                                                                  default=repr):
+        for e in entries:  # a run id taken by another point
+            if json.dumps(known.get(e["run_id"], e["point"]), default=repr) != json.dumps(e["point"], default=repr):
                 raise ConfigError(f"run id {e['run_id']!r} is taken in {workdir} by the point {known[e['run_id']]}; "
                                   "use a new --workdir.")
         entries = old["runs"] + [e for e in entries if e["run_id"] not in known]
@@ -192,7 +172,7 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         raise ConfigError(f"--parallel must be one of {list(PARALLEL)}, got {parallel!r}.")
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}.")
-    overrides, module = dict(overrides or {}), module or load_experiment(experiment)
+    overrides, module, space = dict(overrides or {}), module or load_experiment(experiment), space or {}
     if points is not None and sample is not None:
         raise ConfigError("give explicit points or --sample N, not both.")
     if folds is not None:
@@ -206,21 +186,21 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
         overrides["data.folds"] = int(folds)
     if sample is not None:
         base_seed = overrides.get("seed", experiment_config(experiment, module).get("seed", 0))
-        points = sample_points(space or {}, sample, sampler=sampler, seed=int(base_seed))
+        points = sample_points(space, sample, sampler=sampler, seed=int(base_seed))
     elif space and points is None:
         raise ConfigError("a search space needs --sample N (how many points to draw from it).")
     runs = plan_sweep(experiment, workdir, overrides=overrides, grid=grid, seeds=seeds, points=points, module=module,
                       folds=folds)
     if search is not None:
         search = dataclasses.replace(search, select=select)
-        check_search(search, runs, space or {}, parallel=parallel, shard=shard)
-        plan = {"space": {k: str(d) for k, d in parse_space(space or {}).items()}, "sample": sample,
+        check_search(search, runs, space, parallel=parallel, shard=shard)
+        plan = {"space": {k: str(d) for k, d in parse_space(space).items()}, "sample": sample,
                 "sampler": sampler if sample is not None else None, "grid": list(grid), "seeds": seeds,
                 "runs": [r.run_id for r in runs]}
         state = SearchState(workdir, search, plan)  # a workdir of another search is refused here, before writing
     record_sweep(workdir, experiment, overrides, runs, write=False)  # the sweep's settings, then each run's
     mine = [runs[i] for i in shard_slice(len(runs), *shard)]
-    explored = [k for k in explorable_keys(space or {})] if search is not None and search.scheduler == "pbt" else []
+    explored = explorable_keys(space) if search is not None and search.scheduler == "pbt" else []
     extensions = {r.run_id: check_run_identity(r.config, r.workdir, ignore=explored) for r in mine}  # once each
     ended = state.ended() if search is not None else set()  # stopped or failed at a recorded decision
     todo = [r for r in mine if r.run_id not in ended and (not finished_status(r.workdir) or (
@@ -230,8 +210,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
 
     def dataset_of(config):  # each dataset loaded once for the whole sweep; runs index it (aejax.data.subsets)
         key = source_key(config.data)
-        if key not in datasets:
-            datasets[key] = whole_dataset(_without_class(config.data))
+        if key not in datasets:  # data.normal_class -1: the whole dataset, loaded once for every class
+            datasets[key] = whole_dataset(ml_collections.ConfigDict({**config.data.to_dict(), "normal_class": -1}))
         if datasets[key].scaling is None or config.data.normal_class < 0:
             return datasets[key]
         restricted = (key, int(config.data.normal_class))  # a standardized dataset is re-standardized on the class
@@ -257,16 +237,20 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     check_select(select, [f"{split}/{term}" for split in ("val", "test", "train") for term in
                           populations[0][0][0].metric_names()] if populations else _reported(mine))
     barrier("aejax sweep: every process read the workdir")  # before any writes to it
+    record_sweep(workdir, experiment, overrides, runs, write=is_primary())
     if search is not None:  # what a decision that was not recorded did is undone; it will be taken again
         state.undo_after_last([r.workdir for r in runs], next_after(search.boundaries(runs[0].config.train.epochs),
                                                                      state.last))
-    record_sweep(workdir, experiment, overrides, runs, write=is_primary())
-    if search is not None:
         state.write()
     barrier("aejax sweep: the workdir is ready")
-    searched = None if search is None else dataclasses.asdict(search) | {
-        "space": {k: str(d) for k, d in parse_space(space or {}).items()}, "sample": sample, "sampler": sampler}
-    parent = _parent_tracker(workdir, runs[0].config, experiment, searched) if todo and is_primary() else None
+    parent, train_config = None, runs[0].config.train
+    if todo and is_primary() and train_config.mlflow:  # the sweep's own MLflow run: every member's run nests in it
+        from aejax.train.tracking import start_search_run
+
+        searched = None if search is None else dataclasses.asdict(search) | {"space": plan["space"], "sample": sample,
+                                                                          "sampler": sampler}
+        parent = start_search_run(workdir, uri=train_config.mlflow_uri, experiment=train_config.mlflow_experiment,
+                                  sweep_experiment=experiment, options=searched)
     bar = progress_bar(progress, total=len(mine), initial=len(mine) - len(todo), unit="run")
     outcomes: list[dict] = []
     common = dict(runs_axis=parallel == "vmap", parent_tracker=parent, progress=False, figures=figures)
@@ -277,7 +261,7 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
                                               extensions=[extensions[r.run_id] for r in train], **common)[0]
                 bar.update(len(train))
         elif populations:  # every population together: the search decides over all their members at once
-            scheduler = make_scheduler(search, state, populations, space or {})
+            scheduler = make_scheduler(search, state, populations, space)
             if isinstance(scheduler, PopulationBasedTraining):  # resumed: the hp the recorded explores left
                 (setups, train, planned), = populations
                 setups = [dataclasses.replace(s, hp=as_hp({**s.hp, **{k.split(".", 1)[1]: v for k, v in h.items()}}),
@@ -326,12 +310,11 @@ def check_search(search: SearchOptions, runs: Sequence[PlannedRun], space: dict,
 
 def make_scheduler(search: SearchOptions, state: SearchState, populations, space: dict):
     """The search's scheduler over the members of every population, in order."""
-    ids = [r.run_id for _, train, _ in populations for r in train]
-    epochs = populations[0][1][0].config.train.epochs
+    members = [r for _, train, _ in populations for r in train]
+    ids, epochs = [r.run_id for r in members], members[0].config.train.epochs
     if search.scheduler == "halving":  # fold members rank and stop together: by their point's fold mean
-        folds = any("data.fold" in r.point for _, train, _ in populations for r in train)
-        points = [json.dumps(point_of(r.point), sort_keys=True, default=repr)
-                  for _, train, _ in populations for r in train] if folds else None
+        folds = any("data.fold" in r.point for r in members)
+        points = [json.dumps(point_of(r.point), sort_keys=True, default=repr) for r in members] if folds else None
         return Halving(ids, search, state, epochs, points=points)
     keys = explorable_keys(space)
     setups = [s for setups, _, _ in populations for s in setups]
@@ -342,10 +325,8 @@ def make_scheduler(search: SearchOptions, state: SearchState, populations, space
 def check_select(select: str, known: Sequence[str]) -> None:
     """`--select METRIC[:min|max]` names a metric the runs will report (`known`: split/term, from
     `RunSetup.metric_names`), or a ConfigError with a "did you mean"."""
-    metric, _ = res.parse_select(select)
+    metric, _ = parse_select(select)
     if known and metric not in known:
-        import difflib
-
         close = difflib.get_close_matches(metric, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"the runs report {', '.join(known)}."
         raise ConfigError(f"--select {select!r} names no metric these runs report; {hint}")
@@ -359,17 +340,6 @@ def _reported(runs: Sequence[PlannedRun]) -> list[str]:
             with open(path, encoding="utf-8") as f:
                 return sorted(k for k in json.load(f) if k.split("/")[0] in ("val", "test", "train"))
     return []
-
-
-def _parent_tracker(workdir: str, config: ml_collections.ConfigDict, experiment: str, options: dict | None = None):
-    """With train.mlflow, the sweep's own MLflow run, under which every member's run is nested; `options` are the
-    search's (`tracking.start_search_run`: e.g. dataclasses.asdict(search) | {"space": ..., "sample": ...})."""
-    if not config.train.mlflow:
-        return None
-    from aejax.train.tracking import start_search_run
-
-    return start_search_run(workdir, uri=config.train.mlflow_uri, experiment=config.train.mlflow_experiment,
-                            sweep_experiment=experiment, options=options)
 
 
 __all__ = ["PlannedRun", "check_select", "collect_results", "groups_of", "plan_sweep", "record_sweep", "run_sweep",

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from aejax.errors import ConfigError
-from aejax.sweep.results import parse_select
+from aejax.sweep.results import parse_select, read_run
 from aejax.sweep.space import as_distribution, explore_step
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import is_primary
@@ -136,18 +136,13 @@ class SearchState:
         self.write()
 
     def ended(self) -> set[str]:
-        """The run ids a recorded decision stopped (halving's losers, failed members among them): never trained
-        again."""
+        """The run ids a recorded decision stopped (failed members among them): never trained again."""
         return {r for d in self.decisions.values() for r in d.get("stopped", [])}
 
     def unrecorded_stop(self, workdir: str) -> bool:
         """`workdir` holds a "stopped" summary newer than the last recorded decision (its decision is taken again)."""
-        path = os.path.join(workdir, "summary.json")
-        if not os.path.isfile(path):
-            return False
-        with open(path, encoding="utf-8") as f:
-            s = json.load(f)
-        return s.get("status") == "stopped" and s.get("epochs", 0) > self.last
+        run = read_run(workdir)
+        return run["status"] == "stopped" and run.get("epochs", 0) > self.last
 
     def hp_of(self, run_id: str, initial: dict[str, float]) -> dict[str, float]:
         """PBT: a member's hp after the recorded decisions."""
@@ -163,15 +158,30 @@ class SearchState:
             ckpt_dir = os.path.join(workdir, "checkpoints")
             if next_boundary is not None and os.path.isdir(ckpt_dir):
                 ckpt = Checkpointer(ckpt_dir)
-                for step in ckpt.steps():
-                    if step >= next_boundary:
-                        ckpt.delete(step)
+                for step in [s for s in ckpt.steps() if s >= next_boundary]:
+                    ckpt.delete(step)
                 ckpt.close()
             if self.unrecorded_stop(workdir) and is_primary():
                 os.remove(os.path.join(workdir, "summary.json"))
 
 
-class Halving:
+class _Scheduler:
+    """What both searches share: the members' run ids, the options, search.json and the decisions to record."""
+
+    def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int):
+        self.run_ids, self.options, self.state = list(run_ids), options, state
+        self.boundaries = options.boundaries(epochs)
+        self.metric, self.lower = parse_select(options.select)
+        self._pending: dict[int, dict] = {}
+
+    def next_decision(self, epoch: int) -> int | None:
+        return next_after(self.boundaries, epoch)
+
+    def commit(self, end: int) -> None:
+        self.state.record(end, self._pending.pop(end))
+
+
+class Halving(_Scheduler):
     """Successive halving over every population of a search: at each rung the members are ranked on `select` and
     the best ceil(n/eta) go on (ties by run id; a member that failed ranks last and never goes on); the others
     stop with their checkpoint, records and summary. With `points` (one key per member: the folds of a
@@ -179,14 +189,8 @@ class Halving:
 
     def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int,
                  points: Sequence[str] | None = None):
-        self.run_ids, self.options, self.state = list(run_ids), options, state
+        super().__init__(run_ids, options, state, epochs)
         self.points = None if points is None else list(points)
-        self.rungs = options.boundaries(epochs)
-        self.metric, self.lower = parse_select(options.select)
-        self._pending: dict[int, dict] = {}
-
-    def next_decision(self, epoch: int) -> int | None:
-        return next_after(self.rungs, epoch)
 
     def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
         ids, scores = [self.run_ids[m] for m in members], val[self.metric]
@@ -197,8 +201,7 @@ class Halving:
             names = list(by_point)
             means = [float(np.mean([scores[i] for i in by_point[p]])) for p in names]
             best_points = ranking(names, means, lower=self.lower)[:math.ceil(len(names) / self.options.eta)]
-            keep = [members[i] for p in best_points if math.isfinite(means[p]) for i in by_point[names[p]]]
-            keep = sorted(keep)
+            keep = sorted(members[i] for p in best_points if math.isfinite(means[p]) for i in by_point[names[p]])
         else:
             best = ranking(ids, scores, lower=self.lower)[:math.ceil(len(members) / self.options.eta)]
             keep = [members[i] for i in best if math.isfinite(float(scores[i]))]
@@ -206,28 +209,17 @@ class Halving:
                               "stopped": [self.run_ids[m] for m in members if m not in keep]}
         return Decision(keep=keep)
 
-    def commit(self, end: int) -> None:
-        self.state.record(end, self._pending.pop(end))
 
-
-class PopulationBasedTraining:
+class PopulationBasedTraining(_Scheduler):
     """PBT (Jaderberg et al. 2017) inside one population: every ready_epochs, each member of the bottom quantile
-    takes the parameters and optimizer state of a member drawn from the top quantile (exploit), copies that
-    member's searched hp and explores each of them (`aejax.sweep.space.explore_step`: a range times a factor
-    from `perturb`, a choice a neighbouring value, either one at times resampled, as in the paper and Ray Tune).
-    Draws are seeded by (seed, epoch)."""
+    takes the parameters, optimizer state and searched hp of a member drawn from the top quantile (exploit) and
+    explores each hp (`aejax.sweep.space.explore_step`). Draws are seeded by (seed, epoch)."""
 
     def __init__(self, run_ids: Sequence[str], options: SearchOptions, state: SearchState, epochs: int,
                  hp: Sequence[dict[str, float]], space: dict):
-        self.run_ids, self.options, self.state = list(run_ids), options, state
+        super().__init__(run_ids, options, state, epochs)
         self.space = {k: as_distribution(v, k) for k, v in space.items()}  # the explored hp.* keys
-        self.boundaries = options.boundaries(epochs)
-        self.metric, self.lower = parse_select(options.select)
         self.hp = [state.hp_of(r, h) for r, h in zip(self.run_ids, hp)]
-        self._pending: dict[int, dict] = {}
-
-    def next_decision(self, epoch: int) -> int | None:
-        return next_after(self.boundaries, epoch)
 
     def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
         ids = [self.run_ids[m] for m in members]
@@ -247,9 +239,6 @@ class PopulationBasedTraining:
                               "factors": {self.run_ids[m]: f for m, f in factors.items()}}
         return Decision(keep=list(members), copy_from=copy_from,
                         hp={m: {key.split(".", 1)[1]: v for key, v in h.items()} for m, h in new_hp.items()})
-
-    def commit(self, end: int) -> None:
-        self.state.record(end, self._pending.pop(end))
 
 
 __all__ = ["Halving", "PopulationBasedTraining", "SCHEDULERS", "SearchOptions", "SearchState", "next_after", "ranking"]

@@ -49,11 +49,9 @@ def _number(name: str, value: Any, what: str) -> float:
 
 def _integer(name: str, value: Any, what: str) -> int:
     value = _number(name, value, what)
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ConfigError(f"{name}: {what} must be an integer, got {value!r}; use uniform/loguniform for floats.")
-        value = int(value)
-    return value
+    if isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{name}: {what} must be an integer, got {value!r}; use uniform/loguniform for floats.")
+    return int(value)
 
 
 def _bounds(name: str, low: Any, high: Any, *, integer: bool, log: bool):
@@ -94,10 +92,7 @@ class Range:
         """The inverse CDF at unit values u in [0, 1) -> plain floats (ints) in [low, high]."""
         low, end = self.low, self.high + 1 if self.integer else self.high
         u = np.asarray(u, np.float64)
-        if self.log:
-            values = np.exp(math.log(low) + u * (math.log(end) - math.log(low)))
-        else:
-            values = low + u * (end - low)
+        values = np.exp(math.log(low) + u * (math.log(end) - math.log(low))) if self.log else low + u * (end - low)
         cast = int if self.integer else float
         return [cast(v) for v in np.clip(np.floor(values) if self.integer else values, self.low, self.high)]
 
@@ -168,11 +163,8 @@ def _literal(node: ast.AST, text: str) -> Any:
 
 
 def parse_distribution(text: str) -> Distribution:
-    """'loguniform(1e-4,1e-1)' -> LogUniform(0.0001, 0.1); one-line ConfigError for anything else.
-
-    Arguments are Python literals (bare words are strings: choice(mlp,conv)); the two-bound
-    distributions also take low=/high= by name.
-    """
+    """'loguniform(1e-4,1e-1)' -> LogUniform(0.0001, 0.1); one-line ConfigError for anything else. Arguments are
+    Python literals (bare words are strings: choice(mlp,conv)); the ranges also take low=/high= by name."""
     source = str(text).strip()
     try:
         node = ast.parse(source, mode="eval").body
@@ -257,16 +249,8 @@ def _unit_points(n: int, d: int, sampler: str, seed: int) -> np.ndarray:
 
 
 def sample_points(space: Mapping[str, Any], n: int, *, sampler: str = "random", seed: int = 0) -> list[dict]:
-    """n points {key: value} of `space`, deterministic from `seed`.
-
-    Args:
-      space: {dotted key: distribution object or text}.
-      n: number of points (any n >= 1; Sobol draws the next power of 2 and keeps the first n).
-      sampler: "random" (numpy PCG64), "sobol" (scrambled, scipy.stats.qmc) or "halton" (scrambled).
-      seed: the seed of the generator and of the scrambling.
-    Returns:
-      A list of n dicts holding plain Python values, keys in sorted order.
-    """
+    """n points {key: value} of `space` ({dotted key: distribution or text}), plain Python values, keys sorted;
+    deterministic from `seed` (of the generator and the scrambling). Sobol keeps the first n of the next power of 2."""
     space = parse_space(space)
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}" + _did_you_mean(str(sampler), SAMPLERS))
@@ -278,37 +262,31 @@ def sample_points(space: Mapping[str, Any], n: int, *, sampler: str = "random", 
         raise ConfigError("the search space is empty; give --space KEY=DIST or define space() in the experiment file.")
     keys = sorted(space)
     u_NxD = _unit_points(int(n), len(keys), sampler, int(seed))
-    columns = {key: space[key].ppf(u_NxD[:, j]) for j, key in enumerate(keys)}
-    return [{key: columns[key][i] for key in keys} for i in range(int(n))]
+    columns = [space[key].ppf(u_NxD[:, j]) for j, key in enumerate(keys)]
+    return [dict(zip(keys, values)) for values in zip(*columns)]
 
 
 def explorable_keys(space: Mapping[str, Any]) -> list[str]:
     """The hp.* keys population-based training can explore (`explore`): every range and every choice of two or
     more values, sorted. Other keys change the program, so PBT refuses them."""
-    space = parse_space(space)
-    return sorted(k for k, d in space.items() if k.startswith("hp.") and not (isinstance(d, Choice) and
-                                                                           len(d.values) < 2))
+    return sorted(k for k, d in parse_space(space).items()
+                  if k.startswith("hp.") and not (isinstance(d, Choice) and len(d.values) < 2))
 
 
 def continuous_keys(space: Mapping[str, Any]) -> list[str]:
-    """The keys of float ranges, sorted (what PBT perturbed before `explore`; kept for runner.make_scheduler)."""
-    space = parse_space(space)
-    return sorted(key for key, dist in space.items() if dist.continuous)
+    """The keys of float ranges, sorted."""
+    return sorted(key for key, dist in parse_space(space).items() if dist.continuous)
 
 
 def explore(dist: Distribution, value: Any, *, rng: np.random.Generator, perturb: Sequence[float],
             resample_probability: float = 0.25) -> Any:
-    """PBT's explore step for one hyperparameter, as in the PBT paper and Ray Tune's PopulationBasedTraining.
+    """PBT's explore step for one hyperparameter -> a plain Python float, int or the choice's literal (a copy).
 
     With probability `resample_probability` the value is drawn afresh from `dist`. Otherwise a range's value
     is multiplied by a factor drawn from `perturb`, rounded to the nearest int for integer ranges (halves up),
-    and clipped to [low, high] (so a factor never leaves the space); a choice steps to a neighbouring value
-    (the one before or after, at the ends the only neighbour: the choice's order is the scale), or from the
-    closest value when `value` is not one of them. Draws come from `rng` only, so a seeded generator gives
-    the same decision every time. `explore_step` also says which factor was drawn.
-
-    Returns:
-      A plain Python float, int or the choice's literal (a copy).
+    and clipped to [low, high]; a choice steps to a neighbouring value (its order is the scale), or from the
+    closest value when `value` is not one of them. Draws come from `rng` only. `explore_step` also says which
+    factor was drawn.
 
     References: Jaderberg et al. 2017, "Population Based Training of Neural Networks" (perturb or resample);
     Liaw et al. 2018, Ray Tune (`hyperparam_mutations`, `resample_probability`, neighbouring choices).
@@ -323,12 +301,10 @@ def explore_step(dist: Distribution, value: Any, *, rng: np.random.Generator, pe
     dist = as_distribution(dist)
     if rng.random() < resample_probability:
         return dist.ppf(np.array([rng.random()]))[0], None
-    if isinstance(dist, Choice):
-        values = dist.values
-        index = _index_of(values, value)
+    if isinstance(dist, Choice):  # at the ends the step goes to the only neighbour
+        values, index = dist.values, _index_of(dist.values, value)
         step = int(rng.choice([-1, 1])) if len(values) > 1 else 0
-        index = index + step if 0 <= index + step < len(values) else index - step
-        return copy.deepcopy(values[min(max(index, 0), len(values) - 1)]), None
+        return copy.deepcopy(values[index + step if 0 <= index + step < len(values) else index - step]), None
     factor = float(rng.choice(list(perturb)))
     moved = float(value) * factor
     if dist.integer:

@@ -21,8 +21,7 @@ Point = dict[str, Any]
 
 def product(**axes: Sequence[Any]) -> list[Point]:
     """Every combination: product(**{"hp.beta": [1, 4], "seed": [0, 1]}) -> 4 points (last key fastest)."""
-    keys = list(axes)
-    return [dict(zip(keys, values)) for values in itertools.product(*(list(axes[k]) for k in keys))]
+    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
 def zip_points(**axes: Sequence[Any]) -> list[Point]:
@@ -30,8 +29,7 @@ def zip_points(**axes: Sequence[Any]) -> list[Point]:
     lengths = {k: len(v) for k, v in axes.items()}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"zipped sweep axes need equal lengths, got {lengths}.")
-    keys = list(axes)
-    return [dict(zip(keys, values)) for values in zip(*(axes[k] for k in keys))]
+    return [dict(zip(axes, values)) for values in zip(*axes.values())]
 
 
 def cross(*sweeps: Iterable[Point]) -> list[Point]:
@@ -43,10 +41,8 @@ def cross(*sweeps: Iterable[Point]) -> list[Point]:
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
-    """["hp.beta=1,4", "model.hidden=(64,32);(128,64)"] -> {"hp.beta": [1, 4], ...}.
-
-    Values are separated by commas, or by semicolons when any value holds a comma (tuples).
-    """
+    """["hp.beta=1,4", "model.hidden=(64,32);(128,64)"] -> {"hp.beta": [1, 4], ...}: values separated by commas,
+    or by semicolons when any value holds a comma (tuples)."""
     axes: dict[str, list[Any]] = {}
     for item in items:
         if "=" not in item:
@@ -77,8 +73,7 @@ def expand(file_points: Sequence[Mapping[str, Any]] | None, *, grid: Sequence[st
         if seeds and ("seed" in axes or any("seed" in p for p in points)):
             raise ConfigError("the seed is both swept (--grid seed=... or the space) and crossed with --seeds N; "
                               "give one of them.")
-        if axes:
-            points = cross(points, product(**axes))
+        points = cross(points, product(**axes))  # no axes: product() is [{}]
         if seeds:
             points = cross(points, [{"seed": s} for s in range(int(seeds))])
     else:
@@ -135,10 +130,8 @@ def run_ids(points: Sequence[Point]) -> list[str]:
 def parse_shard(text: str | None, environ: Mapping[str, str] = os.environ) -> tuple[int, int]:
     """(K, N) from "K/N" (0 <= K < N), else from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, else (0, 1)."""
     if text is None and "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
-        text = f"{environ['SLURM_ARRAY_TASK_ID']}/{environ['SLURM_ARRAY_TASK_COUNT']}"
         base = int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-        k, n = (int(v) for v in text.split("/"))
-        text = f"{k - base}/{n}"
+        text = f"{int(environ['SLURM_ARRAY_TASK_ID']) - base}/{int(environ['SLURM_ARRAY_TASK_COUNT'])}"
     if text is None:
         return 0, 1
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
