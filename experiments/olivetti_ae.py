@@ -22,11 +22,12 @@ down; seed 2 was trained afterwards to check the spread. Validation costs: 0.002
 0, 1, 2); seed 1 is set below.
 
 Measured (shared 2-core CPU; training 7 min 32 s, evaluation 1 min 43 s; up to 15 min 2 s and
-7 min 51 s under heavier load), test split of 200 probes, seed 1: the codes + LDA (the headline, chosen on validation) rank-1 0.975, EER 0.010,
-AUROC 0.9996, FRR at FAR 1% 0.010, ahead of fisherfaces (0.970, 0.020, 0.9987, 0.035) on every
-number; the codes alone 0.875 / 0.050. The margin is within the spread over seeds: seed 0 gives
-0.970 / 0.0200 (a tie on rank-1, 0.0001 behind fisherfaces' 0.0199 on EER), seed 2 0.980 / 0.0190
-(ahead on both). docs/evaluation.md (face recognition) has the table and what was tried.
+7 min 51 s under heavier load), test split of 200 probes, seed 1: the codes + LDA (the headline,
+chosen on validation) rank-1 0.975, EER 0.010, AUROC 0.9996, FRR at FAR 1% 0.010, ahead of
+fisherfaces (0.970, 0.020, 0.9987, 0.035) on every number; the codes alone 0.875 / 0.050. The
+margin is within the spread over seeds: seed 0 gives 0.970 / 0.0200 (a tie on rank-1, 0.0001
+behind fisherfaces' 0.0199 on EER), seed 2 0.980 / 0.0190 (ahead on both).
+docs/evaluation.md (face recognition) has the table and what was tried.
 """
 
 from aejax.config import base_config
