@@ -340,15 +340,16 @@ def _results(own: dict[str, tuple], others: dict[str, tuple], faces: Faces, max_
     return results, curves
 
 
-def _curves_figure(curves: dict[str, dict], out_dir: str, max_rank: int) -> str:
+def _curves_figure(curves: dict[str, dict], out_dir: str, max_rank: int, headline: str) -> str:
+    """The ROC and the cumulative match curve of every method, the headline (chosen on validation) drawn thick."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_r, ax_c) = plt.subplots(1, 2, figsize=(10, 4))
-    for i, (name, m) in enumerate(curves.items()):
-        width = 2.4 if i == 0 else 1.2
+    for name, m in curves.items():
+        width = 2.4 if name == headline else 1.2
         ax_r.plot(np.maximum(m["far"], 1e-4), 1 - m["tar"], lw=width,
                   label=f"{name} (EER {m['eer']:.3f})")
         ax_c.plot(range(1, max_rank + 1), m["cmc"], marker="o", ms=3, lw=width,
@@ -482,7 +483,7 @@ def faces_task(model, params, dataset, hp, *, seed: int, out_dir: str, max_rank:
     columns = {"probe": faces.xp[idx], "reconstruction\n(shared model)": run_model(model.reconstruct, faces.xp[idx]),
                "right person\n(closest enrolled)": nearest(faces.yp[idx]),
                "best wrong person\n(closest enrolled)": nearest(wrong)}
-    results["figures"] = [_curves_figure(curves, out_dir, max_rank),
+    results["figures"] = [_curves_figure(curves, out_dir, max_rank, results["method"]),
                           _probe_grid(columns, shape, out_dir,
                                       "probes, their reconstruction, the closest enrolled face\n"
                                       "of the right and of the best-scoring wrong person")]
@@ -553,7 +554,7 @@ def faces_population_task(runs: Sequence[Any], *, seed: int, out_dir: str, max_r
     under = lambda persons: np.stack([ordered[c].reconstruct(probe[i:i + 1])[0] for i, c in enumerate(persons)])
     columns = {"probe": faces.xp[idx], "under the right\nperson's model": under(faces.yp[idx]),
                "under the best wrong\nperson's model": under(wrong)}
-    results["figures"] = [_curves_figure(curves, out_dir, max_rank),
+    results["figures"] = [_curves_figure(curves, out_dir, max_rank, results["method"]),
                           _probe_grid(columns, shape, out_dir, "probes reconstructed by the right person's\n"
                                       "autoencoder and the best-scoring wrong person's")]
     return results
