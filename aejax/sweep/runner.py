@@ -31,7 +31,7 @@ import ml_collections
 from aejax.config import experiment_config, load_experiment, resolve_config
 from aejax.errors import ConfigError
 from aejax.models.common import as_hp
-from aejax.sweep.results import collect_results, parse_select
+from aejax.sweep.results import collect_results, parse_select, read_json
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
 from aejax.sweep.space import explorable_keys, parse_space, sample_points
 from aejax.sweep.spec import expand, point_of, run_ids, shard_slice
@@ -123,9 +123,8 @@ def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[
     path = os.path.join(workdir, "sweep.json")
     shared = json.loads(json.dumps({k: v for k, v in sorted(overrides.items()) if k not in NOT_IDENTITY}, default=repr))
     entries = [{"run_id": r.run_id, "point": r.point} for r in runs]
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
+    old = read_json(path)
+    if old is not None:
         if old["experiment"] != experiment or old.get("overrides", {}) != shared:
             raise ConfigError(f"{workdir} holds a sweep of {old['experiment']} with shared settings "
                               f"{old.get('overrides', {})}, not of {experiment} with {shared}; a re-run may only add "
@@ -335,10 +334,9 @@ def check_select(select: str, known: Sequence[str]) -> None:
 def _reported(runs: Sequence[PlannedRun]) -> list[str]:
     """The split/term metrics the runs' summaries hold (a sweep with nothing left to train)."""
     for run in runs:
-        path = os.path.join(run.workdir, "summary.json")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return sorted(k for k in json.load(f) if k.split("/")[0] in ("val", "test", "train"))
+        summary = read_json(os.path.join(run.workdir, "summary.json"))
+        if summary is not None:
+            return sorted(k for k in summary if k.split("/")[0] in ("val", "test", "train"))
     return []
 
 

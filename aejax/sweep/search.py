@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from aejax.errors import ConfigError
-from aejax.sweep.results import parse_select, read_run
+from aejax.sweep.results import parse_select, read_json, read_run
 from aejax.sweep.space import as_distribution, explore_step
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import is_primary
@@ -106,9 +106,8 @@ class SearchState:
         self.path = os.path.join(workdir, "search.json")
         self.options, self.plan = options, json.loads(json.dumps(plan or {}, default=str))
         self.decisions: dict[int, dict] = {}
-        if os.path.isfile(self.path):
-            with open(self.path, encoding="utf-8") as f:
-                saved = json.load(f)
+        saved = read_json(self.path)
+        if saved is not None:
             if saved["options"] != json.loads(json.dumps(dataclasses.asdict(options))):
                 raise ConfigError(f"{workdir} holds a search with options {saved['options']}; these are "
                                   f"{dataclasses.asdict(options)}: use a new --workdir.")
