@@ -263,8 +263,7 @@ def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
     """Rebuilds DIR/results.csv, results.md and the figures from DIR/sweep.json and every run's outputs
     (what `aejax sweep DIR --collect` does after the shards of a cluster array job); with MLflow, the sweep's
     run gets the best metrics and each member's run its status (`tracking.log_search_results`)."""
-    sweep = read_json(os.path.join(workdir, "sweep.json"))
-    if sweep is None:
+    if (sweep := read_json(os.path.join(workdir, "sweep.json"))) is None:
         raise ConfigError(f"{workdir} has no sweep.json; pass the --workdir of an `aejax sweep`.")
     ids = [r["run_id"] for r in sweep["runs"]]
     points = [{k: tuple(v) if isinstance(v, list) else v for k, v in r["point"].items()} for r in sweep["runs"]]

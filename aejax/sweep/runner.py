@@ -82,11 +82,6 @@ def program_groups(group: Sequence[PlannedRun], setups: dict) -> list[list[Plann
     return list(parts.values())
 
 
-def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
-    """The injectable optimizer values that differ between the runs of a group."""
-    return tuple(k for k in INJECTABLE if len({r.config.optim.get(k) for r in runs}) > 1)
-
-
 def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
                seeds: int | None = None, points: Sequence[dict] | None = None, module=None,
                folds: int | None = None) -> list[PlannedRun]:
@@ -116,15 +111,14 @@ def groups_of(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
 
 
 def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[PlannedRun], *,
-                 write: bool = True) -> list[dict]:
+                 write: bool = True) -> None:
     """Checks `runs` against the sweep already in `workdir` and, with `write`, writes sweep.json with every run
-    ever planned there (the old ones first); returns that list. Another experiment or other shared settings, or a
-    run id an earlier point already has, raise a ConfigError before anything is written."""
+    ever planned there (the old ones first). Another experiment or other shared settings, or a run id an earlier
+    point already has, raise a ConfigError before anything is written."""
     path = os.path.join(workdir, "sweep.json")
     shared = json.loads(json.dumps({k: v for k, v in sorted(overrides.items()) if k not in NOT_IDENTITY}, default=repr))
     entries = [{"run_id": r.run_id, "point": r.point} for r in runs]
-    old = read_json(path)
-    if old is not None:
+    if (old := read_json(path)) is not None:
         if old["experiment"] != experiment or old.get("overrides", {}) != shared:
             raise ConfigError(f"{workdir} holds a sweep of {old['experiment']} with shared settings "
                               f"{old.get('overrides', {})}, not of {experiment} with {shared}; a re-run may only add "
@@ -141,7 +135,6 @@ def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"experiment": experiment, "overrides": shared, "swept": swept, "runs": entries}, f, indent=2,
                       default=repr)
-    return entries
 
 
 def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
@@ -177,8 +170,6 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     if folds is not None:
         if {"data.fold", "data.folds"} & set(overrides):
             raise ConfigError("--folds K sets data.folds and sweeps data.fold; drop them from --set.")
-        if int(folds) < 2:
-            raise ConfigError(f"--folds must be >= 2 (K-fold cross-validation), got {folds}.")
         if search is not None and search.scheduler == "pbt":
             raise ConfigError("population-based training copies states between members, and the folds of a point see "
                               "other data; cross-validate with --scheduler halving or without a search.")
@@ -220,7 +211,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
 
     populations = []  # (setups, planned runs to train, the population's planned size); every config built first
     for group in ([[r] for r in mine] if parallel == "sequential" else groups_of(mine)):
-        inject = varying_optimizer_values(group)  # one program for every chunk of the group
+        # the injectable optimizer values that differ within the group: one program for every chunk of it
+        inject = tuple(k for k in INJECTABLE if len({r.config.optim.get(k) for r in group}) > 1)
         setups = {r.run_id: setup_run(r.config, whole=dataset_of(r.config), inject_optim=inject, resolved=True)
                   for r in group if r.run_id in todo_ids}
         if any(s.streams for s in setups.values()) and jax.process_count() > 1 and parallel == "vmap":
@@ -334,11 +326,9 @@ def check_select(select: str, known: Sequence[str]) -> None:
 def _reported(runs: Sequence[PlannedRun]) -> list[str]:
     """The split/term metrics the runs' summaries hold (a sweep with nothing left to train)."""
     for run in runs:
-        summary = read_json(os.path.join(run.workdir, "summary.json"))
-        if summary is not None:
+        if (summary := read_json(os.path.join(run.workdir, "summary.json"))) is not None:
             return sorted(k for k in summary if k.split("/")[0] in ("val", "test", "train"))
     return []
 
 
-__all__ = ["PlannedRun", "check_select", "collect_results", "groups_of", "plan_sweep", "record_sweep", "run_sweep",
-           "varying_optimizer_values"]
+__all__ = ["PlannedRun", "check_select", "collect_results", "groups_of", "plan_sweep", "record_sweep", "run_sweep"]

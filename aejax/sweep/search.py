@@ -106,8 +106,7 @@ class SearchState:
         self.path = os.path.join(workdir, "search.json")
         self.options, self.plan = options, json.loads(json.dumps(plan or {}, default=str))
         self.decisions: dict[int, dict] = {}
-        saved = read_json(self.path)
-        if saved is not None:
+        if (saved := read_json(self.path)) is not None:
             if saved["options"] != json.loads(json.dumps(dataclasses.asdict(options))):
                 raise ConfigError(f"{workdir} holds a search with options {saved['options']}; these are "
                                   f"{dataclasses.asdict(options)}: use a new --workdir.")
@@ -129,10 +128,6 @@ class SearchState:
     @property
     def last(self) -> int:
         return max(self.decisions, default=0)
-
-    def record(self, end: int, decision: dict) -> None:
-        self.decisions[end] = decision
-        self.write()
 
     def ended(self) -> set[str]:
         """The run ids a recorded decision stopped (failed members among them): never trained again."""
@@ -177,7 +172,8 @@ class _Scheduler:
         return next_after(self.boundaries, epoch)
 
     def commit(self, end: int) -> None:
-        self.state.record(end, self._pending.pop(end))
+        self.state.decisions[end] = self._pending.pop(end)
+        self.state.write()
 
 
 class Halving(_Scheduler):
