@@ -102,13 +102,13 @@ def best_run(rows: Sequence[dict], select: str) -> dict | None:
     return (min if lower else max)(scored, key=lambda r: r[metric], default=None)
 
 
-def ordered(rows: Sequence[dict], select: str | None) -> list[dict]:
+def ordered(rows: Sequence[dict], select: str) -> list[dict]:
     """Rows by status (done, stopped, paused, failed, pending), then by `select`'s metric, best first (rows
     without a finite value last), then by run id."""
-    metric, lower = parse_select(select) if select else (None, True)
+    metric, lower = parse_select(select)
 
     def key(row):
-        value = row.get(metric) if metric else None
+        value = row.get(metric)
         finite = _number(value) and math.isfinite(value)
         return (_STATUS_ORDER.get(row["status"], 5), not finite, (value if lower else -value) if finite else 0.0,
                 row["run_id"])

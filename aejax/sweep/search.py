@@ -138,13 +138,6 @@ class SearchState:
         run = read_run(workdir)
         return run["status"] == "stopped" and run.get("epochs", 0) > self.last
 
-    def hp_of(self, run_id: str, initial: dict[str, float]) -> dict[str, float]:
-        """PBT: a member's hp after the recorded decisions."""
-        hp = dict(initial)
-        for end in sorted(self.decisions):
-            hp.update(self.decisions[end].get("hp", {}).get(run_id, {}))
-        return hp
-
     def undo_after_last(self, workdirs: Sequence[str], next_boundary: int | None) -> None:
         """What an unrecorded decision did is undone: every checkpoint from the next decision's epoch on, and a
         "stopped" summary newer than the last recorded decision (they are made again, identically)."""
@@ -214,7 +207,10 @@ class PopulationBasedTraining(_Scheduler):
                  hp: Sequence[dict[str, float]], space: dict):
         super().__init__(run_ids, options, state, epochs)
         self.space = {k: as_distribution(v, k) for k, v in space.items()}  # the explored hp.* keys
-        self.hp = [state.hp_of(r, h) for r, h in zip(self.run_ids, hp)]
+        self.hp = [dict(h) for h in hp]
+        for end in sorted(state.decisions):  # resumed: each member's hp after the recorded decisions
+            for h, run_id in zip(self.hp, self.run_ids):
+                h.update(state.decisions[end].get("hp", {}).get(run_id, {}))
 
     def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
         ids = [self.run_ids[m] for m in members]

@@ -75,10 +75,6 @@ class Range:
     def name(self) -> str:
         return "int" * self.integer + "log" * self.log + "uniform"
 
-    @property
-    def continuous(self) -> bool:
-        return not self.integer
-
     def ppf(self, u: np.ndarray) -> list:
         """The inverse CDF at unit values u in [0, 1) -> plain floats (ints) in [low, high]."""
         low, end = self.low, self.high + 1 if self.integer else self.high
@@ -104,7 +100,6 @@ class Choice:
 
     values: tuple
     name = "choice"
-    continuous = False
 
     def __init__(self, *values: Any):
         if not values:
@@ -253,7 +248,7 @@ def explorable_keys(space: Mapping[str, Any]) -> list[str]:
 
 def continuous_keys(space: Mapping[str, Any]) -> list[str]:
     """The keys of float ranges, sorted."""
-    return sorted(key for key, dist in parse_space(space).items() if dist.continuous)
+    return sorted(key for key, dist in parse_space(space).items() if isinstance(dist, Range) and not dist.integer)
 
 
 def explore(dist: Distribution, value: Any, *, rng: np.random.Generator, perturb: Sequence[float],
