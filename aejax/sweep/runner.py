@@ -34,7 +34,7 @@ from aejax.models.common import as_hp
 from aejax.sweep.results import collect_results, parse_select, read_json
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
 from aejax.sweep.space import explorable_keys, parse_space, sample_points
-from aejax.sweep.spec import expand, point_of, run_ids, shard_slice
+from aejax.sweep.spec import expand, run_ids, shard_slice
 from aejax.train.distributed import agree, barrier, is_primary
 from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
 from aejax.train.metrics import progress_bar
@@ -305,7 +305,8 @@ def make_scheduler(search: SearchOptions, state: SearchState, populations, space
     ids, epochs = [r.run_id for r in members], members[0].config.train.epochs
     if search.scheduler == "halving":  # fold members rank and stop together: by their point's fold mean
         folds = any("data.fold" in r.point for r in members)
-        points = [json.dumps(point_of(r.point), sort_keys=True, default=repr) for r in members] if folds else None
+        points = [json.dumps({k: v for k, v in r.point.items() if k != "data.fold"}, sort_keys=True, default=repr)
+                  for r in members] if folds else None
         return Halving(ids, search, state, epochs, points=points)
     keys = explorable_keys(space)
     setups = [s for setups, _, _ in populations for s in setups]

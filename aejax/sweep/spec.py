@@ -93,11 +93,6 @@ def expand(file_points: Sequence[Mapping[str, Any]] | None, *, grid: Sequence[st
     return cross(points, [{"data.fold": k} for k in range(int(folds))])
 
 
-def point_of(point: Mapping[str, Any]) -> Point:
-    """A point without its fold: the point that a fold member cross-validates."""
-    return {k: v for k, v in point.items() if k != "data.fold"}
-
-
 def _format(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "x".join(_format(v) for v in value) or "none"
