@@ -170,6 +170,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
     if folds is not None:
         if {"data.fold", "data.folds"} & set(overrides):
             raise ConfigError("--folds K sets data.folds and sweeps data.fold; drop them from --set.")
+        if int(folds) < 2:
+            raise ConfigError(f"--folds must be >= 2 (K-fold cross-validation), got {folds}.")
         if search is not None and search.scheduler == "pbt":
             raise ConfigError("population-based training copies states between members, and the folds of a point see "
                               "other data; cross-validate with --scheduler halving or without a search.")
