@@ -24,16 +24,20 @@ import numpy as np
 from aejax.errors import ConfigError
 
 
+def read_json(path: str) -> Any:
+    """The JSON value in `path`; None when there is no such file."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def read_run(workdir: str) -> dict[str, Any]:
     """{"status": "done" | "stopped" | "paused" | "failed" | "pending", and the run's summary metrics}."""
-    if os.path.isfile(os.path.join(workdir, "summary.json")):
-        with open(os.path.join(workdir, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
+    if (summary := read_json(os.path.join(workdir, "summary.json"))) is not None:
         return {"status": summary.get("status", "done"), **{k: v for k, v in summary.items() if _number(v)}}
-    if os.path.isfile(os.path.join(workdir, "failed.json")):
-        with open(os.path.join(workdir, "failed.json"), encoding="utf-8") as f:
-            return {"status": "failed", "error": json.load(f)["error"]}
-    return {"status": "pending"}
+    failed = read_json(os.path.join(workdir, "failed.json"))
+    return {"status": "pending"} if failed is None else {"status": "failed", "error": failed["error"]}
 
 
 def collect(run_ids: Sequence[str], points: Sequence[dict], workdir: str, search: dict[str, dict]) -> list[dict]:
@@ -98,13 +102,13 @@ def best_run(rows: Sequence[dict], select: str) -> dict | None:
     return (min if lower else max)(scored, key=lambda r: r[metric], default=None)
 
 
-def ordered(rows: Sequence[dict], select: str | None) -> list[dict]:
+def ordered(rows: Sequence[dict], select: str) -> list[dict]:
     """Rows by status (done, stopped, paused, failed, pending), then by `select`'s metric, best first (rows
     without a finite value last), then by run id."""
-    metric, lower = parse_select(select) if select else (None, True)
+    metric, lower = parse_select(select)
 
     def key(row):
-        value = row.get(metric) if metric else None
+        value = row.get(metric)
         finite = _number(value) and math.isfinite(value)
         return (_STATUS_ORDER.get(row["status"], 5), not finite, (value if lower else -value) if finite else 0.0,
                 row["run_id"])
@@ -259,14 +263,12 @@ def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
     """Rebuilds DIR/results.csv, results.md and the figures from DIR/sweep.json and every run's outputs
     (what `aejax sweep DIR --collect` does after the shards of a cluster array job); with MLflow, the sweep's
     run gets the best metrics and each member's run its status (`tracking.log_search_results`)."""
-    path = os.path.join(workdir, "sweep.json")
-    if not os.path.isfile(path):
+    if (sweep := read_json(os.path.join(workdir, "sweep.json"))) is None:
         raise ConfigError(f"{workdir} has no sweep.json; pass the --workdir of an `aejax sweep`.")
-    with open(path, encoding="utf-8") as f:
-        sweep = json.load(f)
     ids = [r["run_id"] for r in sweep["runs"]]
     points = [{k: tuple(v) if isinstance(v, list) else v for k, v in r["point"].items()} for r in sweep["runs"]]
-    decisions = read_decisions(workdir)
+    search = read_json(os.path.join(workdir, "search.json"))  # a search's decisions, by epoch end
+    decisions = None if search is None else {int(k): v for k, v in search["decisions"].items()}
     rows = collect(ids, points, workdir, search=search_columns(decisions, ids, points))
     csv_path, md_path = write_tables(rows, sweep["swept"], workdir, select=select)
     figures = metric_figures(rows, sweep["swept"], workdir)
@@ -284,15 +286,6 @@ def collect_results(workdir: str, *, select: str = "val/mse") -> dict[str, Any]:
         out["folds_csv"], out["folds_md"] = write_fold_tables(folded, workdir)
         out["fold_rows"], out["best"] = folded, best_run(folded, select)
     return out
-
-
-def read_decisions(workdir: str) -> dict[int, dict] | None:
-    """A search's recorded decisions (search.json), by epoch end; None for a plain sweep."""
-    path = os.path.join(workdir, "search.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return {int(k): v for k, v in json.load(f)["decisions"].items()}
 
 
 def search_columns(decisions: dict[int, dict] | None, ids: Sequence[str], points: Sequence[Mapping]) -> dict[str, dict]:

@@ -31,10 +31,10 @@ import ml_collections
 from aejax.config import experiment_config, load_experiment, resolve_config
 from aejax.errors import ConfigError
 from aejax.models.common import as_hp
-from aejax.sweep.results import collect_results, parse_select
+from aejax.sweep.results import collect_results, parse_select, read_json
 from aejax.sweep.search import Halving, PopulationBasedTraining, SearchOptions, SearchState, next_after
 from aejax.sweep.space import explorable_keys, parse_space, sample_points
-from aejax.sweep.spec import expand, point_of, run_ids, shard_slice
+from aejax.sweep.spec import expand, run_ids, shard_slice
 from aejax.train.distributed import agree, barrier, is_primary
 from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
 from aejax.train.metrics import progress_bar
@@ -82,11 +82,6 @@ def program_groups(group: Sequence[PlannedRun], setups: dict) -> list[list[Plann
     return list(parts.values())
 
 
-def varying_optimizer_values(runs: Sequence[PlannedRun]) -> tuple[str, ...]:
-    """The injectable optimizer values that differ between the runs of a group."""
-    return tuple(k for k in INJECTABLE if len({r.config.optim.get(k) for r in runs}) > 1)
-
-
 def plan_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
                seeds: int | None = None, points: Sequence[dict] | None = None, module=None,
                folds: int | None = None) -> list[PlannedRun]:
@@ -116,16 +111,14 @@ def groups_of(runs: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
 
 
 def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[PlannedRun], *,
-                 write: bool = True) -> list[dict]:
+                 write: bool = True) -> None:
     """Checks `runs` against the sweep already in `workdir` and, with `write`, writes sweep.json with every run
-    ever planned there (the old ones first); returns that list. Another experiment or other shared settings, or a
-    run id an earlier point already has, raise a ConfigError before anything is written."""
+    ever planned there (the old ones first). Another experiment or other shared settings, or a run id an earlier
+    point already has, raise a ConfigError before anything is written."""
     path = os.path.join(workdir, "sweep.json")
     shared = json.loads(json.dumps({k: v for k, v in sorted(overrides.items()) if k not in NOT_IDENTITY}, default=repr))
     entries = [{"run_id": r.run_id, "point": r.point} for r in runs]
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
+    if (old := read_json(path)) is not None:
         if old["experiment"] != experiment or old.get("overrides", {}) != shared:
             raise ConfigError(f"{workdir} holds a sweep of {old['experiment']} with shared settings "
                               f"{old.get('overrides', {})}, not of {experiment} with {shared}; a re-run may only add "
@@ -142,7 +135,6 @@ def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"experiment": experiment, "overrides": shared, "swept": swept, "runs": entries}, f, indent=2,
                       default=repr)
-    return entries
 
 
 def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
@@ -221,7 +213,8 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
 
     populations = []  # (setups, planned runs to train, the population's planned size); every config built first
     for group in ([[r] for r in mine] if parallel == "sequential" else groups_of(mine)):
-        inject = varying_optimizer_values(group)  # one program for every chunk of the group
+        # the injectable optimizer values that differ within the group: one program for every chunk of it
+        inject = tuple(k for k in INJECTABLE if len({r.config.optim.get(k) for r in group}) > 1)
         setups = {r.run_id: setup_run(r.config, whole=dataset_of(r.config), inject_optim=inject, resolved=True)
                   for r in group if r.run_id in todo_ids}
         if any(s.streams for s in setups.values()) and jax.process_count() > 1 and parallel == "vmap":
@@ -314,7 +307,8 @@ def make_scheduler(search: SearchOptions, state: SearchState, populations, space
     ids, epochs = [r.run_id for r in members], members[0].config.train.epochs
     if search.scheduler == "halving":  # fold members rank and stop together: by their point's fold mean
         folds = any("data.fold" in r.point for r in members)
-        points = [json.dumps(point_of(r.point), sort_keys=True, default=repr) for r in members] if folds else None
+        points = [json.dumps({k: v for k, v in r.point.items() if k != "data.fold"}, sort_keys=True, default=repr)
+                  for r in members] if folds else None
         return Halving(ids, search, state, epochs, points=points)
     keys = explorable_keys(space)
     setups = [s for setups, _, _ in populations for s in setups]
@@ -335,12 +329,9 @@ def check_select(select: str, known: Sequence[str]) -> None:
 def _reported(runs: Sequence[PlannedRun]) -> list[str]:
     """The split/term metrics the runs' summaries hold (a sweep with nothing left to train)."""
     for run in runs:
-        path = os.path.join(run.workdir, "summary.json")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                return sorted(k for k in json.load(f) if k.split("/")[0] in ("val", "test", "train"))
+        if (summary := read_json(os.path.join(run.workdir, "summary.json"))) is not None:
+            return sorted(k for k in summary if k.split("/")[0] in ("val", "test", "train"))
     return []
 
 
-__all__ = ["PlannedRun", "check_select", "collect_results", "groups_of", "plan_sweep", "record_sweep", "run_sweep",
-           "varying_optimizer_values"]
+__all__ = ["PlannedRun", "check_select", "collect_results", "groups_of", "plan_sweep", "record_sweep", "run_sweep"]

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from aejax.errors import ConfigError
-from aejax.sweep.results import parse_select, read_run
+from aejax.sweep.results import parse_select, read_json, read_run
 from aejax.sweep.space import as_distribution, explore_step
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.distributed import is_primary
@@ -106,9 +106,7 @@ class SearchState:
         self.path = os.path.join(workdir, "search.json")
         self.options, self.plan = options, json.loads(json.dumps(plan or {}, default=str))
         self.decisions: dict[int, dict] = {}
-        if os.path.isfile(self.path):
-            with open(self.path, encoding="utf-8") as f:
-                saved = json.load(f)
+        if (saved := read_json(self.path)) is not None:
             if saved["options"] != json.loads(json.dumps(dataclasses.asdict(options))):
                 raise ConfigError(f"{workdir} holds a search with options {saved['options']}; these are "
                                   f"{dataclasses.asdict(options)}: use a new --workdir.")
@@ -131,10 +129,6 @@ class SearchState:
     def last(self) -> int:
         return max(self.decisions, default=0)
 
-    def record(self, end: int, decision: dict) -> None:
-        self.decisions[end] = decision
-        self.write()
-
     def ended(self) -> set[str]:
         """The run ids a recorded decision stopped (failed members among them): never trained again."""
         return {r for d in self.decisions.values() for r in d.get("stopped", [])}
@@ -143,13 +137,6 @@ class SearchState:
         """`workdir` holds a "stopped" summary newer than the last recorded decision (its decision is taken again)."""
         run = read_run(workdir)
         return run["status"] == "stopped" and run.get("epochs", 0) > self.last
-
-    def hp_of(self, run_id: str, initial: dict[str, float]) -> dict[str, float]:
-        """PBT: a member's hp after the recorded decisions."""
-        hp = dict(initial)
-        for end in sorted(self.decisions):
-            hp.update(self.decisions[end].get("hp", {}).get(run_id, {}))
-        return hp
 
     def undo_after_last(self, workdirs: Sequence[str], next_boundary: int | None) -> None:
         """What an unrecorded decision did is undone: every checkpoint from the next decision's epoch on, and a
@@ -178,7 +165,8 @@ class _Scheduler:
         return next_after(self.boundaries, epoch)
 
     def commit(self, end: int) -> None:
-        self.state.record(end, self._pending.pop(end))
+        self.state.decisions[end] = self._pending.pop(end)
+        self.state.write()
 
 
 class Halving(_Scheduler):
@@ -219,7 +207,10 @@ class PopulationBasedTraining(_Scheduler):
                  hp: Sequence[dict[str, float]], space: dict):
         super().__init__(run_ids, options, state, epochs)
         self.space = {k: as_distribution(v, k) for k, v in space.items()}  # the explored hp.* keys
-        self.hp = [state.hp_of(r, h) for r, h in zip(self.run_ids, hp)]
+        self.hp = [dict(h) for h in hp]
+        for end in sorted(state.decisions):  # resumed: each member's hp after the recorded decisions
+            for h, run_id in zip(self.hp, self.run_ids):
+                h.update(state.decisions[end].get("hp", {}).get(run_id, {}))
 
     def decide(self, end: int, members: Sequence[int], val: dict[str, np.ndarray]) -> Decision:
         ids = [self.run_ids[m] for m in members]

@@ -27,6 +27,7 @@ import ast
 import copy
 import dataclasses
 import difflib
+import functools
 import inspect
 import math
 import numbers
@@ -41,29 +42,6 @@ SAMPLERS = ("random", "sobol", "halton")
 EXAMPLES = "loguniform(1e-4,1e-1), uniform(0,1), intuniform(1,8), intloguniform(8,256) or choice(8,16,32)"
 
 
-def _number(name: str, value: Any, what: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ConfigError(f"{name}: {what} must be a finite number, got {value!r}.")
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
-
-
-def _integer(name: str, value: Any, what: str) -> int:
-    value = _number(name, value, what)
-    if isinstance(value, float) and not value.is_integer():
-        raise ConfigError(f"{name}: {what} must be an integer, got {value!r}; use uniform/loguniform for floats.")
-    return int(value)
-
-
-def _bounds(name: str, low: Any, high: Any, *, integer: bool, log: bool):
-    check = _integer if integer else _number
-    low, high = check(name, low, "low"), check(name, high, "high")
-    if not low < high:
-        raise ConfigError(f"{name}({low!r}, {high!r}): low must be below high.")
-    if log and low <= 0:
-        raise ConfigError(f"{name}({low!r}, {high!r}): a log distribution needs 0 < low, got low={low!r}.")
-    return (low, high) if integer else (float(low), float(high))
-
-
 @dataclasses.dataclass(frozen=True)
 class Range:
     """A number between `low` and `high`: uniform, or with `log` log-uniform (0 < low); with `integer` an int in
@@ -76,17 +54,26 @@ class Range:
     integer: bool = False
 
     def __post_init__(self):
-        low, high = _bounds(self.name, self.low, self.high, integer=self.integer, log=self.log)
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
+        low, high = self._bound(self.low, "low"), self._bound(self.high, "high")
+        if not low < high:
+            raise ConfigError(f"{self.name}({low!r}, {high!r}): low must be below high.")
+        if self.log and low <= 0:
+            raise ConfigError(f"{self.name}({low!r}, {high!r}): a log distribution needs 0 < low, got low={low!r}.")
+        object.__setattr__(self, "low", low if self.integer else float(low))
+        object.__setattr__(self, "high", high if self.integer else float(high))
+
+    def _bound(self, value: Any, what: str) -> float:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ConfigError(f"{self.name}: {what} must be a finite number, got {value!r}.")
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
+        if self.integer and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{self.name}: {what} must be an integer, got {value!r}; use uniform/loguniform for "
+                              "floats.")
+        return int(value) if self.integer else value
 
     @property
     def name(self) -> str:
         return "int" * self.integer + "log" * self.log + "uniform"
-
-    @property
-    def continuous(self) -> bool:
-        return not self.integer
 
     def ppf(self, u: np.ndarray) -> list:
         """The inverse CDF at unit values u in [0, 1) -> plain floats (ints) in [low, high]."""
@@ -100,24 +87,11 @@ class Range:
         return f"{self.name}({self.low!r}, {self.high!r})"
 
 
-def Uniform(low, high) -> Range:  # noqa: N802 - the names users write, as constructors
-    """A float uniform on [low, high)."""
-    return Range(low, high)
-
-
-def LogUniform(low, high) -> Range:  # noqa: N802
-    """A float whose log is uniform on [log low, log high); 0 < low < high."""
-    return Range(low, high, log=True)
-
-
-def IntUniform(low, high) -> Range:  # noqa: N802
-    """An int in {low, ..., high} (both included), each equally likely."""
-    return Range(low, high, integer=True)
-
-
-def IntLogUniform(low, high) -> Range:  # noqa: N802
-    """An int in {low, ..., high} (both included): the floor of a log-uniform on [low, high + 1)."""
-    return Range(low, high, log=True, integer=True)
+# The names users write, as constructors: Uniform(low, high), LogUniform(low, high) and so on.
+Uniform = functools.partial(Range)
+LogUniform = functools.partial(Range, log=True)
+IntUniform = functools.partial(Range, integer=True)
+IntLogUniform = functools.partial(Range, log=True, integer=True)
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -126,7 +100,6 @@ class Choice:
 
     values: tuple
     name = "choice"
-    continuous = False
 
     def __init__(self, *values: Any):
         if not values:
@@ -275,7 +248,7 @@ def explorable_keys(space: Mapping[str, Any]) -> list[str]:
 
 def continuous_keys(space: Mapping[str, Any]) -> list[str]:
     """The keys of float ranges, sorted."""
-    return sorted(key for key, dist in parse_space(space).items() if dist.continuous)
+    return sorted(key for key, dist in parse_space(space).items() if isinstance(dist, Range) and not dist.integer)
 
 
 def explore(dist: Distribution, value: Any, *, rng: np.random.Generator, perturb: Sequence[float],

@@ -60,7 +60,7 @@ def expand(file_points: Sequence[Mapping[str, Any]] | None, *, grid: Sequence[st
            sampled: Sequence[Mapping[str, Any]] | None = None, folds: int | None = None) -> list[Point]:
     """The sweep's points: `sampled` points (drawn from a search space) and `--grid` axes (a product),
     crossed with `--seeds N`; when none of them is given, the file's `sweep()`. With `--folds K` every point
-    is crossed with data.fold = 0..K-1 (`fold_points`)."""
+    is crossed with data.fold = 0..K-1 (K-fold cross-validation of each point)."""
     axes = parse_grid(grid) if grid else {}
     if seeds is not None and int(seeds) < 1:
         raise ConfigError(f"--seeds must be a positive count, got {seeds}.")
@@ -84,21 +84,13 @@ def expand(file_points: Sequence[Mapping[str, Any]] | None, *, grid: Sequence[st
     for p in points:
         if not isinstance(p, Mapping):
             raise ConfigError(f"a sweep point must be a dict of dotted-key overrides, got {p!r}.")
-    return points if folds is None else fold_points(points, folds)
-
-
-def fold_points(points: Sequence[Point], folds: int) -> list[Point]:
-    """Every point crossed with data.fold = 0..K-1 (`--folds K`: K-fold cross-validation of each point)."""
+    if folds is None:
+        return points
     if int(folds) < 2:
         raise ConfigError(f"--folds must be >= 2 (K-fold cross-validation), got {folds}.")
     if any(k in p for p in points for k in ("data.fold", "data.folds")):
         raise ConfigError("data.fold is both swept and set by --folds K; give one of them.")
     return cross(points, [{"data.fold": k} for k in range(int(folds))])
-
-
-def point_of(point: Mapping[str, Any]) -> Point:
-    """A point without its fold: the point that a fold member cross-validates."""
-    return {k: v for k, v in point.items() if k != "data.fold"}
 
 
 def _format(value: Any) -> str:
