@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -280,7 +281,7 @@ class _Team:
     pop: Population
     feed: Any
     evaluate: Callable
-    splits: list  # (x, y) of train, val, test (members that see subsets: the shared training split and test split)
+    splits: dict  # {"train", "val", "test": (x, y)} (members that see subsets: the shared splits)
     epoch: int
     scan_steps: int  # the steps of an epoch's scan (members that see subsets: the longest member's)
     per_call: int
@@ -319,9 +320,9 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
                             host_chunk_batches=max(1, CHUNK_BYTES // (example_bytes * opts.eval_batch_size))
                             if lead.streams else 0, precision=precision)
     data = lead.whole if subsets else lead.dataset
-    splits = [(s.x, s.y) if name == "train" and lead.streams else (pop.shared(s.x), pop.shared(s.y))
-              for name, s in (("train", data.train), ("val", data.val), ("test", data.test))]
-    (x, y), common = splits[0], dict(data_key=pop.keys["data"], loop_key=pop.keys["loop"],
+    splits = {name: (s.x, s.y) if name == "train" and lead.streams else (pop.shared(s.x), pop.shared(s.y))
+              for name, s in (("train", data.train), ("val", data.val), ("test", data.test))}
+    (x, y), common = splits["train"], dict(data_key=pop.keys["data"], loop_key=pop.keys["loop"],
                                      batch_size=opts.batch_size, program=pop.program)
     scan_steps = max(len(m.run.rows.train) for m in members) // opts.batch_size if subsets else lead.steps_per_epoch
     if lead.streams and not subsets:
@@ -329,7 +330,7 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
                                 steps_per_epoch=lead.steps_per_epoch, members=len(members))
         feed = HostStream(lead.train_step(), x, y, pop.hp, chunk_steps=chunk, **common)
     else:
-        feed = DeviceEpochs(lead.train_step(), x, y, pop.hp, **common, eval_key=pop.keys["eval"], val=splits[1],
+        feed = DeviceEpochs(lead.train_step(), x, y, pop.hp, **common, eval_key=pop.keys["eval"], val=splits["val"],
                             split_sums=make_split_sums(lead.model, batch_size=opts.eval_batch_size,
                                                        precision=precision),
                             capacity=opts.epochs_per_call or MAX_EPOCHS_PER_CALL, batch_sharding=pop.batch_sharding,
@@ -344,13 +345,6 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
 
 
 # -- the loop --------------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class _Call:
-    epochs: range
-    parts: Any
-    val: Callable[[], dict[int, dict[str, np.ndarray]]]  # fetches {position in epochs: validation means by slot}
-
 
 def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progress: bool) -> None:
     """Trains every population to epoch `until`, deciding with `scheduler` at its epochs."""
@@ -378,14 +372,14 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
                     due = [eval_cadence.due(e + 1, last=e + 1 == until) or (decides and e + 1 == boundary)
                            for e in epochs]
                     team.pop.state, parts, sums = team.feed(team.pop.state, epochs, due)
-                    call = _Call(epochs, parts, _validation(team, sums, due))
+                    record = functools.partial(_record, team, bar, until, epochs, parts, _validation(team, sums, due))
                     if pending is not None:  # the previous call's host work, while this one runs
-                        _record(team, pending, bar, until)
+                        pending()
                     save = agree(not (at_decision and saves_at_decisions) and save_cadence.due(
                         end, last=last, seconds_since=time.perf_counter() - last_save))
-                    pending = call if opts.async_metrics and not (last or save or end == boundary) else None
+                    pending = record if opts.async_metrics and not (last or save or end == boundary) else None
                     if pending is None:
-                        _record(team, call, bar, until)
+                        record()
                     stopping = stop.requested()  # a signal that came during the records saves here
                     if pending is None and (save or (stopping and not (at_decision and saves_at_decisions))):
                         _save(team, end)
@@ -393,10 +387,10 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
                     team.epoch = end
                     if stopping and not last and team.live() and not at_decision:  # a due decision is taken first
                         if pending is not None:
-                            _record(team, pending, bar, until)
+                            pending()
                         _stop(teams, stop.signum)
                 if pending is not None:
-                    _record(team, pending, bar, until)
+                    pending()
                 if len(teams) > 1:
                     team.pop.state = team.pop.fetch(team.pop.state)
             if decides and any(t.ranked for t in teams):
@@ -419,25 +413,25 @@ def _validation(team: _Team, sums, due: list[bool]) -> Callable[[], dict[int, di
     """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
     sums the call computed inside (`sums`), or a validation dispatched now, after the call (a call that does
     not validate inside ends at its one validation; members that see subsets: each on its own rows)."""
-    if sums is not None and team.member_eval is None:
+    if sums is not None:
         def fetch():
-            fetched, n = team.pop.fetch(sums), len(team.splits[1][1])
+            fetched, n = team.pop.fetch(sums), len(team.splits["val"][1])
             return {i: {k: np.asarray(v[:, i], np.float64) / n for k, v in fetched.items()}
                     for i, d in enumerate(due) if d}
         return fetch
     if not due[-1]:
         return dict
-    key = team.pop.fold_eval_key(len(due) - 1 + team.epoch)
-    means = _member_eval(team, "val", key) if team.member_eval is not None else \
-        team.evaluate(team.pop.state["params"], *team.splits[1], team.pop.hp, key, fetch=False)
+    means = _evaluate(team, "val", team.pop.fold_eval_key(len(due) - 1 + team.epoch))
     return lambda: {len(due) - 1: means()}
 
 
-def _member_eval(team: _Team, split: str, keys) -> Callable[[], dict[str, np.ndarray]]:
-    """Members that see subsets: each live member's `split` ("train" or "val": its own rows) evaluated by the single
-    run's program with its params, hp and key of `keys`, dispatched now; returns the function that fetches
-    {term: [slots]} (NaN at slots of no live member)."""
+def _evaluate(team: _Team, split: str, keys) -> Callable[[], dict[str, np.ndarray]]:
+    """Dispatches the evaluation of `split` with each slot's key of `keys`; returns the function that fetches
+    {term: [slots]}. Members that see subsets: the train and val splits are each live member's own rows, evaluated
+    by the single run's program, one call per member (NaN at slots of no live member)."""
     pop = team.pop
+    if team.member_eval is None or split == "test":
+        return team.evaluate(pop.state["params"], *team.splits[split], pop.hp, keys, fetch=False)
     pending = {s: team.member_eval(pop.slot(pop.state["params"], s), getattr(m.run.dataset, split).x,
                                    getattr(m.run.dataset, split).y, pop.slot(pop.hp, s), pop.slot(keys, s), fetch=False)
                for s, m in team.live()}
@@ -450,21 +444,20 @@ def _member_eval(team: _Team, split: str, keys) -> Callable[[], dict[str, np.nda
     return fetch
 
 
-def _record(team: _Team, call: _Call, bar, until: int) -> None:
-    """Fetches a call's metrics (and validation), writes every live member's records, stops the members that
-    went non-finite; keeps the validation means of the call's last epoch by slot (`team.last_val`)."""
-    run, live = team.members[0].run, team.live()
-    steps, opts = team.scan_steps, run.train
-    fetched = team.pop.fetch(list(call.parts))
-    metrics, finite = epoch_metrics(fetched, len(call.epochs), steps)
-    active = active_steps(fetched, len(call.epochs), steps)  # None: every step is every member's
-    vals = call.val()
+def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[], dict]) -> None:
+    """Fetches a call's metrics and validation (`val()`: {position in `epochs`: {term: [slots]}}), writes the live
+    members' records, fails the non-finite ones; keeps the last epoch's validation means (`team.last_val`)."""
+    live, steps, opts = team.live(), team.scan_steps, team.members[0].run.train
+    fetched = team.pop.fetch(list(parts))
+    metrics, finite = epoch_metrics(fetched, len(epochs), steps)
+    active = active_steps(fetched, len(epochs), steps)  # None: every step is every member's
+    vals = val()
     now, compiled = time.perf_counter(), compile_seconds()
-    seconds = (now - team.mark - (compiled - team.compiled)) / len(call.epochs)  # compiles timed apart
+    seconds = (now - team.mark - (compiled - team.compiled)) / len(epochs)  # compiles timed apart
     team.first_compile = compiled - team.compiled if team.calls == 0 else team.first_compile
     team.mark, team.compiled = now, compiled
     rate = len(live) * steps * opts.batch_size / max(seconds, 1e-12)
-    for i, epoch in enumerate(call.epochs):
+    for i, epoch in enumerate(epochs):
         for s, m in live:
             own = slice(None) if active is None else active[s, i]  # the member's own steps of the epoch
             m_i, finite_i = {k: v[s, i][own] for k, v in metrics.items()}, finite[s, i][own]
@@ -488,8 +481,8 @@ def _record(team: _Team, call: _Call, bar, until: int) -> None:
                         ex_s=f"{rate:,.0f}", refresh=False)
         bar.update(1)
     team.calls += 1
-    team.warmup_epochs = team.warmup_epochs or len(call.epochs)
-    team.last_val = vals.get(len(call.epochs) - 1, {})
+    team.warmup_epochs = team.warmup_epochs or len(epochs)
+    team.last_val = vals.get(len(epochs) - 1, {})
     if team.calls == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs) and team.feed.rows is None:
         team.per_call = agree(_call_length(seconds, left=until - team.epoch, first_compile=team.first_compile))
 
@@ -644,14 +637,8 @@ def summarize(team: _Team, slots: list[tuple[int, _Member]], *, status: str) -> 
         return
     for _, m in slots:
         m.checkpointer.wait()
-    keys, pop = team.pop.final_eval_keys(), team.pop
-    if team.member_eval is not None:  # each member's own train and val rows; the shared test split as one program
-        own = {name: _member_eval(team, name, keys) for name in ("train", "val")}
-        terms = {**{name: get() for name, get in own.items()},
-                 "test": team.evaluate(pop.state["params"], *team.splits[2], pop.hp, keys)}
-    else:
-        terms = {name: team.evaluate(pop.state["params"], x, y, pop.hp, keys) for name, (x, y) in
-                 zip(("train", "val", "test"), team.splits)}
+    pop, keys = team.pop, team.pop.final_eval_keys()
+    terms = {split: _evaluate(team, split, keys)() for split in team.splits}
     params, steps = pop.fetch(pop.state["params"]), pop.fetch(pop.state["step"])
     times = team.epoch_times[team.warmup_epochs:] or team.epoch_times
     for s, m in slots:
