@@ -286,12 +286,9 @@ class _Team:
     scan_steps: int  # the steps of an epoch's scan (members that see subsets: the longest member's)
     per_call: int
     offset: int = 0  # the index of its first member among every population's
-    calls: int = 0
-    warmup_epochs: int = 0  # the first call's epochs: its first run warms up (like the bare scan's first epoch)
-    first_compile: float = 0.0  # seconds the first call compiled
-    epoch_times: list = dataclasses.field(default_factory=list)
-    mark: float = 0.0
-    compiled: float = 0.0
+    calls: list = dataclasses.field(default_factory=list)  # each call's (epochs, seconds per epoch, seconds compiled)
+    mark: float = 0.0  # the clock when the call now timed began
+    compiled: float = 0.0  # compile_seconds() then
     ranked: list = dataclasses.field(default_factory=list)  # members live when the stretch to a decision began
     last_val: dict = dataclasses.field(default_factory=dict)  # the newest validation means, {term: [slots]}
     on_record: Any = None  # a scheduler's on_record(member, record): it reads the records (`aejax.train.hooks`)
@@ -314,13 +311,13 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
         raise ValueError("the members of a population see subsets of one shared dataset, or all see every row.")
     pop = Population(states, [m.run.hp for m in members], keys, vmapped=vmapped, planned=planned,
                      data_parallel=opts.data_parallel, tables=[m.run.rows.train for m in members] if subsets else None)
-    precision = MATMUL_PRECISIONS[opts.matmul_precision]
+    measure = dict(batch_size=opts.eval_batch_size, precision=MATMUL_PRECISIONS[opts.matmul_precision])
     example_bytes = 4 * int(np.prod(lead.dataset.input_shape))
-    evaluate = make_eval_fn(lead.model, batch_size=opts.eval_batch_size, program=pop.program, fetch=pop.fetch,
+    evaluate = make_eval_fn(lead.model, program=pop.program, fetch=pop.fetch, **measure,
                             host_chunk_batches=max(1, CHUNK_BYTES // (example_bytes * opts.eval_batch_size))
-                            if lead.streams else 0, precision=precision)
+                            if lead.streams else 0)
     data = lead.whole if subsets else lead.dataset
-    splits = {name: (s.x, s.y) if name == "train" and lead.streams else (pop.shared(s.x), pop.shared(s.y))
+    splits = {name: (s.x, s.y) if name == "train" and lead.streams else pop.shared((s.x, s.y))
               for name, s in (("train", data.train), ("val", data.val), ("test", data.test))}
     (x, y), common = splits["train"], dict(data_key=pop.keys["data"], loop_key=pop.keys["loop"],
                                      batch_size=opts.batch_size, program=pop.program)
@@ -331,8 +328,7 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
         feed = HostStream(lead.train_step(), x, y, pop.hp, chunk_steps=chunk, **common)
     else:
         feed = DeviceEpochs(lead.train_step(), x, y, pop.hp, **common, eval_key=pop.keys["eval"], val=splits["val"],
-                            split_sums=make_split_sums(lead.model, batch_size=opts.eval_batch_size,
-                                                       precision=precision),
+                            split_sums=make_split_sums(lead.model, **measure),
                             capacity=opts.epochs_per_call or MAX_EPOCHS_PER_CALL, batch_sharding=pop.batch_sharding,
                             rows=(*pop.rows, scan_steps) if subsets else None)
     for m in members:
@@ -340,8 +336,7 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
         m.writer = (MetricsWriter(m.workdir, resume_step=start * m.run.steps_per_epoch, tensorboard=opts.tensorboard,
                                   tracker=m.tracker) if is_primary() else NullWriter())
     return _Team(members, pop, feed, evaluate, splits, start, scan_steps, 1 if subsets else opts.epochs_per_call or 1,
-                 **team_options, member_eval=make_eval_fn(lead.model, batch_size=opts.eval_batch_size,
-                                                          precision=precision) if subsets else None)
+                 **team_options, member_eval=make_eval_fn(lead.model, **measure) if subsets else None)
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -454,8 +449,6 @@ def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[]
     vals = val()
     now, compiled = time.perf_counter(), compile_seconds()
     seconds = (now - team.mark - (compiled - team.compiled)) / len(epochs)  # compiles timed apart
-    team.first_compile = compiled - team.compiled if team.calls == 0 else team.first_compile
-    team.mark, team.compiled = now, compiled
     rate = len(live) * steps * opts.batch_size / max(seconds, 1e-12)
     for i, epoch in enumerate(epochs):
         for s, m in live:
@@ -475,16 +468,15 @@ def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[]
                 team.on_record(team.offset + team.members.index(m), record)
             m.epochs_done = epoch + 1
         alive = [s for s, m in live if m.status == "training"]
-        team.epoch_times.append(seconds)
         bar.set_postfix(loss=f"{np.mean(metrics['loss'][alive, i]) if alive else float('nan'):.4g}",
                         val_mse=f"{np.mean(vals[i]['mse'][alive]) if i in vals and alive else float('nan'):.4g}",
                         ex_s=f"{rate:,.0f}", refresh=False)
         bar.update(1)
-    team.calls += 1
-    team.warmup_epochs = team.warmup_epochs or len(epochs)
-    team.last_val = vals.get(len(epochs) - 1, {})
-    if team.calls == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs) and team.feed.rows is None:
-        team.per_call = agree(_call_length(seconds, left=until - team.epoch, first_compile=team.first_compile))
+    team.calls.append((len(epochs), seconds, compiled - team.compiled))
+    team.mark, team.compiled, team.last_val = now, compiled, vals.get(len(epochs) - 1, {})
+    if (len(team.calls) == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs)
+            and team.feed.rows is None):
+        team.per_call = agree(_call_length(seconds, left=until - team.epoch, first_compile=team.calls[0][2]))
 
 
 def _call_length(seconds_per_epoch: float, *, left: int, first_compile: float) -> int:
@@ -512,12 +504,10 @@ def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
     """The scheduler's one decision over every population's ranked members (a member that failed since the last
     decision ranks with NaN): the stopped ones finish, the kept ones take their parents' state and new hp (one
     gather per population), every live member is saved at `end`, then the scheduler records the decision."""
-    ranked = [(t, t.offset + t.members.index(m), s, m) for t in teams for m in t.ranked
-              for s in [t.pop.first_slots()[t.members.index(m)]]]
-    names = sorted({k for t in teams for k in getattr(t, "last_val", {})})
+    ranked = [(t, t.pop.first_slots()[t.members.index(m)], m) for t in teams for m in t.ranked]
     val = {f"val/{k}": np.array([t.last_val[k][s] if m.status == "training" and k in t.last_val else np.nan
-                                 for t, _, s, m in ranked]) for k in names}
-    ids = [r for _, r, _, _ in ranked]
+                                 for t, s, m in ranked]) for k in sorted({k for t in teams for k in t.last_val})}
+    ids = [t.offset + t.members.index(m) for t, _, m in ranked]
     decision = scheduler.decide(end, ids, val)
     named = set(decision.keep) | set(decision.copy_from) | set(decision.copy_from.values()) | set(decision.hp)
     if not named <= set(ids):
@@ -543,7 +533,6 @@ def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
         if getattr(scheduler, "save_at_decisions", True):  # a resumed search finds every member at `end`
             _save(team, end)
         team.ranked = []
-    for team in teams:
         for m in team.members:
             m.checkpointer.wait()
     scheduler.commit(end)
@@ -640,7 +629,7 @@ def summarize(team: _Team, slots: list[tuple[int, _Member]], *, status: str) -> 
     pop, keys = team.pop, team.pop.final_eval_keys()
     terms = {split: _evaluate(team, split, keys)() for split in team.splits}
     params, steps = pop.fetch(pop.state["params"]), pop.fetch(pop.state["step"])
-    times = team.epoch_times[team.warmup_epochs:] or team.epoch_times
+    times = [t for n, t, _ in team.calls[1:] or team.calls for _ in range(n)]  # the first call warms up: left out
     for s, m in slots:
         m.summary = write_summary(
             m.run, Population.member(params, s), m.workdir, status=status, epochs=m.epochs_done,
