@@ -201,10 +201,9 @@ class _Member:
     run: RunSetup
     workdir: str
     status: str = "training"  # then "done", "stopped" or "failed"
-    failure: NonFiniteError | None = None
     epochs_done: int = 0
     saved_epoch: int = -1
-    summary: dict | None = None
+    summary: dict | None = None  # what train_populations returns for the member
     tracker: Any = None
     writer: Any = None
     checkpointer: Any = None
@@ -228,11 +227,21 @@ class _Member:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        self.checkpointer.wait()
-        self.checkpointer.close()
+        self.checkpointer.close()  # once every save is on disk
 
-    def fail(self, err: NonFiniteError) -> None:
-        self.status, self.failure = "failed", err
+    def fail(self, metrics, finite, first_step: int) -> None:
+        """Its epoch from global step `first_step` went non-finite: status "failed", the error in failed.json."""
+        bad = int(np.argmin(finite))
+        step = first_step + bad + 1  # 1-based: the update that produced the value
+        terms = tuple(k for k, v in metrics.items() if not np.isfinite(v[bad]))
+        kept = self.checkpointer.steps()
+        where = (f"the last good checkpoint (epoch {kept[-1]}) is kept in {self.checkpointer.directory}" if kept
+                 else "no checkpoint was written before it")
+        err = NonFiniteError(
+            f"training step {step} produced non-finite {', '.join(terms) or 'values'}; {where}. Lower "
+            "hp.learning_rate, set optim.grad_clip, check the data, or set train.skip_nonfinite=True to skip such "
+            "updates.", step=step, terms=terms)
+        self.status, self.summary = "failed", {"failed": err}
         if is_primary():
             write_atomically(os.path.join(self.workdir, "failed.json"),
                              json.dumps({"error": str(err), "step": err.step, "terms": list(err.terms)}, indent=2))
@@ -255,9 +264,8 @@ def restore_members(members: Sequence[_Member]) -> tuple[list[dict], int]:
             print(f"aejax: warning: {err}; falling back to the previous checkpoint.", file=sys.stderr, flush=True)
             common, epoch = {e for e in common if e < epoch}, 0
     for m in members:
-        for step in m.checkpointer.steps():
-            if step > epoch:
-                m.checkpointer.delete(step)
+        for step in [s for s in m.checkpointer.steps() if s > epoch]:
+            m.checkpointer.delete(step)
     if trees is None:
         return [m.run.init_state() for m in members], 0
     for m, tree in zip(members, trees):
@@ -406,8 +414,7 @@ def _call_end(team: _Team, boundary: int, eval_cadence: Cadence, save_cadence: C
 
 def _validation(team: _Team, sums, due: list[bool]) -> Callable[[], dict[int, dict[str, np.ndarray]]]:
     """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
-    sums the call computed inside (`sums`), or a validation dispatched now, after the call (a call that does
-    not validate inside ends at its one validation; members that see subsets: each on its own rows)."""
+    `sums` the call computed inside, or a validation dispatched now (a call not validating inside ends there)."""
     if sums is not None:
         def fetch():
             fetched, n = team.pop.fetch(sums), len(team.splits["val"][1])
@@ -458,7 +465,7 @@ def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[]
                 continue
             first_step = epoch * m.run.steps_per_epoch  # the member's global step: its own steps per epoch
             if not finite_i.all() and not opts.skip_nonfinite:
-                m.fail(_nonfinite_error(m_i, finite_i, first_step, m.checkpointer))
+                m.fail(m_i, finite_i, first_step)
                 continue
             val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
             record = epoch_record(epoch, first_step + m.run.steps_per_epoch, m_i, finite_i, val_s,
@@ -480,10 +487,9 @@ def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[]
 
 
 def _call_length(seconds_per_epoch: float, *, left: int, first_compile: float) -> int:
-    """train.epochs_per_call=0: from the second call's time (the first one's warms up), as many epochs per call
-    as fill about `CALL_SECONDS`, at most `MAX_EPOCHS_PER_CALL` (one program runs every call length), when the
-    run has at least two such calls left and trains on for at least `COMPILE_PAYBACK` times the first call's
-    compile (the long program compiles about as long); else one epoch per call."""
+    """train.epochs_per_call=0: from the second call's time, as many epochs per call as fill about `CALL_SECONDS`
+    (at most `MAX_EPOCHS_PER_CALL`) when at least two such calls are left and the run trains on for at least
+    `COMPILE_PAYBACK` times the first call's compile (the long program compiles about as long); else 1."""
     per_call = min(MAX_EPOCHS_PER_CALL, int(CALL_SECONDS / max(seconds_per_epoch, 1e-9)))
     if per_call > 1 and left >= 2 * per_call and left * seconds_per_epoch >= COMPILE_PAYBACK * first_compile:
         return per_call
@@ -593,7 +599,7 @@ def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]]
             raise
         for team in teams:
             summarize(team, team.live(), status="done" if until == lead.train.epochs else "paused")
-    return [[{"failed": m.failure} if m.status == "failed" else m.summary for m in group] for group in members]
+    return [[m.summary for m in group] for group in members]
 
 
 def train_population(runs: Sequence[RunSetup], workdirs: Sequence[str], **options) -> list[dict]:
@@ -702,19 +708,6 @@ class _SignalFlag:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
-
-
-def _nonfinite_error(metrics, finite, first_step, ckpt) -> NonFiniteError:
-    bad = int(np.argmin(finite))
-    step = first_step + bad + 1  # 1-based: the update that produced the value
-    terms = tuple(k for k, v in metrics.items() if not np.isfinite(v[bad]))
-    kept = ckpt.steps()
-    where = (f"the last good checkpoint (epoch {kept[-1]}) is kept in {ckpt.directory}" if kept
-             else "no checkpoint was written before it")
-    return NonFiniteError(
-        f"training step {step} produced non-finite {', '.join(terms) or 'values'}; {where}. Lower hp.learning_rate, "
-        "set optim.grad_clip, check the data, or set train.skip_nonfinite=True to skip such updates.",
-        step=step, terms=terms)
 
 
 __all__ = ["Cadence", "Decision", "NOT_IDENTITY", "Scheduler", "StopRequested", "check_run_identity",
