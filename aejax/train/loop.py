@@ -440,9 +440,8 @@ def _evaluate(team: _Team, split: str, keys) -> Callable[[], dict[str, np.ndarra
 
     def fetch():
         means = {s: get() for s, get in pending.items()}
-        names = next(iter(means.values())).keys() if means else ()
         return {k: np.array([means[s][k] if s in means else np.nan for s in range(len(pop.slots))], np.float64)
-                for k in names}
+                for k in next(iter(means.values()), {})}
     return fetch
 
 
@@ -467,9 +466,8 @@ def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[]
             if not finite_i.all() and not opts.skip_nonfinite:
                 m.fail(m_i, finite_i, first_step)
                 continue
-            val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
-            record = epoch_record(epoch, first_step + m.run.steps_per_epoch, m_i, finite_i, val_s,
-                                  skip_nonfinite=opts.skip_nonfinite)
+            record = epoch_record(epoch, first_step + m.run.steps_per_epoch, m_i, finite_i,
+                                  {k: v[s] for k, v in vals.get(i, {}).items()}, skip_nonfinite=opts.skip_nonfinite)
             m.writer.write(record, extra_scalars={"perf/examples_per_s": rate})
             if team.on_record is not None:
                 team.on_record(team.offset + team.members.index(m), record)
@@ -507,9 +505,8 @@ def _save(team: _Team, epoch: int, which: Sequence[_Member] | None = None) -> No
 
 
 def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
-    """The scheduler's one decision over every population's ranked members (a member that failed since the last
-    decision ranks with NaN): the stopped ones finish, the kept ones take their parents' state and new hp (one
-    gather per population), every live member is saved at `end`, then the scheduler records the decision."""
+    """The scheduler's one decision over every population's ranked members (one that failed since the last decision
+    ranks with NaN), applied to each population; every live member is saved at `end`, then the decision recorded."""
     ranked = [(t, t.pop.first_slots()[t.members.index(m)], m) for t in teams for m in t.ranked]
     val = {f"val/{k}": np.array([t.last_val[k][s] if m.status == "training" and k in t.last_val else np.nan
                                  for t, s, m in ranked]) for k in sorted({k for t in teams for k in t.last_val})}
@@ -563,11 +560,10 @@ def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]]
                       progress: bool | None = None, figures: FigureHook | None = None, until: int | None = None,
                       planned: Sequence[int] | None = None, extensions: Sequence[dict | None] | None = None
                       ) -> list[list[dict]]:
-    """Trains populations `groups` ((runs of one structure, their workdirs) each) together: a `scheduler` decides
-    over all their members at once (they train to each of its epochs in turn, the waiting ones' states in host
-    memory). `train_population` is the one-population case; see it for the arguments. `planned` caps each
-    population's width (its size as planned, finished members included); `extensions`, one per member in
-    order, say that the caller already applied the run-identity rule (`check_run_identity`'s results)."""
+    """Trains populations `groups` ((runs of one structure, their workdirs) each) together, a `scheduler` deciding
+    over all their members at once; see `train_population` for the arguments. `planned` caps each population's
+    width (its size as planned, finished members included); `extensions`, one per member in order, say that the
+    caller already applied the run-identity rule (`check_run_identity`'s results)."""
     members = [[_Member(run, w) for run, w in zip(runs, workdirs)] for runs, workdirs in groups]
     flat = [m for group in members for m in group]
     lead = flat[0].run
@@ -657,9 +653,8 @@ def epoch_record(epoch: int, step: int, metrics, finite, val, *, skip_nonfinite:
     return record
 
 
-def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str, dict], steps: int,
-                  epoch_times: list[float], wall_time_s: float, status: str = "done", epochs: int | None = None,
-                  figures: FigureHook | None = None) -> dict:
+def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str, dict], status: str, epochs: int,
+                  steps: int, epoch_times: list[float], wall_time_s: float, figures: FigureHook | None) -> dict:
     """summary.json (flat `split/metric` keys, status, epochs trained, steps, timings, device, the data read; the
     steady steps/s from `epoch_times`, which the loop gives without its first call, compile and warm-up)
     and the figures (`figures`, when train.figures); returns it with the final "params" and the "model"."""
@@ -670,7 +665,7 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
         summary.update({"data/name": data.name, "data/source": data.source or "in-memory arrays"})
         if data.source_hash:
             summary["data/source_hash"] = data.source_hash
-    summary.update({"status": status, "epochs": run.train.epochs if epochs is None else epochs, "steps": steps,
+    summary.update({"status": status, "epochs": epochs, "steps": steps,
                     "wall_time_s": wall_time_s, "device": platform.device_kind(),
                     "deterministic": platform.deterministic_active(),
                     "perf/steps_per_s": run.steps_per_epoch * len(epoch_times) / sum(epoch_times)
@@ -686,13 +681,11 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
 class _SignalFlag:
     """Turns SIGTERM/SIGINT into a flag checked between device calls (a second signal interrupts at once)."""
 
-    def __init__(self):
-        self.signum, self._old = None, {}
+    signum: int | None = None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._old[sig] = signal.signal(sig, self._handle)
+        main = threading.current_thread() is threading.main_thread()
+        self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT) if main}
         return self
 
     def _handle(self, signum, frame):

@@ -137,8 +137,6 @@ class Population:
     def width(self, live: int) -> int:
         """Slots for `live` members: the next power of two, at most the planned size, a multiple of the mesh's
         "runs" axis (a run alone: 1)."""
-        if not self.vmapped:
-            return live
         width = max(min(2 ** math.ceil(math.log2(max(live, 1))), self.planned), live)
         runs_devices = 1 if self.mesh is None else self.mesh.shape["runs"]
         return -(-width // runs_devices) * runs_devices
@@ -147,10 +145,9 @@ class Population:
         return members + members[:1] * (self.width(len(members)) - len(members))
 
     def regroup(self, keep: Sequence[int], copy_from: dict[int, int], hp: dict[int, dict[str, float]]) -> None:
-        """Members `keep` (in order) go on, at a width for their count; each takes the state of
-        `copy_from.get(r, r)` (params and optimizer state: an exploit) and keeps its own hp, updated by
-        `hp[r]`, and its own keys. One gather on the slot axis; the same width compiles nothing new. A run
-        alone can only go on (`keep` [0]) with new hp."""
+        """Members `keep` (in order) go on at the width for their count, each with the params and optimizer state of
+        `copy_from.get(r, r)` (an exploit), its own keys and its own hp updated by `hp[r]`: one gather on the slot
+        axis (the same width compiles nothing new). A run alone can only go on (`keep` [0]) with new hp."""
         if not self.vmapped:
             self.hp = self.shared({**self.hp, **{k: jnp.asarray(v, jnp.float32) for k, v in hp.get(0, {}).items()}})
             return
