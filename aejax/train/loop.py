@@ -282,8 +282,8 @@ def restore_members(members: Sequence[_Member]) -> tuple[list[dict], int]:
 
 @dataclasses.dataclass
 class _Team:
-    """One population in the loop: its members (files), the device side (`Population`, feed, evaluation, the
-    splits) and where it stands (epoch, global step, the call length, its clock)."""
+    """One population in the loop: its members (files), device side (`Population`, feed, evaluation, splits) and
+    where it stands (epoch, call length, clocks)."""
 
     members: list[_Member]
     pop: Population
@@ -628,7 +628,7 @@ def summarize(team: _Team, slots: list[tuple[int, _Member]], *, status: str) -> 
         return
     for _, m in slots:
         m.checkpointer.wait()
-    pop, keys = team.pop, team.pop.final_eval_keys()
+    pop, keys = team.pop, team.pop.fold_eval_key(10**6)  # the final evaluation's keys
     terms = {split: _evaluate(team, split, keys)() for split in team.splits}
     params, steps = pop.fetch(pop.state["params"]), pop.fetch(pop.state["step"])
     times = [t for n, t, _ in team.calls[1:] or team.calls for _ in range(n)]  # the first call warms up: left out

@@ -107,9 +107,7 @@ class Population:
     # -- programs and reads --
     def program(self, fn: Callable, shared: tuple[int, ...] = ()) -> Callable:
         """The single run's `fn`, vmapped over the slots (arguments at `shared` seen whole by every member)."""
-        if not self.vmapped:
-            return fn
-        return over_runs(fn, shared, spmd_axis_name="runs" if self.mesh is not None else None)
+        return over_runs(fn, shared, spmd_axis_name=None if self.mesh is None else "runs") if self.vmapped else fn
 
     def fetch(self, tree):
         """`tree` on the host in one transfer, every slot on every process; a run alone gets a slot axis of one."""
@@ -135,8 +133,7 @@ class Population:
 
     # -- width and gathers --
     def width(self, live: int) -> int:
-        """Slots for `live` members: the next power of two, at most the planned size, a multiple of the mesh's
-        "runs" axis (a run alone: 1)."""
+        """Slots for `live` members: the next power of two, at most the planned size, a multiple of the "runs" axis."""
         width = max(min(2 ** math.ceil(math.log2(max(live, 1))), self.planned), live)
         runs_devices = 1 if self.mesh is None else self.mesh.shape["runs"]
         return -(-width // runs_devices) * runs_devices
@@ -163,12 +160,9 @@ class Population:
         self.slots = slots
 
     def fold_eval_key(self, epoch: int):
-        """Each member's validation key after 0-based `epoch`: fold_in(eval_key, epoch)."""
+        """Each member's validation key after 0-based `epoch`: fold_in(eval_key, epoch); the final evaluation of
+        every split takes epoch 10**6."""
         return (_FOLD_RUNS if self.vmapped else _FOLD)(self.keys["eval"], np.int32(epoch))
-
-    def final_eval_keys(self):
-        """Each member's key for the final evaluation of every split: fold_in(eval_key, 10**6)."""
-        return self.fold_eval_key(10**6)
 
 
 _FOLD = jax.jit(jax.random.fold_in)  # the validation's key, one cached program instead of eager ops per epoch
