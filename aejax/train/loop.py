@@ -201,7 +201,6 @@ class _Member:
     run: RunSetup
     workdir: str
     status: str = "training"  # then "done", "stopped" or "failed"
-    epochs_done: int = 0
     saved_epoch: int = -1
     summary: dict | None = None  # what train_populations returns for the member
     tracker: Any = None
@@ -340,7 +339,6 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
                             capacity=opts.epochs_per_call or MAX_EPOCHS_PER_CALL, batch_sharding=pop.batch_sharding,
                             rows=(*pop.rows, scan_steps) if subsets else None)
     for m in members:
-        m.epochs_done = start
         m.writer = (MetricsWriter(m.workdir, resume_step=start * m.run.steps_per_epoch, tensorboard=opts.tensorboard,
                                   tracker=m.tracker) if is_primary() else NullWriter())
     return _Team(members, pop, feed, evaluate, splits, start, scan_steps, 1 if subsets else opts.epochs_per_call or 1,
@@ -471,7 +469,6 @@ def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[]
             m.writer.write(record, extra_scalars={"perf/examples_per_s": rate})
             if team.on_record is not None:
                 team.on_record(team.offset + team.members.index(m), record)
-            m.epochs_done = epoch + 1
         alive = [s for s, m in live if m.status == "training"]
         bar.set_postfix(loss=f"{np.mean(metrics['loss'][alive, i]) if alive else float('nan'):.4g}",
                         val_mse=f"{np.mean(vals[i]['mse'][alive]) if i in vals and alive else float('nan'):.4g}",
@@ -634,7 +631,7 @@ def summarize(team: _Team, slots: list[tuple[int, _Member]], *, status: str) -> 
     times = [t for n, t, _ in team.calls[1:] or team.calls for _ in range(n)]  # the first call warms up: left out
     for s, m in slots:
         m.summary = write_summary(
-            m.run, Population.member(params, s), m.workdir, status=status, epochs=m.epochs_done,
+            m.run, Population.member(params, s), m.workdir, status=status, epochs=team.epoch,
             split_terms={split: {k: v[s] for k, v in t.items()} for split, t in terms.items()}, steps=int(steps[s]),
             epoch_times=times, figures=team.figures, wall_time_s=time.perf_counter() - team.wall_start)
         m.status = status
