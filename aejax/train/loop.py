@@ -294,8 +294,7 @@ class _Team:
     per_call: int
     offset: int = 0  # the index of its first member among every population's
     calls: list = dataclasses.field(default_factory=list)  # each call's (epochs, seconds per epoch, seconds compiled)
-    mark: float = 0.0  # the clock when the call now timed began
-    compiled: float = 0.0  # compile_seconds() then
+    since: tuple = (0.0, 0.0)  # (time.perf_counter(), compile_seconds()) when the call now timed began
     ranked: list = dataclasses.field(default_factory=list)  # members live when the stretch to a decision began
     last_val: dict = dataclasses.field(default_factory=dict)  # the newest validation means, {term: [slots]}
     on_record: Any = None  # a scheduler's on_record(member, record): it reads the records (`aejax.train.hooks`)
@@ -365,7 +364,7 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
                 if len(teams) > 1:  # on the device for its stretch; the others wait in host memory
                     team.pop.state = team.pop.per_member(team.pop.state)
                 team.ranked, pending = [m for _, m in team.live()], None
-                team.mark, team.compiled = time.perf_counter(), compile_seconds()
+                team.since = time.perf_counter(), compile_seconds()
                 while team.epoch < boundary and team.live():
                     epochs = range(team.epoch, _call_end(team, boundary, eval_cadence, save_cadence))
                     end, last = epochs.stop, epochs.stop == until
@@ -451,8 +450,8 @@ def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[]
     metrics, finite = epoch_metrics(fetched, len(epochs), steps)
     active = active_steps(fetched, len(epochs), steps)  # None: every step is every member's
     vals = val()
-    now, compiled = time.perf_counter(), compile_seconds()
-    seconds = (now - team.mark - (compiled - team.compiled)) / len(epochs)  # compiles timed apart
+    (start, compiled_before), now, compiled = team.since, time.perf_counter(), compile_seconds()
+    seconds = (now - start - (compiled - compiled_before)) / len(epochs)  # compiles timed apart
     rate = len(live) * steps * opts.batch_size / max(seconds, 1e-12)
     for i, epoch in enumerate(epochs):
         for s, m in live:
@@ -474,8 +473,8 @@ def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[]
                         val_mse=f"{np.mean(vals[i]['mse'][alive]) if i in vals and alive else float('nan'):.4g}",
                         ex_s=f"{rate:,.0f}", refresh=False)
         bar.update(1)
-    team.calls.append((len(epochs), seconds, compiled - team.compiled))
-    team.mark, team.compiled, team.last_val = now, compiled, vals.get(len(epochs) - 1, {})
+    team.calls.append((len(epochs), seconds, compiled - compiled_before))
+    team.since, team.last_val = (now, compiled), vals.get(len(epochs) - 1, {})
     if (len(team.calls) == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs)
             and team.feed.rows is None):
         team.per_call = agree(_call_length(seconds, left=until - team.epoch, first_compile=team.calls[0][2]))
@@ -518,16 +517,15 @@ def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
         _save(team, end, [m for _, m in stopped])
         summarize(team, stopped, status="stopped")
         kept = sorted(local[r] for r in decision.keep if r in local and team.members[local[r]].status == "training")
-        for r, hp in decision.hp.items():  # a member's config.json says the hp it trains with from here on
-            if r in local:
-                m = team.members[local[r]]
-                m.run = dataclasses.replace(m.run, config=resolve_config(m.run.config, {f"hp.{k}": float(v)
-                                                                                         for k, v in hp.items()}))
-                if is_primary():
-                    write_atomically(os.path.join(m.workdir, "config.json"), config_to_json(m.run.config))
+        hp = {local[r]: h for r, h in decision.hp.items() if r in local}
+        for r, h in hp.items():  # a member's config.json says the hp it trains with from here on
+            m = team.members[r]
+            m.run = dataclasses.replace(m.run, config=resolve_config(m.run.config, {f"hp.{k}": float(v)
+                                                                                     for k, v in h.items()}))
+            if is_primary():
+                write_atomically(os.path.join(m.workdir, "config.json"), config_to_json(m.run.config))
         if kept:
-            team.pop.regroup(kept, {local[a]: local[b] for a, b in decision.copy_from.items() if a in local},
-                             {local[r]: h for r, h in decision.hp.items() if r in local})
+            team.pop.regroup(kept, {local[a]: local[b] for a, b in decision.copy_from.items() if a in local}, hp)
             team.feed.update(team.pop.hp, team.pop.keys["data"], team.pop.keys["loop"], team.pop.keys["eval"],
                              *([(*team.pop.rows, team.scan_steps)] if team.pop.rows is not None else []))
         if getattr(scheduler, "save_at_decisions", True):  # a resumed search finds every member at `end`
