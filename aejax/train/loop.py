@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -200,10 +201,8 @@ class _Member:
     run: RunSetup
     workdir: str
     status: str = "training"  # then "done", "stopped" or "failed"
-    failure: NonFiniteError | None = None
-    epochs_done: int = 0
     saved_epoch: int = -1
-    summary: dict | None = None
+    summary: dict | None = None  # what train_populations returns for the member
     tracker: Any = None
     writer: Any = None
     checkpointer: Any = None
@@ -227,11 +226,21 @@ class _Member:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        self.checkpointer.wait()
-        self.checkpointer.close()
+        self.checkpointer.close()  # once every save is on disk
 
-    def fail(self, err: NonFiniteError) -> None:
-        self.status, self.failure = "failed", err
+    def fail(self, metrics, finite, first_step: int) -> None:
+        """Its epoch from global step `first_step` went non-finite: status "failed", the error in failed.json."""
+        bad = int(np.argmin(finite))
+        step = first_step + bad + 1  # 1-based: the update that produced the value
+        terms = tuple(k for k, v in metrics.items() if not np.isfinite(v[bad]))
+        kept = self.checkpointer.steps()
+        where = (f"the last good checkpoint (epoch {kept[-1]}) is kept in {self.checkpointer.directory}" if kept
+                 else "no checkpoint was written before it")
+        err = NonFiniteError(
+            f"training step {step} produced non-finite {', '.join(terms) or 'values'}; {where}. Lower "
+            "hp.learning_rate, set optim.grad_clip, check the data, or set train.skip_nonfinite=True to skip such "
+            "updates.", step=step, terms=terms)
+        self.status, self.summary = "failed", {"failed": err}
         if is_primary():
             write_atomically(os.path.join(self.workdir, "failed.json"),
                              json.dumps({"error": str(err), "step": err.step, "terms": list(err.terms)}, indent=2))
@@ -254,9 +263,8 @@ def restore_members(members: Sequence[_Member]) -> tuple[list[dict], int]:
             print(f"aejax: warning: {err}; falling back to the previous checkpoint.", file=sys.stderr, flush=True)
             common, epoch = {e for e in common if e < epoch}, 0
     for m in members:
-        for step in m.checkpointer.steps():
-            if step > epoch:
-                m.checkpointer.delete(step)
+        for step in [s for s in m.checkpointer.steps() if s > epoch]:
+            m.checkpointer.delete(step)
     if trees is None:
         return [m.run.init_state() for m in members], 0
     for m, tree in zip(members, trees):
@@ -273,24 +281,20 @@ def restore_members(members: Sequence[_Member]) -> tuple[list[dict], int]:
 
 @dataclasses.dataclass
 class _Team:
-    """One population in the loop: its members (files), the device side (`Population`, feed, evaluation, the
-    splits) and where it stands (epoch, global step, the call length, its clock)."""
+    """One population in the loop: its members (files), device side (`Population`, feed, evaluation, splits) and
+    where it stands (epoch, call length, clocks)."""
 
     members: list[_Member]
     pop: Population
     feed: Any
     evaluate: Callable
-    splits: list  # (x, y) of train, val, test (members that see subsets: the shared training split and test split)
+    splits: dict  # {"train", "val", "test": (x, y)} (members that see subsets: the shared splits)
     epoch: int
     scan_steps: int  # the steps of an epoch's scan (members that see subsets: the longest member's)
     per_call: int
     offset: int = 0  # the index of its first member among every population's
-    calls: int = 0
-    warmup_epochs: int = 0  # the first call's epochs: its first run warms up (like the bare scan's first epoch)
-    first_compile: float = 0.0  # seconds the first call compiled
-    epoch_times: list = dataclasses.field(default_factory=list)
-    mark: float = 0.0
-    compiled: float = 0.0
+    calls: list = dataclasses.field(default_factory=list)  # each call's (epochs, seconds per epoch, seconds compiled)
+    since: tuple = (0.0, 0.0)  # (time.perf_counter(), compile_seconds()) when the call now timed began
     ranked: list = dataclasses.field(default_factory=list)  # members live when the stretch to a decision began
     last_val: dict = dataclasses.field(default_factory=dict)  # the newest validation means, {term: [slots]}
     on_record: Any = None  # a scheduler's on_record(member, record): it reads the records (`aejax.train.hooks`)
@@ -313,15 +317,15 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
         raise ValueError("the members of a population see subsets of one shared dataset, or all see every row.")
     pop = Population(states, [m.run.hp for m in members], keys, vmapped=vmapped, planned=planned,
                      data_parallel=opts.data_parallel, tables=[m.run.rows.train for m in members] if subsets else None)
-    precision = MATMUL_PRECISIONS[opts.matmul_precision]
+    measure = dict(batch_size=opts.eval_batch_size, precision=MATMUL_PRECISIONS[opts.matmul_precision])
     example_bytes = 4 * int(np.prod(lead.dataset.input_shape))
-    evaluate = make_eval_fn(lead.model, batch_size=opts.eval_batch_size, program=pop.program, fetch=pop.fetch,
+    evaluate = make_eval_fn(lead.model, program=pop.program, fetch=pop.fetch, **measure,
                             host_chunk_batches=max(1, CHUNK_BYTES // (example_bytes * opts.eval_batch_size))
-                            if lead.streams else 0, precision=precision)
+                            if lead.streams else 0)
     data = lead.whole if subsets else lead.dataset
-    splits = [(s.x, s.y) if name == "train" and lead.streams else (pop.shared(s.x), pop.shared(s.y))
-              for name, s in (("train", data.train), ("val", data.val), ("test", data.test))]
-    (x, y), common = splits[0], dict(data_key=pop.keys["data"], loop_key=pop.keys["loop"],
+    splits = {name: (s.x, s.y) if name == "train" and lead.streams else pop.shared((s.x, s.y))
+              for name, s in (("train", data.train), ("val", data.val), ("test", data.test))}
+    (x, y), common = splits["train"], dict(data_key=pop.keys["data"], loop_key=pop.keys["loop"],
                                      batch_size=opts.batch_size, program=pop.program)
     scan_steps = max(len(m.run.rows.train) for m in members) // opts.batch_size if subsets else lead.steps_per_epoch
     if lead.streams and not subsets:
@@ -329,28 +333,18 @@ def _build_team(members: list[_Member], states: list[dict], start: int, *, vmapp
                                 steps_per_epoch=lead.steps_per_epoch, members=len(members))
         feed = HostStream(lead.train_step(), x, y, pop.hp, chunk_steps=chunk, **common)
     else:
-        feed = DeviceEpochs(lead.train_step(), x, y, pop.hp, **common, eval_key=pop.keys["eval"], val=splits[1],
-                            split_sums=make_split_sums(lead.model, batch_size=opts.eval_batch_size,
-                                                       precision=precision),
+        feed = DeviceEpochs(lead.train_step(), x, y, pop.hp, **common, eval_key=pop.keys["eval"], val=splits["val"],
+                            split_sums=make_split_sums(lead.model, **measure),
                             capacity=opts.epochs_per_call or MAX_EPOCHS_PER_CALL, batch_sharding=pop.batch_sharding,
                             rows=(*pop.rows, scan_steps) if subsets else None)
     for m in members:
-        m.epochs_done = start
         m.writer = (MetricsWriter(m.workdir, resume_step=start * m.run.steps_per_epoch, tensorboard=opts.tensorboard,
                                   tracker=m.tracker) if is_primary() else NullWriter())
     return _Team(members, pop, feed, evaluate, splits, start, scan_steps, 1 if subsets else opts.epochs_per_call or 1,
-                 **team_options, member_eval=make_eval_fn(lead.model, batch_size=opts.eval_batch_size,
-                                                          precision=precision) if subsets else None)
+                 **team_options, member_eval=make_eval_fn(lead.model, **measure) if subsets else None)
 
 
 # -- the loop --------------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class _Call:
-    epochs: range
-    parts: Any
-    val: Callable[[], dict[int, dict[str, np.ndarray]]]  # fetches {position in epochs: validation means by slot}
-
 
 def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progress: bool) -> None:
     """Trains every population to epoch `until`, deciding with `scheduler` at its epochs."""
@@ -370,7 +364,7 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
                 if len(teams) > 1:  # on the device for its stretch; the others wait in host memory
                     team.pop.state = team.pop.per_member(team.pop.state)
                 team.ranked, pending = [m for _, m in team.live()], None
-                team.mark, team.compiled = time.perf_counter(), compile_seconds()
+                team.since = time.perf_counter(), compile_seconds()
                 while team.epoch < boundary and team.live():
                     epochs = range(team.epoch, _call_end(team, boundary, eval_cadence, save_cadence))
                     end, last = epochs.stop, epochs.stop == until
@@ -378,14 +372,14 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
                     due = [eval_cadence.due(e + 1, last=e + 1 == until) or (decides and e + 1 == boundary)
                            for e in epochs]
                     team.pop.state, parts, sums = team.feed(team.pop.state, epochs, due)
-                    call = _Call(epochs, parts, _validation(team, sums, due))
+                    record = functools.partial(_record, team, bar, until, epochs, parts, _validation(team, sums, due))
                     if pending is not None:  # the previous call's host work, while this one runs
-                        _record(team, pending, bar, until)
+                        pending()
                     save = agree(not (at_decision and saves_at_decisions) and save_cadence.due(
                         end, last=last, seconds_since=time.perf_counter() - last_save))
-                    pending = call if opts.async_metrics and not (last or save or end == boundary) else None
+                    pending = record if opts.async_metrics and not (last or save or end == boundary) else None
                     if pending is None:
-                        _record(team, call, bar, until)
+                        record()
                     stopping = stop.requested()  # a signal that came during the records saves here
                     if pending is None and (save or (stopping and not (at_decision and saves_at_decisions))):
                         _save(team, end)
@@ -393,10 +387,10 @@ def train(teams: list[_Team], *, scheduler: Scheduler | None, until: int, progre
                     team.epoch = end
                     if stopping and not last and team.live() and not at_decision:  # a due decision is taken first
                         if pending is not None:
-                            _record(team, pending, bar, until)
+                            pending()
                         _stop(teams, stop.signum)
                 if pending is not None:
-                    _record(team, pending, bar, until)
+                    pending()
                 if len(teams) > 1:
                     team.pop.state = team.pop.fetch(team.pop.state)
             if decides and any(t.ranked for t in teams):
@@ -417,54 +411,49 @@ def _call_end(team: _Team, boundary: int, eval_cadence: Cadence, save_cadence: C
 
 def _validation(team: _Team, sums, due: list[bool]) -> Callable[[], dict[int, dict[str, np.ndarray]]]:
     """The function that fetches a call's validation means, {position in the call: {term: [slots]}}: from the
-    sums the call computed inside (`sums`), or a validation dispatched now, after the call (a call that does
-    not validate inside ends at its one validation; members that see subsets: each on its own rows)."""
-    if sums is not None and team.member_eval is None:
+    `sums` the call computed inside, or a validation dispatched now (a call not validating inside ends there)."""
+    if sums is not None:
         def fetch():
-            fetched, n = team.pop.fetch(sums), len(team.splits[1][1])
+            fetched, n = team.pop.fetch(sums), len(team.splits["val"][1])
             return {i: {k: np.asarray(v[:, i], np.float64) / n for k, v in fetched.items()}
                     for i, d in enumerate(due) if d}
         return fetch
     if not due[-1]:
         return dict
-    key = team.pop.fold_eval_key(len(due) - 1 + team.epoch)
-    means = _member_eval(team, "val", key) if team.member_eval is not None else \
-        team.evaluate(team.pop.state["params"], *team.splits[1], team.pop.hp, key, fetch=False)
+    means = _evaluate(team, "val", team.pop.fold_eval_key(len(due) - 1 + team.epoch))
     return lambda: {len(due) - 1: means()}
 
 
-def _member_eval(team: _Team, split: str, keys) -> Callable[[], dict[str, np.ndarray]]:
-    """Members that see subsets: each live member's `split` ("train" or "val": its own rows) evaluated by the single
-    run's program with its params, hp and key of `keys`, dispatched now; returns the function that fetches
-    {term: [slots]} (NaN at slots of no live member)."""
+def _evaluate(team: _Team, split: str, keys) -> Callable[[], dict[str, np.ndarray]]:
+    """Dispatches the evaluation of `split` with each slot's key of `keys`; returns the function that fetches
+    {term: [slots]}. Members that see subsets: the train and val splits are each live member's own rows, evaluated
+    by the single run's program, one call per member (NaN at slots of no live member)."""
     pop = team.pop
+    if team.member_eval is None or split == "test":
+        return team.evaluate(pop.state["params"], *team.splits[split], pop.hp, keys, fetch=False)
     pending = {s: team.member_eval(pop.slot(pop.state["params"], s), getattr(m.run.dataset, split).x,
                                    getattr(m.run.dataset, split).y, pop.slot(pop.hp, s), pop.slot(keys, s), fetch=False)
                for s, m in team.live()}
 
     def fetch():
         means = {s: get() for s, get in pending.items()}
-        names = next(iter(means.values())).keys() if means else ()
         return {k: np.array([means[s][k] if s in means else np.nan for s in range(len(pop.slots))], np.float64)
-                for k in names}
+                for k in next(iter(means.values()), {})}
     return fetch
 
 
-def _record(team: _Team, call: _Call, bar, until: int) -> None:
-    """Fetches a call's metrics (and validation), writes every live member's records, stops the members that
-    went non-finite; keeps the validation means of the call's last epoch by slot (`team.last_val`)."""
-    run, live = team.members[0].run, team.live()
-    steps, opts = team.scan_steps, run.train
-    fetched = team.pop.fetch(list(call.parts))
-    metrics, finite = epoch_metrics(fetched, len(call.epochs), steps)
-    active = active_steps(fetched, len(call.epochs), steps)  # None: every step is every member's
-    vals = call.val()
-    now, compiled = time.perf_counter(), compile_seconds()
-    seconds = (now - team.mark - (compiled - team.compiled)) / len(call.epochs)  # compiles timed apart
-    team.first_compile = compiled - team.compiled if team.calls == 0 else team.first_compile
-    team.mark, team.compiled = now, compiled
+def _record(team: _Team, bar, until: int, epochs: range, parts, val: Callable[[], dict]) -> None:
+    """Fetches a call's metrics and validation (`val()`: {position in `epochs`: {term: [slots]}}), writes the live
+    members' records, fails the non-finite ones; keeps the last epoch's validation means (`team.last_val`)."""
+    live, steps, opts = team.live(), team.scan_steps, team.members[0].run.train
+    fetched = team.pop.fetch(list(parts))
+    metrics, finite = epoch_metrics(fetched, len(epochs), steps)
+    active = active_steps(fetched, len(epochs), steps)  # None: every step is every member's
+    vals = val()
+    (start, compiled_before), now, compiled = team.since, time.perf_counter(), compile_seconds()
+    seconds = (now - start - (compiled - compiled_before)) / len(epochs)  # compiles timed apart
     rate = len(live) * steps * opts.batch_size / max(seconds, 1e-12)
-    for i, epoch in enumerate(call.epochs):
+    for i, epoch in enumerate(epochs):
         for s, m in live:
             own = slice(None) if active is None else active[s, i]  # the member's own steps of the epoch
             m_i, finite_i = {k: v[s, i][own] for k, v in metrics.items()}, finite[s, i][own]
@@ -472,33 +461,29 @@ def _record(team: _Team, call: _Call, bar, until: int) -> None:
                 continue
             first_step = epoch * m.run.steps_per_epoch  # the member's global step: its own steps per epoch
             if not finite_i.all() and not opts.skip_nonfinite:
-                m.fail(_nonfinite_error(m_i, finite_i, first_step, m.checkpointer))
+                m.fail(m_i, finite_i, first_step)
                 continue
-            val_s = {k: v[s] for k, v in vals[i].items()} if i in vals else {}
-            record = epoch_record(epoch, first_step + m.run.steps_per_epoch, m_i, finite_i, val_s,
-                                  skip_nonfinite=opts.skip_nonfinite)
+            record = epoch_record(epoch, first_step + m.run.steps_per_epoch, m_i, finite_i,
+                                  {k: v[s] for k, v in vals.get(i, {}).items()}, skip_nonfinite=opts.skip_nonfinite)
             m.writer.write(record, extra_scalars={"perf/examples_per_s": rate})
             if team.on_record is not None:
                 team.on_record(team.offset + team.members.index(m), record)
-            m.epochs_done = epoch + 1
         alive = [s for s, m in live if m.status == "training"]
-        team.epoch_times.append(seconds)
         bar.set_postfix(loss=f"{np.mean(metrics['loss'][alive, i]) if alive else float('nan'):.4g}",
                         val_mse=f"{np.mean(vals[i]['mse'][alive]) if i in vals and alive else float('nan'):.4g}",
                         ex_s=f"{rate:,.0f}", refresh=False)
         bar.update(1)
-    team.calls += 1
-    team.warmup_epochs = team.warmup_epochs or len(call.epochs)
-    team.last_val = vals.get(len(call.epochs) - 1, {})
-    if team.calls == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs) and team.feed.rows is None:
-        team.per_call = agree(_call_length(seconds, left=until - team.epoch, first_compile=team.first_compile))
+    team.calls.append((len(epochs), seconds, compiled - compiled_before))
+    team.since, team.last_val = (now, compiled), vals.get(len(epochs) - 1, {})
+    if (len(team.calls) == 2 and not opts.epochs_per_call and isinstance(team.feed, DeviceEpochs)
+            and team.feed.rows is None):
+        team.per_call = agree(_call_length(seconds, left=until - team.epoch, first_compile=team.calls[0][2]))
 
 
 def _call_length(seconds_per_epoch: float, *, left: int, first_compile: float) -> int:
-    """train.epochs_per_call=0: from the second call's time (the first one's warms up), as many epochs per call
-    as fill about `CALL_SECONDS`, at most `MAX_EPOCHS_PER_CALL` (one program runs every call length), when the
-    run has at least two such calls left and trains on for at least `COMPILE_PAYBACK` times the first call's
-    compile (the long program compiles about as long); else one epoch per call."""
+    """train.epochs_per_call=0: from the second call's time, as many epochs per call as fill about `CALL_SECONDS`
+    (at most `MAX_EPOCHS_PER_CALL`) when at least two such calls are left and the run trains on for at least
+    `COMPILE_PAYBACK` times the first call's compile (the long program compiles about as long); else 1."""
     per_call = min(MAX_EPOCHS_PER_CALL, int(CALL_SECONDS / max(seconds_per_epoch, 1e-9)))
     if per_call > 1 and left >= 2 * per_call and left * seconds_per_epoch >= COMPILE_PAYBACK * first_compile:
         return per_call
@@ -516,15 +501,12 @@ def _save(team: _Team, epoch: int, which: Sequence[_Member] | None = None) -> No
 
 
 def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
-    """The scheduler's one decision over every population's ranked members (a member that failed since the last
-    decision ranks with NaN): the stopped ones finish, the kept ones take their parents' state and new hp (one
-    gather per population), every live member is saved at `end`, then the scheduler records the decision."""
-    ranked = [(t, t.offset + t.members.index(m), s, m) for t in teams for m in t.ranked
-              for s in [t.pop.first_slots()[t.members.index(m)]]]
-    names = sorted({k for t in teams for k in getattr(t, "last_val", {})})
+    """The scheduler's one decision over every population's ranked members (one that failed since the last decision
+    ranks with NaN), applied to each population; every live member is saved at `end`, then the decision recorded."""
+    ranked = [(t, t.pop.first_slots()[t.members.index(m)], m) for t in teams for m in t.ranked]
     val = {f"val/{k}": np.array([t.last_val[k][s] if m.status == "training" and k in t.last_val else np.nan
-                                 for t, _, s, m in ranked]) for k in names}
-    ids = [r for _, r, _, _ in ranked]
+                                 for t, s, m in ranked]) for k in sorted({k for t in teams for k in t.last_val})}
+    ids = [t.offset + t.members.index(m) for t, _, m in ranked]
     decision = scheduler.decide(end, ids, val)
     named = set(decision.keep) | set(decision.copy_from) | set(decision.copy_from.values()) | set(decision.hp)
     if not named <= set(ids):
@@ -535,22 +517,20 @@ def _decide(teams: list[_Team], scheduler: Scheduler, end: int) -> None:
         _save(team, end, [m for _, m in stopped])
         summarize(team, stopped, status="stopped")
         kept = sorted(local[r] for r in decision.keep if r in local and team.members[local[r]].status == "training")
-        for r, hp in decision.hp.items():  # a member's config.json says the hp it trains with from here on
-            if r in local:
-                m = team.members[local[r]]
-                m.run = dataclasses.replace(m.run, config=resolve_config(m.run.config, {f"hp.{k}": float(v)
-                                                                                         for k, v in hp.items()}))
-                if is_primary():
-                    write_atomically(os.path.join(m.workdir, "config.json"), config_to_json(m.run.config))
+        hp = {local[r]: h for r, h in decision.hp.items() if r in local}
+        for r, h in hp.items():  # a member's config.json says the hp it trains with from here on
+            m = team.members[r]
+            m.run = dataclasses.replace(m.run, config=resolve_config(m.run.config, {f"hp.{k}": float(v)
+                                                                                     for k, v in h.items()}))
+            if is_primary():
+                write_atomically(os.path.join(m.workdir, "config.json"), config_to_json(m.run.config))
         if kept:
-            team.pop.regroup(kept, {local[a]: local[b] for a, b in decision.copy_from.items() if a in local},
-                             {local[r]: h for r, h in decision.hp.items() if r in local})
+            team.pop.regroup(kept, {local[a]: local[b] for a, b in decision.copy_from.items() if a in local}, hp)
             team.feed.update(team.pop.hp, team.pop.keys["data"], team.pop.keys["loop"], team.pop.keys["eval"],
                              *([(*team.pop.rows, team.scan_steps)] if team.pop.rows is not None else []))
         if getattr(scheduler, "save_at_decisions", True):  # a resumed search finds every member at `end`
             _save(team, end)
         team.ranked = []
-    for team in teams:
         for m in team.members:
             m.checkpointer.wait()
     scheduler.commit(end)
@@ -575,11 +555,10 @@ def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]]
                       progress: bool | None = None, figures: FigureHook | None = None, until: int | None = None,
                       planned: Sequence[int] | None = None, extensions: Sequence[dict | None] | None = None
                       ) -> list[list[dict]]:
-    """Trains populations `groups` ((runs of one structure, their workdirs) each) together: a `scheduler` decides
-    over all their members at once (they train to each of its epochs in turn, the waiting ones' states in host
-    memory). `train_population` is the one-population case; see it for the arguments. `planned` caps each
-    population's width (its size as planned, finished members included); `extensions`, one per member in
-    order, say that the caller already applied the run-identity rule (`check_run_identity`'s results)."""
+    """Trains populations `groups` ((runs of one structure, their workdirs) each) together, a `scheduler` deciding
+    over all their members at once; see `train_population` for the arguments. `planned` caps each population's
+    width (its size as planned, finished members included); `extensions`, one per member in order, say that the
+    caller already applied the run-identity rule (`check_run_identity`'s results)."""
     members = [[_Member(run, w) for run, w in zip(runs, workdirs)] for runs, workdirs in groups]
     flat = [m for group in members for m in group]
     lead = flat[0].run
@@ -611,7 +590,7 @@ def train_populations(groups: Sequence[tuple[Sequence[RunSetup], Sequence[str]]]
             raise
         for team in teams:
             summarize(team, team.live(), status="done" if until == lead.train.epochs else "paused")
-    return [[{"failed": m.failure} if m.status == "failed" else m.summary for m in group] for group in members]
+    return [[m.summary for m in group] for group in members]
 
 
 def train_population(runs: Sequence[RunSetup], workdirs: Sequence[str], **options) -> list[dict]:
@@ -644,19 +623,13 @@ def summarize(team: _Team, slots: list[tuple[int, _Member]], *, status: str) -> 
         return
     for _, m in slots:
         m.checkpointer.wait()
-    keys, pop = team.pop.final_eval_keys(), team.pop
-    if team.member_eval is not None:  # each member's own train and val rows; the shared test split as one program
-        own = {name: _member_eval(team, name, keys) for name in ("train", "val")}
-        terms = {**{name: get() for name, get in own.items()},
-                 "test": team.evaluate(pop.state["params"], *team.splits[2], pop.hp, keys)}
-    else:
-        terms = {name: team.evaluate(pop.state["params"], x, y, pop.hp, keys) for name, (x, y) in
-                 zip(("train", "val", "test"), team.splits)}
+    pop, keys = team.pop, team.pop.fold_eval_key(10**6)  # the final evaluation's keys
+    terms = {split: _evaluate(team, split, keys)() for split in team.splits}
     params, steps = pop.fetch(pop.state["params"]), pop.fetch(pop.state["step"])
-    times = team.epoch_times[team.warmup_epochs:] or team.epoch_times
+    times = [t for n, t, _ in team.calls[1:] or team.calls for _ in range(n)]  # the first call warms up: left out
     for s, m in slots:
         m.summary = write_summary(
-            m.run, Population.member(params, s), m.workdir, status=status, epochs=m.epochs_done,
+            m.run, Population.member(params, s), m.workdir, status=status, epochs=team.epoch,
             split_terms={split: {k: v[s] for k, v in t.items()} for split, t in terms.items()}, steps=int(steps[s]),
             epoch_times=times, figures=team.figures, wall_time_s=time.perf_counter() - team.wall_start)
         m.status = status
@@ -675,9 +648,8 @@ def epoch_record(epoch: int, step: int, metrics, finite, val, *, skip_nonfinite:
     return record
 
 
-def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str, dict], steps: int,
-                  epoch_times: list[float], wall_time_s: float, status: str = "done", epochs: int | None = None,
-                  figures: FigureHook | None = None) -> dict:
+def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str, dict], status: str, epochs: int,
+                  steps: int, epoch_times: list[float], wall_time_s: float, figures: FigureHook | None) -> dict:
     """summary.json (flat `split/metric` keys, status, epochs trained, steps, timings, device, the data read; the
     steady steps/s from `epoch_times`, which the loop gives without its first call, compile and warm-up)
     and the figures (`figures`, when train.figures); returns it with the final "params" and the "model"."""
@@ -688,7 +660,7 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
         summary.update({"data/name": data.name, "data/source": data.source or "in-memory arrays"})
         if data.source_hash:
             summary["data/source_hash"] = data.source_hash
-    summary.update({"status": status, "epochs": run.train.epochs if epochs is None else epochs, "steps": steps,
+    summary.update({"status": status, "epochs": epochs, "steps": steps,
                     "wall_time_s": wall_time_s, "device": platform.device_kind(),
                     "deterministic": platform.deterministic_active(),
                     "perf/steps_per_s": run.steps_per_epoch * len(epoch_times) / sum(epoch_times)
@@ -704,13 +676,11 @@ def write_summary(run: RunSetup, params, workdir: str, *, split_terms: dict[str,
 class _SignalFlag:
     """Turns SIGTERM/SIGINT into a flag checked between device calls (a second signal interrupts at once)."""
 
-    def __init__(self):
-        self.signum, self._old = None, {}
+    signum: int | None = None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._old[sig] = signal.signal(sig, self._handle)
+        main = threading.current_thread() is threading.main_thread()
+        self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT) if main}
         return self
 
     def _handle(self, signum, frame):
@@ -726,19 +696,6 @@ class _SignalFlag:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
-
-
-def _nonfinite_error(metrics, finite, first_step, ckpt) -> NonFiniteError:
-    bad = int(np.argmin(finite))
-    step = first_step + bad + 1  # 1-based: the update that produced the value
-    terms = tuple(k for k, v in metrics.items() if not np.isfinite(v[bad]))
-    kept = ckpt.steps()
-    where = (f"the last good checkpoint (epoch {kept[-1]}) is kept in {ckpt.directory}" if kept
-             else "no checkpoint was written before it")
-    return NonFiniteError(
-        f"training step {step} produced non-finite {', '.join(terms) or 'values'}; {where}. Lower hp.learning_rate, "
-        "set optim.grad_clip, check the data, or set train.skip_nonfinite=True to skip such updates.",
-        step=step, terms=terms)
 
 
 __all__ = ["Cadence", "Decision", "NOT_IDENTITY", "Scheduler", "StopRequested", "check_run_identity",

@@ -46,8 +46,7 @@ class Population:
 
     @staticmethod
     def run_axis(runs_axis: bool | None, members: int) -> bool:
-        """Whether populations of `members` runs in all carry the run axis: asked for, or by default with several
-        (a run alone keeps its own programs)."""
+        """Whether populations of `members` runs in all carry the run axis (by default: with several)."""
         vmapped = members > 1 if runs_axis is None else bool(runs_axis)
         if not vmapped and members != 1:
             raise ValueError(f"{members} runs need a run axis (runs_axis=True).")
@@ -108,9 +107,7 @@ class Population:
     # -- programs and reads --
     def program(self, fn: Callable, shared: tuple[int, ...] = ()) -> Callable:
         """The single run's `fn`, vmapped over the slots (arguments at `shared` seen whole by every member)."""
-        if not self.vmapped:
-            return fn
-        return over_runs(fn, shared, spmd_axis_name="runs" if self.mesh is not None else None)
+        return over_runs(fn, shared, spmd_axis_name=None if self.mesh is None else "runs") if self.vmapped else fn
 
     def fetch(self, tree):
         """`tree` on the host in one transfer, every slot on every process; a run alone gets a slot axis of one."""
@@ -136,10 +133,7 @@ class Population:
 
     # -- width and gathers --
     def width(self, live: int) -> int:
-        """Slots for `live` members: the next power of two, at most the planned size, a multiple of the mesh's
-        "runs" axis (a run alone: 1)."""
-        if not self.vmapped:
-            return live
+        """Slots for `live` members: the next power of two, at most the planned size, a multiple of the "runs" axis."""
         width = max(min(2 ** math.ceil(math.log2(max(live, 1))), self.planned), live)
         runs_devices = 1 if self.mesh is None else self.mesh.shape["runs"]
         return -(-width // runs_devices) * runs_devices
@@ -148,42 +142,30 @@ class Population:
         return members + members[:1] * (self.width(len(members)) - len(members))
 
     def regroup(self, keep: Sequence[int], copy_from: dict[int, int], hp: dict[int, dict[str, float]]) -> None:
-        """Members `keep` (in order) go on, at a width for their count; each takes the state of
-        `copy_from.get(r, r)` (params and optimizer state: an exploit) and keeps its own hp, updated by
-        `hp[r]`, and its own keys. One gather on the slot axis; the same width compiles nothing new. A run
-        alone can only go on (`keep` [0]) with new hp."""
+        """Members `keep` (in order) go on at the width for their count, each with the params and optimizer state of
+        `copy_from.get(r, r)` (an exploit), its own keys and its own hp updated by `hp[r]`: one gather on the slot
+        axis (the same width compiles nothing new). A run alone can only go on (`keep` [0]) with new hp."""
         if not self.vmapped:
             self.hp = self.shared({**self.hp, **{k: jnp.asarray(v, jnp.float32) for k, v in hp.get(0, {}).items()}})
             return
-        first = self.first_slots()
-        slots = self._slot_table(list(keep))
+        first, slots = self.first_slots(), self._slot_table(list(keep))
         take = lambda tree, sources: jax.tree_util.tree_map(
             lambda a: jnp.take(a, jnp.asarray([first[r] for r in sources]), axis=0), tree)
-        state = take(self.state, [copy_from.get(r, r) for r in slots])
-        new_hp = take(self.hp, slots)
+        new_hp, self.keys, self.rows = take((self.hp, self.keys, self.rows), slots)
         for i, r in enumerate(slots):
             for name, value in hp.get(r, {}).items():
                 new_hp[name] = new_hp[name].at[i].set(value)
-        self.keys = {name: self.per_member(take(k, slots)) for name, k in self.keys.items()}
-        if self.rows is not None:
-            self.rows = tuple(self.per_member(take(a, slots)) for a in self.rows)
-        self.state, self.hp, self.slots = self.per_member(state), self.per_member(new_hp), slots
+        self.state, self.hp, self.keys, self.rows = self.per_member(
+            (take(self.state, [copy_from.get(r, r) for r in slots]), new_hp, self.keys, self.rows))
+        self.slots = slots
 
     def fold_eval_key(self, epoch: int):
-        """Each member's validation key after 0-based `epoch`: fold_in(eval_key, epoch)."""
+        """Each member's validation key after 0-based `epoch`: fold_in(eval_key, epoch); the final evaluation of
+        every split takes epoch 10**6."""
         return (_FOLD_RUNS if self.vmapped else _FOLD)(self.keys["eval"], np.int32(epoch))
-
-    def final_eval_keys(self):
-        """Each member's key for the final evaluation of every split."""
-        return (jax.vmap(final_eval_key) if self.vmapped else final_eval_key)(self.keys["eval"])
-
-
-def final_eval_key(eval_key: jax.Array) -> jax.Array:
-    """The key of the final evaluation of every split, from the run's eval key."""
-    return jax.random.fold_in(eval_key, 10**6)
 
 
 _FOLD = jax.jit(jax.random.fold_in)  # the validation's key, one cached program instead of eager ops per epoch
 _FOLD_RUNS = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
 
-__all__ = ["Population", "final_eval_key", "stack"]
+__all__ = ["Population", "stack"]
