@@ -273,3 +273,38 @@ def test_a_search_refused_for_a_bad_sampled_value_writes_nothing(tmp_path, capsy
     assert main(argv) == 2
     assert "hp.learning_rate must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
+
+
+def test_a_search_over_two_populations_stopped_by_a_signal_mid_stretch_resumes_to_the_same_search(tmp_path,
+                                                                                                monkeypatch):
+    """SIGTERM while the second population trains toward the first rung, the first one already there (parked in
+    host memory): both are saved where they stand; resumed, the first population must still be ranked at the
+    rung, so the decisions and results equal the uninterrupted search's (a resumed search deletes checkpoints at or
+    past its next undecided rung: the first population trains to the rung again, the same bits)."""
+    import signal
+
+    import aejax.train.loop as loop
+
+    kwargs = dict(overrides={**QUIET, "train.epochs": 4, "train.epochs_per_call": 1, "train.async_metrics": False},
+                  grid=["model.code_size=8,16"], space=SPACE, sample=3, sampler="sobol", search=HALVING,
+                  progress=False)
+    out = run_sweep("digits_ae", str(tmp_path / "whole"), **kwargs)
+    write, sent = loop.MetricsWriter.write, []
+
+    def signalling(self, record, **kw):
+        write(self, record, **kw)
+        if record["epoch"] == 1 and "code_size=16" in self.path and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+
+    monkeypatch.setattr(loop.MetricsWriter, "write", signalling)
+    with pytest.raises(loop.StopRequested):
+        run_sweep("digits_ae", str(tmp_path / "stopped"), **kwargs)
+    monkeypatch.undo()
+    steps = {d.name.split("_")[-1]: os.listdir(d / "checkpoints") for d in (tmp_path / "stopped" / "runs").iterdir()}
+    assert steps == {"code_size=8": ["2"], "code_size=16": ["1"]}  # the first population at the rung, parked
+    again = run_sweep("digits_ae", str(tmp_path / "stopped"), **kwargs)
+    decisions = [json.loads((tmp_path / d / "search.json").read_text())["decisions"] for d in ("whole", "stopped")]
+    assert decisions[1] == decisions[0] and decisions[0]["2"]["kept"]
+    for a, b in zip(sorted(again["rows"], key=lambda r: r["run_id"]), sorted(out["rows"], key=lambda r: r["run_id"])):
+        assert (a["run_id"], a["status"], a["epochs"]) == (b["run_id"], b["status"], b["epochs"])
+        assert a["test/mse"] == pytest.approx(b["test/mse"], rel=1e-6)
