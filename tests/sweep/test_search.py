@@ -300,7 +300,8 @@ def test_a_search_over_two_populations_stopped_by_a_signal_mid_stretch_resumes_t
     with pytest.raises(loop.StopRequested):
         run_sweep("digits_ae", str(tmp_path / "stopped"), **kwargs)
     monkeypatch.undo()
-    steps = {d.name[d.name.index("code_size"):]: os.listdir(d / "checkpoints") for d in (tmp_path / "stopped" / "runs").iterdir()}
+    steps = {d.name[d.name.index("code_size"):]: os.listdir(d / "checkpoints")
+             for d in (tmp_path / "stopped" / "runs").iterdir()}
     assert steps == {"code_size=8": ["2"], "code_size=16": ["1"]}  # the first population at the rung, parked
     again = run_sweep("digits_ae", str(tmp_path / "stopped"), **kwargs)
     decisions = [json.loads((tmp_path / d / "search.json").read_text())["decisions"] for d in ("whole", "stopped")]
