@@ -202,9 +202,8 @@ class Checkpointer:
     def _discard_partial(self) -> None:
         """Removes unfinished saves (orbax's temporary directories) and rereads the steps on disk."""
         if jax.process_index() == 0:
-            for tmp in ocp.utils.tmp_checkpoints(self.directory):
-                path = tmp.get() if hasattr(tmp, "get") else os.path.join(self.directory, str(tmp))
-                shutil.rmtree(os.fspath(path), ignore_errors=True)
+            for tmp in ocp.utils.tmp_checkpoints(self.directory):  # orbax's TemporaryPath objects
+                shutil.rmtree(os.fspath(tmp.get()), ignore_errors=True)
         self._manager.reload()
 
     def wait(self) -> None:
