@@ -63,16 +63,3 @@ def host(tree):
         return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) and not x.is_fully_addressable else x
 
     return jax.device_get(jax.tree_util.tree_map(one, tree))
-
-
-def replicated(tree, mesh):
-    """Every leaf as one array replicated over `mesh` (which may span several processes)."""
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    if jax.process_count() == 1:
-        return jax.device_put(tree, sharding)
-
-    def one(x):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-    return jax.tree_util.tree_map(one, tree)
