@@ -189,8 +189,11 @@ class Checkpointer:
         """A failed write inside is one CheckpointError (other errors pass), with its partial files removed."""
         try:
             yield
-        except Exception as err:
-            self._discard_partial()
+        except Exception as err:  # orbax's temporary directories go, then its list of steps is reread
+            if jax.process_index() == 0:
+                for tmp in ocp.utils.tmp_checkpoints(self.directory):
+                    shutil.rmtree(os.fspath(tmp.get()), ignore_errors=True)
+            self._manager.reload()
             if not is_write_failure(err):
                 raise
             what = f"checkpoint {step}" if step is not None else "a checkpoint"
@@ -198,13 +201,6 @@ class Checkpointer:
                     else "make sure the directory is writable and has free space")
             raise CheckpointError(f"could not write {what} to {self.directory} ({damage_reason(err)}); {todo} "
                                   "and run the same command to resume from the last checkpoint written.") from err
-
-    def _discard_partial(self) -> None:
-        """Removes unfinished saves (orbax's temporary directories) and rereads the steps on disk."""
-        if jax.process_index() == 0:
-            for tmp in ocp.utils.tmp_checkpoints(self.directory):  # orbax's TemporaryPath objects
-                shutil.rmtree(os.fspath(tmp.get()), ignore_errors=True)
-        self._manager.reload()
 
     def wait(self) -> None:
         """Blocks until every save is on disk; a failure to write the last one raises here."""
