@@ -87,7 +87,7 @@ class MlflowRun:
         under `parent`, a sweep's run, when given: MLflow's `mlflow.parentRunId` tag)."""
         uri = tracking_uri(uri)
         client = _client(uri)
-        known = read_run_file(workdir)
+        known = _read_json(os.path.join(workdir, RUN_FILE))
         if known is not None and known["uri"] == uri:
             client.update_run(known["run_id"], status="RUNNING")
             return cls(client, known["run_id"], uri)
@@ -107,7 +107,7 @@ class MlflowRun:
     @classmethod
     def reopen(cls, workdir: str) -> MlflowRun | None:
         """The run a tracked training left in `workdir`, or None when it was not tracked."""
-        known = read_run_file(workdir)
+        known = _read_json(os.path.join(workdir, RUN_FILE))
         return None if known is None else cls(_client(known["uri"]), known["run_id"], known["uri"])
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -141,10 +141,6 @@ def _read_json(path: str) -> dict | None:
         return None
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def read_run_file(workdir: str) -> dict | None:
-    return _read_json(os.path.join(workdir, RUN_FILE))
 
 
 def figures_in(workdir: str) -> list[str]:
