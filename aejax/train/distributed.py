@@ -15,6 +15,7 @@ import os
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
@@ -38,16 +39,12 @@ def agree(value):
     memory or signals, which every process must make alike; `value` itself with one process."""
     if jax.process_count() == 1:
         return value
-    from jax.experimental import multihost_utils
-
     return type(value)(multihost_utils.broadcast_one_to_all(np.asarray(value)).item())
 
 
 def barrier(name: str) -> None:
     """With several processes, waits until every process got here (e.g. all read a workdir before any writes)."""
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         multihost_utils.sync_global_devices(name)
 
 
