@@ -116,21 +116,19 @@ def _not_a_damaged_read(record: logging.LogRecord) -> bool:
 logging.getLogger("asyncio").addFilter(_not_a_damaged_read)
 
 
-def _late_read(unraisable) -> bool:
-    """Whether an unraisable exception is the aftermath of a failed restore: a RuntimeError raised in asyncio's
+def _quiet_unraisable(unraisable) -> None:
+    """Python's unraisablehook less the aftermath of a failed restore: a RuntimeError raised in asyncio's
     `call_soon_threadsafe` from native code, or one of orbax's read coroutines turning its GeneratorExit (closed
     at garbage collection) into its read error."""
     exc, obj = unraisable.exc_value, unraisable.object
     if inspect.iscoroutine(obj):
-        return (os.path.abspath(obj.cr_code.co_filename).startswith(_ORBAX_DIR)
+        late = (os.path.abspath(obj.cr_code.co_filename).startswith(_ORBAX_DIR)
                 and isinstance(exc.__cause__, GeneratorExit))
-    return (_reading.is_set() and obj is None and isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
-            and unraisable.exc_traceback is not None
-            and traceback.extract_tb(unraisable.exc_traceback)[0].name == "call_soon_threadsafe")
-
-
-def _quiet_unraisable(unraisable) -> None:
-    if not _late_read(unraisable):
+    else:
+        late = (_reading.is_set() and obj is None and isinstance(exc, RuntimeError)
+                and str(exc) == "Event loop is closed" and unraisable.exc_traceback is not None
+                and traceback.extract_tb(unraisable.exc_traceback)[0].name == "call_soon_threadsafe")
+    if not late:
         _previous_unraisablehook(unraisable)
 
 
