@@ -18,6 +18,7 @@ can track several runs in one process.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -77,8 +78,8 @@ def _metric_key(name: str) -> str:
 class MlflowRun:
     """One MLflow run tied to one aejax workdir."""
 
-    def __init__(self, client, run_id: str, uri: str):
-        self.client, self.run_id, self.uri = client, run_id, uri
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
 
     @classmethod
     def start(cls, workdir: str, *, uri: str, experiment: str, params: Mapping[str, Any],
@@ -90,14 +91,14 @@ class MlflowRun:
         known = _read_json(os.path.join(workdir, RUN_FILE))
         if known is not None and known["uri"] == uri:
             client.update_run(known["run_id"], status="RUNNING")
-            return cls(client, known["run_id"], uri)
+            return cls(client, known["run_id"])
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
         tags = {"aejax.workdir": os.path.abspath(workdir)}
         if parent is not None:
             tags["mlflow.parentRunId"] = parent.run_id
         created = client.create_run(experiment_id, run_name=os.path.basename(os.path.abspath(workdir)), tags=tags)
-        run = cls(client, created.info.run_id, uri)
+        run = cls(client, created.info.run_id)
         run.log_params(params)
         os.makedirs(workdir, exist_ok=True)
         with open(os.path.join(workdir, RUN_FILE), "w", encoding="utf-8") as f:
@@ -108,7 +109,7 @@ class MlflowRun:
     def reopen(cls, workdir: str) -> MlflowRun | None:
         """The run a tracked training left in `workdir`, or None when it was not tracked."""
         known = _read_json(os.path.join(workdir, RUN_FILE))
-        return None if known is None else cls(_client(known["uri"]), known["run_id"], known["uri"])
+        return None if known is None else cls(_client(known["uri"]), known["run_id"])
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -144,9 +145,7 @@ def _read_json(path: str) -> dict | None:
 
 
 def figures_in(workdir: str) -> list[str]:
-    folder = os.path.join(workdir, "figures")
-    names = os.listdir(folder) if os.path.isdir(folder) else []
-    return sorted(os.path.join(folder, n) for n in names if n.endswith(".png"))
+    return sorted(glob.glob(os.path.join(glob.escape(workdir), "figures", "*.png")))
 
 
 def log_training_end(run: MlflowRun, workdir: str, summary: Mapping[str, Any], *, step: int) -> None:
