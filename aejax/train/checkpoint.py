@@ -116,21 +116,19 @@ def _not_a_damaged_read(record: logging.LogRecord) -> bool:
 logging.getLogger("asyncio").addFilter(_not_a_damaged_read)
 
 
-def _late_read(unraisable) -> bool:
-    """Whether an unraisable exception is the aftermath of a failed restore: a RuntimeError raised in asyncio's
+def _quiet_unraisable(unraisable) -> None:
+    """Python's unraisablehook less the aftermath of a failed restore: a RuntimeError raised in asyncio's
     `call_soon_threadsafe` from native code, or one of orbax's read coroutines turning its GeneratorExit (closed
     at garbage collection) into its read error."""
     exc, obj = unraisable.exc_value, unraisable.object
     if inspect.iscoroutine(obj):
-        return (os.path.abspath(obj.cr_code.co_filename).startswith(_ORBAX_DIR)
+        late = (os.path.abspath(obj.cr_code.co_filename).startswith(_ORBAX_DIR)
                 and isinstance(exc.__cause__, GeneratorExit))
-    return (_reading.is_set() and obj is None and isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
-            and unraisable.exc_traceback is not None
-            and traceback.extract_tb(unraisable.exc_traceback)[0].name == "call_soon_threadsafe")
-
-
-def _quiet_unraisable(unraisable) -> None:
-    if not _late_read(unraisable):
+    else:
+        late = (_reading.is_set() and obj is None and isinstance(exc, RuntimeError)
+                and str(exc) == "Event loop is closed" and unraisable.exc_traceback is not None
+                and traceback.extract_tb(unraisable.exc_traceback)[0].name == "call_soon_threadsafe")
+    if not late:
         _previous_unraisablehook(unraisable)
 
 
@@ -189,8 +187,11 @@ class Checkpointer:
         """A failed write inside is one CheckpointError (other errors pass), with its partial files removed."""
         try:
             yield
-        except Exception as err:
-            self._discard_partial()
+        except Exception as err:  # orbax's temporary directories go, then its list of steps is reread
+            if jax.process_index() == 0:
+                for tmp in ocp.utils.tmp_checkpoints(self.directory):
+                    shutil.rmtree(os.fspath(tmp.get()), ignore_errors=True)
+            self._manager.reload()
             if not is_write_failure(err):
                 raise
             what = f"checkpoint {step}" if step is not None else "a checkpoint"
@@ -198,14 +199,6 @@ class Checkpointer:
                     else "make sure the directory is writable and has free space")
             raise CheckpointError(f"could not write {what} to {self.directory} ({damage_reason(err)}); {todo} "
                                   "and run the same command to resume from the last checkpoint written.") from err
-
-    def _discard_partial(self) -> None:
-        """Removes unfinished saves (orbax's temporary directories) and rereads the steps on disk."""
-        if jax.process_index() == 0:
-            for tmp in ocp.utils.tmp_checkpoints(self.directory):
-                path = tmp.get() if hasattr(tmp, "get") else os.path.join(self.directory, str(tmp))
-                shutil.rmtree(os.fspath(path), ignore_errors=True)
-        self._manager.reload()
 
     def wait(self) -> None:
         """Blocks until every save is on disk; a failure to write the last one raises here."""

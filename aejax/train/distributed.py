@@ -15,6 +15,7 @@ import os
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
@@ -38,16 +39,12 @@ def agree(value):
     memory or signals, which every process must make alike; `value` itself with one process."""
     if jax.process_count() == 1:
         return value
-    from jax.experimental import multihost_utils
-
     return type(value)(multihost_utils.broadcast_one_to_all(np.asarray(value)).item())
 
 
 def barrier(name: str) -> None:
     """With several processes, waits until every process got here (e.g. all read a workdir before any writes)."""
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
         multihost_utils.sync_global_devices(name)
 
 
@@ -63,16 +60,3 @@ def host(tree):
         return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) and not x.is_fully_addressable else x
 
     return jax.device_get(jax.tree_util.tree_map(one, tree))
-
-
-def replicated(tree, mesh):
-    """Every leaf as one array replicated over `mesh` (which may span several processes)."""
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    if jax.process_count() == 1:
-        return jax.device_put(tree, sharding)
-
-    def one(x):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-
-    return jax.tree_util.tree_map(one, tree)

@@ -45,23 +45,16 @@ def free_device_bytes() -> int | None:
     return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
 
 
-def device_budget_bytes(limit: int) -> int | None:
-    """Bytes a training split may take on the device: `limit` when > 0, else half the device's free
-    memory (the other half for params, optimizer states, activations and the evaluation splits), else
-    None: no known limit."""
-    if limit > 0:
-        return int(limit)
-    free = free_device_bytes()
-    return None if free is None else free // 2
-
-
 def streams_from_host(x, y, *, on_device: bool, bytes_limit: int) -> bool:
-    """True when the training split streams from the host: asked (`on_device=False`), memory-mapped
-    (it may not fit in RAM, let alone on the device), or larger than `device_budget_bytes`."""
+    """True when the training split streams from the host: asked (`on_device=False`), memory-mapped (it may not
+    fit in RAM, let alone on the device), or larger than `bytes_limit` when > 0, else than half the device's free
+    memory when known (the other half for params, optimizer states, activations and the evaluation splits)."""
     if not on_device or callable(getattr(x, "chunks", None)):
         return True
-    budget = device_budget_bytes(bytes_limit)
-    return budget is not None and split_bytes(x, y) > budget
+    if bytes_limit > 0:
+        return split_bytes(x, y) > bytes_limit
+    free = free_device_bytes()
+    return free is not None and split_bytes(x, y) > free // 2
 
 
 def chunk_steps_for(requested: int, *, example_bytes: int, batch_size: int, steps_per_epoch: int,
@@ -230,5 +223,5 @@ def active_steps(fetched: Sequence[Any], num_epochs: int, steps_per_epoch: int) 
     return _joined([out[2] for out in fetched], num_epochs, steps_per_epoch) if len(fetched[0]) > 2 else None
 
 
-__all__ = ["DeviceEpochs", "HostStream", "active_steps", "chunk_steps_for", "device_budget_bytes", "epoch_metrics",
+__all__ = ["DeviceEpochs", "HostStream", "active_steps", "chunk_steps_for", "epoch_metrics",
            "free_device_bytes", "split_bytes", "streams_from_host"]

@@ -35,7 +35,6 @@ class EpochHook:
         d = duration("train.eval_every", eval_every)
         self.every = 1 if d.unit == "seconds" else max(1, d.epochs(epochs=self.epochs))
         self.records: dict[int, dict[str, Any]] = {}
-        self.stopped_at: int | None = None
 
     save_at_decisions = False  # checkpoints follow train.checkpoint_every (see the module's docstring)
 
@@ -52,9 +51,7 @@ class EpochHook:
             record = self.records.get(m)
             if record is None or record.get("epoch") != end:  # the loop wrote no record for this epoch
                 record = {"epoch": end, **{k: float(np.asarray(v)[i]) for k, v in val.items()}}
-            if self.fn(end, dict(record)):
-                self.stopped_at = end
-            else:
+            if not self.fn(end, dict(record)):
                 keep.append(m)
         return Decision(keep=keep)
 

@@ -150,15 +150,6 @@ class RunSetup:
                                  bytes_limit=self.feed.device_bytes_limit)
 
 
-def optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int, total_steps: int,
-              inject: tuple[str, ...] = (), schedule_arrays: bool = False) -> tuple[optax.GradientTransformation, int]:
-    """The optax chain config.optim describes, and its warm-up in steps (as clipped to the run)."""
-    warmup, decay = schedule_steps(OptimOptions(**optim.to_dict()), steps_per_epoch=steps_per_epoch,
-                                   total_steps=total_steps)
-    return make_optimizer(total_steps=total_steps, inject=inject, schedule_arrays=schedule_arrays,
-                          **{**optim.to_dict(), "warmup": warmup, "decay": decay}), warmup
-
-
 def source_key(data: ml_collections.ConfigDict) -> str:
     """What decides the loaded arrays: config.data without the options that only choose rows (a sweep loads
     each dataset once per key)."""
@@ -248,8 +239,10 @@ def setup_run(config: ml_collections.ConfigDict, *, dataset: Dataset | None = No
     if not np.isfinite(hp["learning_rate"]) or hp["learning_rate"] <= 0:
         raise ConfigError(f"hp.learning_rate must be a positive number, got {hp['learning_rate']}.")
     model.check_hp(hp)
-    tx, warmup = optimizer(config.optim, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                           inject=inject_optim, schedule_arrays=rows is not None)
+    optim = config.optim.to_dict()  # durations in steps, a warm-up clipped to the run (the figures show it)
+    warmup, decay = schedule_steps(OptimOptions(**optim), steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+    tx = make_optimizer(total_steps=total_steps, inject=inject_optim, schedule_arrays=rows is not None,
+                        **{**optim, "warmup": warmup, "decay": decay})
     run = RunSetup(config, dataset, model, as_hp(hp), tx, RunKeys.from_seed(config.seed), train, feed, warmup,
                    rows, whole if rows is not None else None)
     if run.streams and train.data_parallel and jax.device_count() > 1:
@@ -263,5 +256,5 @@ def _memory_mapped(x) -> bool:
     return callable(getattr(x, "chunks", None))
 
 
-__all__ = ["MATMUL_PRECISIONS", "RunKeys", "RunSetup", "config_dataset", "data_rows", "optimizer", "setup_run",
+__all__ = ["MATMUL_PRECISIONS", "RunKeys", "RunSetup", "config_dataset", "data_rows", "setup_run",
            "source_key", "whole_dataset"]

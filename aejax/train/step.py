@@ -109,11 +109,20 @@ def batch_at(x_N, y_N, idx_B) -> dict:
     return {"x": rows(x_N), "y": rows(y_N)}
 
 
-def _scan_steps(step: Callable, state, xs, batch_of: Callable, hp, loop_key):
-    """`step` scanned over the leading axis of `xs`, each element made a batch by `batch_of`."""
+def _scan_steps(step: Callable, state, xs, batch_of: Callable, hp, loop_key, batch_sharding=None, gated=False):
+    """`step` scanned over the leading axis of `xs`, each element made a batch by `batch_of` (split over the devices
+    of `batch_sharding` when given). `gated`: `xs` are (active [S] bool, ...), an inactive step leaves the state as
+    it was, and the outputs gain `active`."""
+
     def body(state, x):
-        state, metrics, finite = step(state, batch_of(x), jax.random.fold_in(loop_key, state["step"]), hp)
-        return state, (metrics, finite)
+        active, x = x if gated else (None, x)
+        batch = batch_of(x)
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        new, metrics, finite = step(state, batch, jax.random.fold_in(loop_key, state["step"]), hp)
+        if not gated:
+            return new, (metrics, finite)
+        return jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, state), (metrics, finite, active)
 
     return jax.lax.scan(body, state, xs)
 
@@ -126,12 +135,7 @@ def epoch_body(step: Callable, *, num_examples: int, batch_size: int, batch_shar
 
     def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch):
         idx_SxB = epoch_batch_indices(data_key, epoch, num_examples=num_examples, batch_size=batch_size)
-
-        def batch_of(idx_B):
-            batch = batch_at(x_N, y_N, idx_B)
-            return batch if batch_sharding is None else jax.lax.with_sharding_constraint(batch, batch_sharding)
-
-        return _scan_steps(step, state, idx_SxB, batch_of, hp, loop_key)
+        return _scan_steps(step, state, idx_SxB, functools.partial(batch_at, x_N, y_N), hp, loop_key, batch_sharding)
 
     return epoch_fn
 
@@ -161,19 +165,12 @@ def subset_epoch_body(step: Callable, *, num_rows: int, steps: int, batch_size: 
     def epoch_fn(state, x_N, y_N, hp, data_key, loop_key, epoch, idx_L, count):
         idx_SxB = subset_batch_indices(data_key, epoch, idx_L, count, num_rows=num_rows, steps=steps,
                                        batch_size=batch_size)
-        own = count // batch_size
+        active_S = jnp.arange(steps) < count // batch_size
 
-        def body(state, xs):
-            i, idx_B = xs
-            batch = {"x": x_N.at[idx_B].get(mode="promise_in_bounds"), "y": y_N.at[idx_B].get(mode="promise_in_bounds")}
-            if batch_sharding is not None:
-                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-            new, metrics, finite = step(state, batch, jax.random.fold_in(loop_key, state["step"]), hp)
-            active = i < own
-            state = jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, state)
-            return state, (metrics, finite, active)
+        def batch_of(idx_B):
+            return {"x": x_N.at[idx_B].get(mode="promise_in_bounds"), "y": y_N.at[idx_B].get(mode="promise_in_bounds")}
 
-        return jax.lax.scan(body, state, (jnp.arange(steps), idx_SxB))
+        return _scan_steps(step, state, (active_S, idx_SxB), batch_of, hp, loop_key, batch_sharding, gated=True)
 
     return epoch_fn
 

@@ -18,6 +18,7 @@ can track several runs in one process.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -77,8 +78,8 @@ def _metric_key(name: str) -> str:
 class MlflowRun:
     """One MLflow run tied to one aejax workdir."""
 
-    def __init__(self, client, run_id: str, uri: str):
-        self.client, self.run_id, self.uri = client, run_id, uri
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
 
     @classmethod
     def start(cls, workdir: str, *, uri: str, experiment: str, params: Mapping[str, Any],
@@ -87,17 +88,17 @@ class MlflowRun:
         under `parent`, a sweep's run, when given: MLflow's `mlflow.parentRunId` tag)."""
         uri = tracking_uri(uri)
         client = _client(uri)
-        known = read_run_file(workdir)
+        known = _read_json(os.path.join(workdir, RUN_FILE))
         if known is not None and known["uri"] == uri:
             client.update_run(known["run_id"], status="RUNNING")
-            return cls(client, known["run_id"], uri)
+            return cls(client, known["run_id"])
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
         tags = {"aejax.workdir": os.path.abspath(workdir)}
         if parent is not None:
             tags["mlflow.parentRunId"] = parent.run_id
         created = client.create_run(experiment_id, run_name=os.path.basename(os.path.abspath(workdir)), tags=tags)
-        run = cls(client, created.info.run_id, uri)
+        run = cls(client, created.info.run_id)
         run.log_params(params)
         os.makedirs(workdir, exist_ok=True)
         with open(os.path.join(workdir, RUN_FILE), "w", encoding="utf-8") as f:
@@ -107,23 +108,21 @@ class MlflowRun:
     @classmethod
     def reopen(cls, workdir: str) -> MlflowRun | None:
         """The run a tracked training left in `workdir`, or None when it was not tracked."""
-        known = read_run_file(workdir)
-        return None if known is None else cls(_client(known["uri"]), known["run_id"], known["uri"])
+        known = _read_json(os.path.join(workdir, RUN_FILE))
+        return None if known is None else cls(_client(known["uri"]), known["run_id"])
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(flatten(params).items())]
-        for start in range(0, len(items), 100):  # MLflow's batch limit is 100 params
-            self.client.log_batch(self.run_id, params=items[start:start + 100])
+        items = sorted(flatten(params).items())  # MLflow splits the batch at its limits; [:6000] spares its warning
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in items])
 
     def log_metrics(self, values: Mapping[str, float], *, step: int) -> None:
         from mlflow.entities import Metric
 
         stamp = int(time.time() * 1000)
-        metrics = [Metric(_metric_key(k), float(v), stamp, int(step)) for k, v in sorted(values.items())]
-        for start in range(0, len(metrics), 1000):
-            self.client.log_batch(self.run_id, metrics=metrics[start:start + 1000])
+        self.client.log_batch(self.run_id, metrics=[Metric(_metric_key(k), float(v), stamp, int(step))
+                                                    for k, v in sorted(values.items())])
 
     def log_record(self, record: Mapping[str, Any]) -> None:
         """One metrics.jsonl record: its numbers at its step ("step" itself not logged)."""
@@ -145,14 +144,8 @@ def _read_json(path: str) -> dict | None:
         return json.load(f)
 
 
-def read_run_file(workdir: str) -> dict | None:
-    return _read_json(os.path.join(workdir, RUN_FILE))
-
-
 def figures_in(workdir: str) -> list[str]:
-    folder = os.path.join(workdir, "figures")
-    names = os.listdir(folder) if os.path.isdir(folder) else []
-    return sorted(os.path.join(folder, n) for n in names if n.endswith(".png"))
+    return sorted(glob.glob(os.path.join(glob.escape(workdir), "figures", "*.png")))
 
 
 def log_training_end(run: MlflowRun, workdir: str, summary: Mapping[str, Any], *, step: int) -> None:
@@ -189,11 +182,8 @@ def start_search_run(workdir: str, *, uri: str, experiment: str, sweep_experimen
     `sweep.experiment`, `sweep.workdir` and `options` flattened under `search.` (e.g. {"scheduler": "pbt",
     "eta": 3, "space": {"hp.learning_rate": "loguniform(0.001, 0.03)"}, "sample": 9, "sampler": "sobol",
     "select": "val/mse"}). Continues the run a re-run of the same workdir left (WORKDIR/mlflow_run.json)."""
-    params: dict[str, Any] = {"sweep": {"experiment": sweep_experiment, "workdir": os.path.abspath(workdir)}}
-    if options:
-        params["search"] = {k: (str(v) if not isinstance(v, Mapping) else {kk: str(vv) for kk, vv in v.items()})
-                            for k, v in options.items()}
-    return MlflowRun.start(workdir, uri=uri, experiment=experiment, params=params)
+    sweep = {"experiment": sweep_experiment, "workdir": os.path.abspath(workdir)}
+    return MlflowRun.start(workdir, uri=uri, experiment=experiment, params={"sweep": sweep, "search": options or {}})
 
 
 def log_search_results(workdir: str, rows: Iterable[Mapping[str, Any]], *, best: Mapping[str, Any] | None,
