@@ -44,11 +44,15 @@ def test_a_search_over_two_processes_equals_one_process(tmp_path, scheduler):
                *[a for k, v in QUIET.items() for a in ("--set", f"{k}={v}")],
                "--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2"]
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    procs = [subprocess.Popen([*command, "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=REPO, env=env) for i in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
+    logs = [(tmp_path / f"out{i}.txt", tmp_path / f"err{i}.txt") for i in range(2)]  # files: no pipe to fill
+    procs = [subprocess.Popen([*command, "--process-id", str(i)], stdout=open(logs[i][0], "w"),
+                              stderr=open(logs[i][1], "w"), cwd=REPO, env=env) for i in range(2)]
+    for p in procs:
+        p.wait(timeout=600)
+    outs = [(out.read_text(), err.read_text()) for out, err in logs]
+    for i, (p, (_, err)) in enumerate(zip(procs, outs)):  # both processes' logs, from the start, on a failure
+        other = outs[1 - i][1][-3000:]
+        assert p.returncode == 0, f"process {i}: {err[:3000]}\n...\n{err[-3000:]}\nprocess {1 - i}: {other}"
     assert "ran 9 runs in 1 groups" in outs[0][0] if scheduler == "halving" else "ran 4 runs in 1 groups" in outs[0][0]
     decisions = [json.loads((tmp_path / d / "search.json").read_text())["decisions"] for d in ("one", "two")]
     assert decisions[0].keys() == decisions[1].keys() and decisions[0]
