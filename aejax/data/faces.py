@@ -51,12 +51,15 @@ def shared_data_dir() -> Path:
 
 def olivetti_search_path(data_dir: str | None = None) -> list[Path]:
     """The folders searched for olivettifaces.mat, in order (each also with an olivetti/ subfolder):
-    `data_dir` alone when given; else AEJAX_DATA_DIR, the user cache, the shared folder beside the repository."""
+    `data_dir` alone when given; else AEJAX_DATA_DIR, the user cache, the shared folder beside the repository
+    aejax runs from, then beside the working directory (a clone installed with `pip install .`, whose package
+    lives in site-packages, run from the clone's root)."""
     if data_dir:
         places = [Path(data_dir)]
     else:
         places = [Path(os.environ["AEJAX_DATA_DIR"])] if os.environ.get("AEJAX_DATA_DIR") else []
-        places += [user_cache_dir() / "olivetti", shared_data_dir()]
+        places += [user_cache_dir() / "olivetti", shared_data_dir(),
+                   Path.cwd().resolve().parent / "shared" / "data" / "olivetti"]
     expanded = []
     for p in places:
         expanded += [p] if p.name == "olivetti" else [p, p / "olivetti"]

@@ -164,6 +164,14 @@ def test_search_order_and_missing_file_message(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert faces.olivetti_search_path(str(empty)) == [empty, empty / "olivetti"]  # --data-dir alone
+    # installed with `pip install .` (the package in site-packages) and run from a clone's root: the shared
+    # folder beside the working directory
+    monkeypatch.setattr(faces, "shared_data_dir", lambda: tmp_path / "site-packages" / "shared" / "data" / "olivetti")
+    beside = tmp_path / "shared" / "data" / "olivetti"
+    beside.mkdir(parents=True)
+    (beside / faces.OLIVETTI_FILE).write_bytes(SHARED.read_bytes())
+    monkeypatch.chdir(empty)
+    assert faces.find_olivetti() == beside / faces.OLIVETTI_FILE
     with pytest.raises(DatasetNotFoundError, match="aejax download olivetti_faces") as err:
         load_dataset("olivetti_faces", dir=str(empty))
     assert str(empty) in str(err.value) and "\n" not in str(err.value)
