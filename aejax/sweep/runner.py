@@ -37,7 +37,7 @@ from aejax.sweep.space import explorable_keys, parse_space, sample_points
 from aejax.sweep.spec import expand, run_ids, shard_slice
 from aejax.train.distributed import agree, barrier, is_primary
 from aejax.train.loop import NOT_IDENTITY, check_run_identity, finished_status, max_members, train_populations
-from aejax.train.metrics import progress_bar
+from aejax.train.metrics import progress_bar, write_atomically
 from aejax.train.optim import INJECTABLE, optimizer_structure
 from aejax.data.subsets import SUBSET_KEYS
 
@@ -132,9 +132,8 @@ def record_sweep(workdir: str, experiment: str, overrides: dict, runs: Sequence[
     if write:
         os.makedirs(workdir, exist_ok=True)
         swept = list(dict.fromkeys(k for e in entries for k in e["point"]))
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"experiment": experiment, "overrides": shared, "swept": swept, "runs": entries}, f, indent=2,
-                      default=repr)
+        write_atomically(path, json.dumps({"experiment": experiment, "overrides": shared, "swept": swept,
+                                           "runs": entries}, indent=2, default=repr))
 
 
 def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, grid: Sequence[str] = (),
@@ -229,8 +228,10 @@ def run_sweep(experiment: str, workdir: str, *, overrides: dict | None = None, g
                     populations.append(([setups[r.run_id] for r in train], train, len(chunk)))
     check_select(select, [f"{split}/{term}" for split in ("val", "test", "train") for term in
                           populations[0][0][0].metric_names()] if populations else _reported(mine))
+    record_sweep(workdir, experiment, overrides, runs, write=False)  # every process checks the sweep there first
     barrier("aejax sweep: every process read the workdir")  # before any writes to it
-    record_sweep(workdir, experiment, overrides, runs, write=is_primary())
+    if is_primary():
+        record_sweep(workdir, experiment, overrides, runs)
     if search is not None:  # what a decision that was not recorded did is undone; it will be taken again
         state.undo_after_last([r.workdir for r in runs], next_after(search.boundaries(runs[0].config.train.epochs),
                                                                      state.last))
